@@ -1,0 +1,3 @@
+from r1.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Typed configs: dataclass schemas (the schema) + YAML files (the instance) + dotted overrides ``a.b=c``.
+
+Built on OmegaConf structured configs. Unknown keys and mistyped values are :class:`R1Error` with one line that names
+the key and, for unknown keys, the valid ones. Every field has a type, a default and a docstring line below it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Type, TypeVar
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from r1.errors import R1Error
+
+C = TypeVar("C")
+
+
+# ----------------------------------------------------------------------------------------------- shared components
+@dataclass
+class ModelConfig:
+    path: str = "tiny-qwen2"
+    """A local Hugging Face causal-LM directory, or a tiny preset name (see ``r1.models.PRESETS``)."""
+    dtype: str = "fp32"
+    """Compute dtype: fp32 | bf16 (bf16 = autocast; master weights and optimizer state stay fp32)."""
+    device: str = "auto"
+    """auto (cuda if available, else cpu) | cpu | cuda | cuda:N."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "addition"
+    """Task registry name (``r1.tasks.TASKS``): addition, gsm8k, math500, math (any JSONL in the benchmark schema)."""
+    data: Optional[str] = None
+    """Path to a JSONL file for file-backed tasks; None = the task's default location."""
+    template: str = "r1_zero"
+    """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template) | plain (question as is)."""
+    train_split: str = "train"
+    """Split the trainer draws prompts from."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """Task-specific parameters (e.g. ``digits`` for addition)."""
+
+
+@dataclass
+class RewardConfig:
+    name: str = "accuracy"
+    """Reward registry name (``r1.rewards.REWARDS``): accuracy | format | ..."""
+    weight: float = 1.0
+    """Weight of this part in the composite reward."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """Reward-specific parameters."""
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "native"
+    """Rollout engine: native (the project's KV-cache sampler) | hf (``model.generate``, the reference)."""
+    temperature: float = 1.0
+    """Sampling temperature; logprobs are those of softmax(logits / temperature). 0 = greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1.0 = off)."""
+    top_k: int = 0
+    """Top-k truncation (0 = off)."""
+    max_new_tokens: int = 64
+    """Completion length limit; a completion that hits it finishes with reason 'length'."""
+    stop: List[str] = field(default_factory=list)
+    """Stop strings; generation of a row ends once its text contains one (the stop string is kept)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    """AdamW betas."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    warmup_steps: int = 0
+    """Linear warm-up steps (optimizer steps)."""
+    schedule: str = "cosine"
+    """LR schedule after warm-up: cosine | constant."""
+    min_lr_ratio: float = 0.0
+    """Cosine floor as a fraction of ``lr``."""
+    grad_clip: float = 1.0
+    """Max global grad norm (0 = off)."""
+    tokens_per_micro_batch: int = 8192
+    """Gradient accumulation by token budget: a micro-batch holds at most this many (padded) tokens."""
+
+
+@dataclass
+class RunConfig:
+    name: str = "grpo"
+    """Run name; the run directory is ``<out_dir>/<name>``."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    steps: int = 100
+    """Number of training steps."""
+    seed: int = 0
+    """Seed for python, numpy, torch and the sampler."""
+    threads: int = 0
+    """torch CPU threads (0 = torch default)."""
+    log_every: int = 1
+    """Print a metrics line every N steps (metrics.jsonl gets every step)."""
+    sample_every: int = 10
+    """Write (and print) a table of sample completions every N steps (0 = never)."""
+    num_samples_shown: int = 4
+    """Rows in the sample-completions table."""
+    save_every: int = 0
+    """Checkpoint every N steps (0 = only at the end)."""
+    keep_checkpoints: int = 2
+    """Keep the newest N step checkpoints (the final one is always kept)."""
+    overwrite: bool = False
+    """Allow starting a fresh run in a non-empty run directory (its old contents are removed)."""
+    progress: bool = True
+    """Show a rich progress bar."""
+
+
+# ------------------------------------------------------------------------------------------------------------ GRPO
+@dataclass
+class GRPOAlgoConfig:
+    prompts_per_step: int = 8
+    """P: prompts per step."""
+    samples_per_prompt: int = 8
+    """G: completions per prompt (the group)."""
+    mu: int = 1
+    """μ: optimisation passes over each rollout batch (GRPO's μ). μ = 1 needs no old-logprob pass."""
+    num_minibatches: int = 1
+    """Optimizer steps per pass: the batch is split into this many minibatches of whole groups."""
+    adv_norm: str = "group_std"
+    """Advantage normalisation: group_std (GRPO) | batch_std | none (Dr. GRPO, arXiv:2503.20783)."""
+    adv_eps: float = 1e-4
+    """Added to the std before dividing."""
+    loss_agg: str = "seq_mean_token_mean"
+    """Loss aggregation: seq_mean_token_mean (GRPO) | token_mean (DAPO, arXiv:2503.14476) | constant (Dr. GRPO)."""
+    clip_low: float = 0.2
+    """ε_low: ratio lower bound 1 - ε_low."""
+    clip_high: float = 0.2
+    """ε_high: ratio upper bound 1 + ε_high (DAPO clip-higher uses 0.28)."""
+    is_level: str = "token"
+    """Importance ratio: token (GRPO) | sequence (GSPO, arXiv:2507.18071: length-normalised sequence ratio)."""
+    kl_coef: float = 0.0
+    """β: KL penalty coefficient; the reference model is loaded only when > 0."""
+    kl_estimator: str = "k3"
+    """KL estimator: k1 (log ratio) | k3 (Schulman's unbiased, non-negative; GRPO)."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: drop groups whose rewards all agree and sample more until the batch is full."""
+    max_sampling_rounds: int = 4
+    """Bound on rollout rounds per step with dynamic sampling (the batch may stay short after it)."""
+    overlong: str = "none"
+    """Truncated completions: none | mask (excluded from the loss) | soft_penalty (DAPO overlong reward shaping)."""
+    overlong_buffer: int = 16
+    """soft_penalty: the penalty ramps from 0 to -overlong_penalty over the last N tokens before the limit."""
+    overlong_penalty: float = 1.0
+    """soft_penalty: penalty at the length limit."""
+
+
+@dataclass
+class GRPOConfig:
+    """``r1 grpo -c CONFIG``: R1-Zero style GRPO."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rewards: List[RewardConfig] = field(
+        default_factory=lambda: [RewardConfig(name="accuracy", weight=1.0), RewardConfig(name="format", weight=0.5)]
+    )
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    grpo: GRPOAlgoConfig = field(default_factory=GRPOAlgoConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6))
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# ------------------------------------------------------------------------------------------------------ machinery
+def _valid_keys(schema: Type, path: list[str]) -> list[str] | None:
+    """Field names of the dataclass found by walking ``path`` (list indices are skipped)."""
+    t: Any = schema
+    for part in path:
+        if part.isdigit():
+            continue
+        if not dataclasses.is_dataclass(t):
+            return None
+        fields = {f.name: f for f in dataclasses.fields(t)}
+        if part not in fields:
+            return None
+        f = fields[part]
+        t = f.type if not isinstance(f.type, str) else _resolve_type(t, f)
+    if dataclasses.is_dataclass(t):
+        return [f.name for f in dataclasses.fields(t)]
+    return None
+
+
+def _resolve_type(owner: Type, f: dataclasses.Field) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(owner)
+    t = hints[f.name]
+    args = getattr(t, "__args__", None)
+    if getattr(t, "__origin__", None) in (list, List) and args:
+        return args[0]
+    return t
+
+
+def _one_line(e: OmegaConfBaseException, schema: Type, where: str) -> R1Error:
+    full_key = getattr(e, "full_key", None) or ""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, ConfigKeyError) or "not in" in msg:
+        parts = full_key.split(".") if full_key else []
+        valid = _valid_keys(schema, parts[:-1])
+        parent = ".".join(parts[:-1]) or "<top level>"
+        hint = f"; valid keys under {parent}: {', '.join(valid)}" if valid else ""
+        return R1Error(f"unknown config key {full_key!r} in {where}{hint}")
+    return R1Error(f"bad value for config key {full_key!r} in {where}: {msg}")
+
+
+def load_config(schema: Type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Build a ``schema`` instance from defaults, then a YAML file, then dotted overrides (``a.b=c``)."""
+    cfg = OmegaConf.structured(schema)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise R1Error(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            loc = f":{mark.line + 1}" if mark else ""
+            raise R1Error(f"malformed YAML in {p}{loc}: {getattr(e, 'problem', e)}") from None
+        if not isinstance(data, dict):
+            raise R1Error(f"config file {p} must hold a mapping at top level, got {type(data).__name__}")
+        try:
+            cfg = OmegaConf.merge(cfg, data)
+        except OmegaConfBaseException as e:
+            raise _one_line(e, schema, str(p)) from None
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise R1Error(f"override {ov!r} must look like key=value (e.g. optim.lr=1e-5)")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+        except OmegaConfBaseException as e:
+            raise _one_line(e, schema, f"override {ov!r}") from None
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise _one_line(e, schema, str(path or "defaults")) from None
+
+
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML (what is saved as ``config.yaml`` in a run directory)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(to_yaml(cfg))

@@ -1,0 +1,12 @@
+"""Rewards (registry ``REWARDS``) and the weighted composite.
+
+A reward is ``fn(completion: str, sample: Sample, *, task: Task, **params) -> float | None``; ``None`` means "not
+applicable" and is excluded from that part's statistics (it counts as 0 in the total). Rewards are pure.
+"""
+
+from r1.rewards.base import REWARDS, CompositeReward
+
+REWARDS.register("accuracy", "r1.rewards.rules:accuracy_reward")
+REWARDS.register("format", "r1.rewards.rules:format_reward")
+
+__all__ = ["REWARDS", "CompositeReward"]

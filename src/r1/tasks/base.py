@@ -1,0 +1,46 @@
+"""The Task contract: data + prompt + grader.
+
+A task turns raw records (or a generator) into :class:`~r1.data.Sample` s, gives the question text that a template
+wraps, and grades a completion. **The RL accuracy reward and evaluation call the same ``grade``.**
+"""
+
+from __future__ import annotations
+
+from r1.data.sample import Sample
+from r1.registry import Registry
+
+
+class Task:
+    """Base class. Subclasses set ``name``/``version`` and implement ``load`` and ``grade``."""
+
+    name: str = "task"
+    version: str = "0"
+    default_template: str = "r1_zero"
+
+    def load(self, split: str) -> list[Sample]:
+        """All samples of ``split`` (deterministic). Unknown split -> R1Error naming the valid ones."""
+        raise NotImplementedError
+
+    def question(self, sample: Sample) -> str:
+        """The text a template wraps (default: ``sample.problem``)."""
+        return sample.problem
+
+    def grade(self, completion: str, sample: Sample) -> float:
+        """Score in [0, 1] of a completion (the text the model generated after the prompt)."""
+        raise NotImplementedError
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+def build_task(name: str, data: str | None = None, **params) -> Task:
+    """Instantiate a registered task. File-backed tasks take ``data`` (a path); ``params`` go to the constructor."""
+    cls = TASKS.get(name)
+    if data is not None:
+        params["data"] = data
+    try:
+        return cls(**params)
+    except TypeError as e:
+        from r1.errors import R1Error
+
+        raise R1Error(f"bad parameters for task {name!r}: {e}") from None
