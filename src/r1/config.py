@@ -239,10 +239,16 @@ def load_config(schema: Type[C], path: str | Path | None = None, overrides: list
     for ov in overrides or []:
         if "=" not in ov:
             raise R1Error(f"override {ov!r} must look like key=value (e.g. optim.lr=1e-5)")
+        key, _, raw = ov.partition("=")
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+            value = OmegaConf.from_dotlist([f"v={raw}"])["v"]  # OmegaConf's grammar: 1e-5 is a float, [a,b] a list
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value)
+            OmegaConf.update(cfg, key.strip(), value, merge=True)
         except OmegaConfBaseException as e:
             raise _one_line(e, schema, f"override {ov!r}") from None
+        except (TypeError, IndexError, ValueError) as e:
+            raise R1Error(f"cannot apply override {ov!r}: {e}") from None
     try:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as e:

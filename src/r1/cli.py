@@ -1,0 +1,87 @@
+"""Command line: ``r1 <command> -c CONFIG [key=value ...]``. Thin: parse → build config → one library call.
+
+User errors (:class:`r1.errors.R1Error`) print as one line on stderr with exit code 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from r1.errors import R1Error
+
+
+def _config_args(p: argparse.ArgumentParser, resumable: bool = True) -> None:
+    p.add_argument("-c", "--config", help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-5 run.steps=50")
+    if resumable:
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+
+
+def _load(schema, args) -> object:
+    from r1.config import load_config
+
+    config = args.config
+    if getattr(args, "resume", None):
+        saved = Path(args.resume) / "config.yaml"
+        if not saved.is_file():
+            raise R1Error(f"--resume: {args.resume} is not a run directory (no config.yaml)")
+        if config is not None:
+            raise R1Error("--resume takes its config from the run directory; drop -c (overrides are allowed)")
+        config = saved
+    elif config is None:
+        raise R1Error("missing -c CONFIG (e.g. -c configs/grpo/smoke.yaml)")
+    return load_config(schema, config, args.overrides)
+
+
+def cmd_grpo(args) -> int:
+    from r1.config import GRPOConfig
+    from r1.train.grpo import train_grpo
+
+    cfg = _load(GRPOConfig, args)
+    train_grpo(cfg, resume=args.resume)
+    return 0
+
+
+COMMANDS = {
+    "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r1", description="DeepSeek-R1 training, distillation and evaluation")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    from r1 import __version__
+
+    parser.add_argument("--version", action="version", version=f"r1 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (fn, help_, resumable) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+        _config_args(p, resumable)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except R1Error as e:
+        if args.debug:
+            raise
+        print(f"r1 {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"r1 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

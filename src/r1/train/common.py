@@ -1,0 +1,83 @@
+"""Machinery shared by the trainers: run directories, seeding, timing, the console and progress bar."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from r1.config import save_config
+from r1.errors import R1Error
+
+console = Console(highlight=False)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_run_dir(out_dir: str, name: str, cfg, *, overwrite: bool) -> Path:
+    """Create ``<out_dir>/<name>`` for a fresh run and save the resolved config (+ git SHA when available)."""
+    run_dir = Path(out_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise R1Error(
+                f"run directory {run_dir} is not empty; resume it with --resume {run_dir}, pick another run.name, "
+                "or pass run.overwrite=true"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    sha = git_sha()
+    if sha:
+        (run_dir / "git_sha.txt").write_text(sha + "\n")
+    return run_dir
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class PhaseTimer:
+    """Wall time of named phases within one step: ``with timer("rollout"): ...``; ``timer.times`` sums repeats."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+def make_progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )

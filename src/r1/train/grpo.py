@@ -1,0 +1,533 @@
+"""GRPO trainer (R1-Zero, reasoning RL): one flat step of named, timed phases.
+
+    rollout → rewards → advantages → ref logprobs (β > 0) → μ × minibatches (loss → backward → step) → sync → log
+
+Implements GRPO (DeepSeekMath arXiv:2402.03300, as used by DeepSeek-R1 arXiv:2501.12948) with the switches of
+its successors, each a config field documented in ``r1.config.GRPOAlgoConfig``: Dr. GRPO advantage/loss
+normalisation, DAPO clip-higher, token-mean aggregation, dynamic sampling and overlong handling, GSPO sequence-level
+ratios. The math lives in ``r1.algo``; this file only moves data between phases.
+
+Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / T)), so μ = 1 costs no extra
+forward pass. The reference model is loaded only when β > 0. Left out on purpose: value functions (GRPO has none),
+multi-process training (a later ``torchrun`` path), vLLM.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from r1.algo import (
+    aggregate_loss,
+    compute_group_advantages,
+    compute_kl,
+    compute_policy_loss,
+    entropy_from_logits,
+    gather_logprobs,
+    group_zero_variance,
+)
+from r1.config import GRPOConfig
+from r1.data.templates import render_prompt
+from r1.errors import R1Error
+from r1.models import load as load_model
+from r1.models import resolve_device, resolve_dtype
+from r1.rewards import CompositeReward
+from r1.rollout import SamplingParams, build_engine
+from r1.tasks import build_task
+from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from r1.train.common import PhaseTimer, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.metrics import MetricsLogger
+from r1.train.optim import build_optimizer, build_scheduler
+
+# Metrics that measure the machine, not the run; they differ between two identical runs.
+TIMING_PREFIXES = ("time/", "throughput/")
+
+
+class PromptSampler:
+    """Epoch-wise shuffled prompt indices; its state (epoch, position) is part of a checkpoint."""
+
+    def __init__(self, num: int, seed: int):
+        self.num, self.seed, self.epoch, self.pos = num, seed, 0, 0
+        self._perm = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.num, generator=g).tolist()
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos == self.num:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._perm = self._permutation()
+            out.append(self._perm[self.pos])
+            self.pos += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch, self.pos = s["epoch"], s["pos"]
+        self._perm = self._permutation()
+
+
+@dataclass
+class Rollouts:
+    """One step's rollout batch, flattened group-major: rows ``g*G … g*G+G-1`` are prompt ``g``'s samples."""
+
+    prompt_ids: list[list[int]]  # (N,) ragged
+    completion_ids: list[list[int]]  # (N,) ragged
+    old_logps: list[torch.Tensor]  # (N,) ragged float32
+    finish_reasons: list[str]
+    texts: list[str]
+    sample_idx: list[int]  # index into the task's samples, per row
+    rewards: torch.Tensor  # (N,)
+    reward_parts: dict[str, list[float | None]]
+
+
+def _pad(rows: list[list[int]] | list[torch.Tensor], value, dtype) -> torch.Tensor:
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), max(width, 1)), value, dtype=dtype)
+    for i, r in enumerate(rows):
+        if len(r):
+            out[i, : len(r)] = torch.as_tensor(r, dtype=dtype)
+    return out
+
+
+def overlong_soft_penalty(length: int, max_len: int, buffer: int, penalty: float) -> float:
+    """DAPO overlong reward shaping (arXiv:2503.14476 eq. 13): 0 up to ``max_len - buffer``, then a linear ramp to
+    ``-penalty`` at ``max_len``."""
+    start = max_len - buffer
+    if length <= start:
+        return 0.0
+    return -penalty * min(1.0, (length - start) / max(buffer, 1))
+
+
+def micro_batches(lengths: list[int], rows: list[int], token_budget: int) -> list[list[int]]:
+    """Split ``rows`` into micro-batches whose padded size (rows × longest) fits ``token_budget``.
+
+    Rows are sorted longest first so similar lengths share a micro-batch (less padding). A row longer than the
+    budget gets a micro-batch of its own.
+    """
+    order = sorted(rows, key=lambda r: -lengths[r])
+    out, cur, cur_max = [], [], 0
+    for r in order:
+        new_max = max(cur_max, lengths[r])
+        if cur and new_max * (len(cur) + 1) > token_budget:
+            out.append(cur)
+            cur, new_max = [], lengths[r]
+        cur.append(r)
+        cur_max = new_max
+    if cur:
+        out.append(cur)
+    return out
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: GRPOConfig, resume: str | Path | None = None):
+        self.cfg = cfg
+        c = cfg
+        if c.grpo.prompts_per_step < 1 or c.grpo.samples_per_prompt < 1:
+            raise R1Error("grpo.prompts_per_step and grpo.samples_per_prompt must be >= 1")
+        if c.grpo.num_minibatches < 1 or c.grpo.num_minibatches > c.grpo.prompts_per_step:
+            raise R1Error("grpo.num_minibatches must be between 1 and grpo.prompts_per_step")
+        if c.grpo.overlong not in ("none", "mask", "soft_penalty"):
+            raise R1Error(f"unknown grpo.overlong {c.grpo.overlong!r}; valid: none, mask, soft_penalty")
+        if c.run.threads > 0:
+            torch.set_num_threads(c.run.threads)
+        self.device = resolve_device(c.model.device)
+        self.dtype = resolve_dtype(c.model.dtype)
+
+        # --- task, prompts, rewards (fail fast on bad input before any model is loaded)
+        self.task = build_task(c.task.name, c.task.data, **c.task.params)
+        self.samples = self.task.load(c.task.train_split)
+        if not self.samples:
+            raise R1Error(f"task {c.task.name!r} split {c.task.train_split!r} is empty")
+        self.reward = CompositeReward([(r.name, r.weight, r.params) for r in c.rewards], self.task)
+
+        # --- run directory, model, optimizer
+        self.start_step = 0
+        ckpt = None
+        if resume is not None:
+            self.run_dir = Path(resume)
+            ckpt = latest_checkpoint(self.run_dir)
+        else:
+            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+        seed_everything(c.run.seed)
+        self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
+        self.model.config.use_cache = True
+        self.ref_model = None
+        if c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
+            self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)
+            self.ref_model.eval().requires_grad_(False)
+        self.optimizer = build_optimizer(self.model, c.optim)
+        self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
+        self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
+        self.engine = build_engine(c.rollout.engine, self.model, self.tok)
+        self.sampling = SamplingParams(
+            temperature=c.rollout.temperature,
+            top_p=c.rollout.top_p,
+            top_k=c.rollout.top_k,
+            max_new_tokens=c.rollout.max_new_tokens,
+            stop=list(c.rollout.stop),
+        )
+        self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed)
+        self.prompt_sampler = PromptSampler(len(self.samples), c.run.seed)
+        self._prompt_cache: dict[int, list[int]] = {}
+
+        if ckpt is not None:
+            state = load_trainer_state(ckpt)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            self.gen.set_state(state["sampler_rng"])
+            self.prompt_sampler.load_state_dict(state["data"])
+            self.start_step = state["step"]
+            console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
+        self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def autocast(self):
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def prompt_ids(self, i: int) -> list[int]:
+        if i not in self._prompt_cache:
+            s = self.samples[i]
+            text = render_prompt(self.cfg.task.template, self.task.question(s), self.tok)
+            add_special = self.cfg.task.template != "chat"  # a chat template already holds its BOS
+            ids = self.tok(text, add_special_tokens=add_special).input_ids
+            if not ids:
+                raise R1Error(f"sample {s.id!r} renders to an empty prompt")
+            self._prompt_cache[i] = ids
+        return self._prompt_cache[i]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------------------------------------ phases
+    def rollout(self, timer: PhaseTimer) -> tuple[Rollouts, dict]:
+        """Sample G completions for P prompts and score them; with dynamic sampling, keep only groups whose rewards
+        vary and sample again (at most ``max_sampling_rounds`` rounds) until P groups are kept."""
+        c, G = self.cfg, self.cfg.grpo.samples_per_prompt
+        P = c.grpo.prompts_per_step
+        kept: list[tuple] = []  # per group: (idx, prompt, comps, texts, rewards, parts)
+        rounds = groups_seen = zero_var_seen = 0
+        max_rounds = c.grpo.max_sampling_rounds if c.grpo.dynamic_sampling else 1
+        while len(kept) < P and rounds < max_rounds:
+            rounds += 1
+            idx = self.prompt_sampler.take(P - len(kept))
+            prompts = [self.prompt_ids(i) for i in idx]
+            with timer("rollout"), self.autocast():
+                self.model.eval()
+                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen)
+            with timer("rewards"):
+                for i, prompt, comps in zip(idx, prompts, outs):
+                    texts = [self.decode(cp.token_ids) for cp in comps]
+                    scored = [self.reward(t, self.samples[i]) for t in texts]
+                    rewards = [s[0] for s in scored]
+                    parts = {k: [s[1][k] for s in scored] for k in self.reward.names}
+                    if c.grpo.overlong == "soft_penalty":
+                        pen = [
+                            overlong_soft_penalty(
+                                len(cp.token_ids),
+                                c.rollout.max_new_tokens,
+                                c.grpo.overlong_buffer,
+                                c.grpo.overlong_penalty,
+                            )
+                            for cp in comps
+                        ]
+                        rewards = [r + p for r, p in zip(rewards, pen)]
+                        parts["overlong"] = pen
+                    groups_seen += 1
+                    zero_var = max(rewards) == min(rewards)
+                    zero_var_seen += zero_var
+                    if c.grpo.dynamic_sampling and zero_var:
+                        continue
+                    kept.append((i, prompt, comps, texts, rewards, parts))
+        if not kept:
+            return None, {"groups/zero_variance_share": zero_var_seen / max(groups_seen, 1), "groups/kept": 0}
+        part_names = list(kept[0][5])
+        r = Rollouts(
+            prompt_ids=[g[1] for g in kept for _ in range(G)],
+            completion_ids=[cp.token_ids for g in kept for cp in g[2]],
+            old_logps=[cp.logprobs.float() for g in kept for cp in g[2]],
+            finish_reasons=[cp.finish_reason for g in kept for cp in g[2]],
+            texts=[t for g in kept for t in g[3]],
+            sample_idx=[g[0] for g in kept for _ in range(G)],
+            rewards=torch.tensor([x for g in kept for x in g[4]], dtype=torch.float32),
+            reward_parts={k: [x for g in kept for x in g[5][k]] for k in part_names},
+        )
+        stats = {
+            "groups/zero_variance_share": zero_var_seen / max(groups_seen, 1),
+            "groups/kept": len(kept),
+            "groups/sampling_rounds": rounds,
+        }
+        return r, stats
+
+    def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
+        """Logits at the positions that predict each row's completion tokens: (n, comp_len, V).
+
+        Rows are prompt + completion, right-padded; row i's completion token t is predicted at position
+        ``len(prompt_i) - 1 + t``, gathered so the result lines up with the completion-major tensors.
+        """
+        seqs = [r.prompt_ids[i] + r.completion_ids[i] for i in rows]
+        pad = self.tok.pad_token_id
+        input_ids = _pad(seqs, pad, torch.long).to(self.device)  # (n, L)
+        attn = _pad([[1] * len(s) for s in seqs], 0, torch.long).to(self.device)  # (n, L)
+        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (n, L, V)
+        starts = torch.tensor([len(r.prompt_ids[i]) - 1 for i in rows], device=self.device)  # (n,)
+        pos = (starts[:, None] + torch.arange(comp_len, device=self.device)[None, :]).clamp(max=logits.shape[1] - 1)
+        return logits.gather(1, pos[:, :, None].expand(-1, -1, logits.shape[-1]))  # (n, comp_len, V)
+
+    def train_on(self, r: Rollouts, advantages: torch.Tensor, timer: PhaseTimer) -> dict:
+        c = self.cfg
+        G = c.grpo.samples_per_prompt
+        N = len(r.completion_ids)
+        T = c.rollout.temperature if c.rollout.temperature > 0 else 1.0
+        comp_ids = _pad(r.completion_ids, self.tok.pad_token_id, torch.long).to(self.device)  # (N, Tc)
+        mask = _pad([[True] * len(x) for x in r.completion_ids], False, torch.bool).to(self.device)  # (N, Tc)
+        if c.grpo.overlong == "mask":  # DAPO overlong filtering: truncated samples carry no gradient
+            truncated = torch.tensor([f == "length" for f in r.finish_reasons], device=self.device)
+            mask = mask & ~truncated[:, None]
+        old_logps = _pad(r.old_logps, 0.0, torch.float32).to(self.device)  # (N, Tc)
+        advantages = advantages.to(self.device)
+        lengths = [len(p) + len(x) for p, x in zip(r.prompt_ids, r.completion_ids)]
+        comp_lens = [len(x) for x in r.completion_ids]
+
+        ref_logps = None
+        if self.ref_model is not None:
+            with timer("ref"), torch.no_grad(), self.autocast():
+                ref_logps = torch.zeros_like(old_logps)
+                for mb in micro_batches(lengths, list(range(N)), c.optim.tokens_per_micro_batch):
+                    tc = max(comp_lens[i] for i in mb)
+                    logits = self.forward_logits(self.ref_model, mb, r, tc)
+                    ref_logps[mb, :tc] = gather_logprobs(logits.float(), comp_ids[mb, :tc], T)
+
+        num_groups = N // G
+        group_order = list(range(num_groups))
+        acc = {k: torch.zeros((), device=self.device) for k in ("loss", "clipped", "kl", "entropy", "tokens", "diff")}
+        grad_norms = []
+        self.model.train()
+        with timer("train"):
+            for epoch in range(c.grpo.mu):
+                for mb_groups in _split(group_order, c.grpo.num_minibatches):
+                    rows = [g * G + j for g in mb_groups for j in range(G)]
+                    num_tokens = mask[rows].sum().clamp(min=1)
+                    for micro in micro_batches(lengths, rows, c.optim.tokens_per_micro_batch):
+                        tc = max(comp_lens[i] for i in micro)
+                        m = mask[micro, :tc]  # (n, tc)
+                        with self.autocast():
+                            logits = self.forward_logits(self.model, micro, r, tc)  # (n, tc, V)
+                        logits = logits.float()
+                        logps = gather_logprobs(logits, comp_ids[micro, :tc], T)  # (n, tc)
+                        per_tok, clipped = compute_policy_loss(
+                            logps,
+                            old_logps[micro, :tc],
+                            advantages[micro],
+                            m,
+                            clip_low=c.grpo.clip_low,
+                            clip_high=c.grpo.clip_high,
+                            is_level=c.grpo.is_level,
+                        )
+                        if ref_logps is not None:
+                            kl = compute_kl(logps, ref_logps[micro, :tc], c.grpo.kl_estimator)  # (n, tc)
+                            per_tok = per_tok + c.grpo.kl_coef * kl
+                            acc["kl"] += (kl.detach() * m).sum()
+                        loss = aggregate_loss(
+                            per_tok,
+                            m,
+                            c.grpo.loss_agg,
+                            num_seqs=len(rows),
+                            num_tokens=num_tokens,
+                            max_len=c.rollout.max_new_tokens,
+                        )
+                        loss.backward()
+                        acc["loss"] += loss.detach()
+                        acc["clipped"] += clipped.sum()
+                        acc["tokens"] += m.sum()
+                        if epoch == 0:
+                            with torch.no_grad():
+                                acc["entropy"] += (entropy_from_logits(logits, T) * m).sum()
+                                acc["diff"] += ((logps.detach() - old_logps[micro, :tc]).abs() * m).sum()
+                    if c.optim.grad_clip > 0:
+                        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
+                    else:
+                        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+                    grad_norms.append(gn.detach())
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        tokens_all = acc["tokens"].clamp(min=1)
+        tokens_first = mask.sum().clamp(min=1)
+        return {
+            "loss": (acc["loss"] / self.opt_steps_per_step).item(),
+            "clip_fraction": (acc["clipped"] / tokens_all).item(),
+            "kl": (acc["kl"] / tokens_all).item() if ref_logps is not None else 0.0,
+            "entropy": (acc["entropy"] / tokens_first).item(),
+            "grad_norm": torch.stack(grad_norms).mean().item(),
+            "logprob_diff_rollout_vs_train": (acc["diff"] / tokens_first).item(),
+        }
+
+    # ------------------------------------------------------------------------------------------------ the step
+    def step(self, step: int) -> dict:
+        c = self.cfg
+        timer = PhaseTimer()
+        t0 = time.perf_counter()
+        r, stats = self.rollout(timer)
+        if r is None:  # dynamic sampling found no informative group: nothing to learn from this step
+            self.scheduler.step()
+            return {**stats, "skipped": 1, "time/step": time.perf_counter() - t0}
+        with timer("advantages"):
+            advantages = compute_group_advantages(
+                r.rewards, c.grpo.samples_per_prompt, c.grpo.adv_norm, c.grpo.adv_eps
+            )  # (N,)
+        train_stats = self.train_on(r, advantages, timer)
+        with timer("sync"):
+            self.engine.update_weights(self.model)
+        metrics = self.step_metrics(r, advantages)
+        metrics.update(stats)
+        metrics.update(train_stats)
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        gen_tokens = sum(len(x) for x in r.completion_ids)
+        step_time = time.perf_counter() - t0
+        for k, v in timer.times.items():
+            metrics[f"time/{k}"] = v
+        metrics["time/step"] = step_time
+        metrics["throughput/gen_tokens_per_s"] = gen_tokens / max(timer.times.get("rollout", 1e-9), 1e-9)
+        metrics["throughput/tokens_per_s"] = (gen_tokens + sum(len(p) for p in r.prompt_ids)) / step_time
+        if c.run.sample_every and (step % c.run.sample_every == 0 or step == c.run.steps):
+            self.write_samples(step, r, advantages)
+        return metrics
+
+    def step_metrics(self, r: Rollouts, advantages: torch.Tensor) -> dict:
+        lens = torch.tensor([len(x) for x in r.completion_ids], dtype=torch.float32)
+        m = {
+            "reward/total": r.rewards.mean().item(),
+            "reward/std": r.rewards.std().item() if len(r.rewards) > 1 else 0.0,
+            "response_length/mean": lens.mean().item(),
+            "response_length/max": lens.max().item(),
+            "truncated_share": sum(f == "length" for f in r.finish_reasons) / len(r.finish_reasons),
+            "advantage/abs_mean": advantages.abs().mean().item(),
+        }
+        for name, vals in r.reward_parts.items():
+            vals = [v for v in vals if v is not None]
+            m[f"reward/{name}"] = sum(vals) / len(vals) if vals else float("nan")
+        if "accuracy" in r.reward_parts:
+            m["accuracy"] = m["reward/accuracy"]
+        else:
+            m["accuracy"] = sum(
+                self.task.grade(t, self.samples[i]) for t, i in zip(r.texts, r.sample_idx)
+            ) / len(r.texts)
+        return m
+
+    def write_samples(self, step: int, r: Rollouts, advantages: torch.Tensor) -> None:
+        from rich.table import Table
+
+        path = self.run_dir / "samples" / f"step_{step:06d}.jsonl"
+        with path.open("w") as f:
+            for k in range(len(r.texts)):
+                s = self.samples[r.sample_idx[k]]
+                row = {
+                    "step": step,
+                    "id": s.id,
+                    "question": self.task.question(s),
+                    "answer": s.answer,
+                    "completion": r.texts[k],
+                    "reward": r.rewards[k].item(),
+                    "advantage": advantages[k].item(),
+                    "finish_reason": r.finish_reasons[k],
+                    **{f"reward/{n}": v[k] for n, v in r.reward_parts.items()},
+                }
+                f.write(json.dumps(row) + "\n")
+        G = self.cfg.grpo.samples_per_prompt
+        table = Table(title=f"samples at step {step}", show_lines=True)
+        for col in ("question", "answer", "completion", "reward"):
+            table.add_column(col, overflow="fold")
+        for k in range(0, len(r.texts), G)[: self.cfg.run.num_samples_shown]:
+            s = self.samples[r.sample_idx[k]]
+            table.add_row(self.task.question(s), s.answer, r.texts[k], f"{r.rewards[k].item():.2f}")
+        console.print(table)
+
+    def checkpoint(self, step: int) -> Path:
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "sampler_rng": self.gen.get_state(),
+            "data": self.prompt_sampler.state_dict(),
+        }
+        return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+
+    def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
+        c = self.cfg
+        first = self.start_step + 1
+        progress = make_progress(c.run.progress)
+        try:
+            with progress:
+                bar = progress.add_task("grpo", total=c.run.steps, completed=self.start_step, info="")
+                for step in range(first, c.run.steps + 1):
+                    metrics = self.step(step)
+                    self.logger.log(step, metrics)
+                    info = (
+                        f"reward {metrics.get('reward/total', float('nan')):.3f} "
+                        f"acc {metrics.get('accuracy', float('nan')):.3f} "
+                        f"len {metrics.get('response_length/mean', float('nan')):.1f}"
+                    )
+                    progress.update(bar, advance=1, info=info)
+                    if c.run.log_every and step % c.run.log_every == 0:
+                        progress.console.print(_format_line(step, metrics))
+                    if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
+                        self.checkpoint(step)
+                    if on_step_end is not None:
+                        on_step_end(step, metrics)
+        finally:
+            self.logger.close()
+        return self.run_dir
+
+
+def _split(items: list[int], k: int) -> list[list[int]]:
+    """``k`` contiguous, near-equal chunks."""
+    n = len(items)
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [items[bounds[i] : bounds[i + 1]] for i in range(k) if bounds[i + 1] > bounds[i]]
+
+
+def _format_line(step: int, m: dict) -> str:
+    keys = [
+        ("reward/total", "reward"),
+        ("accuracy", "acc"),
+        ("response_length/mean", "len"),
+        ("groups/zero_variance_share", "zero_var"),
+        ("clip_fraction", "clip"),
+        ("kl", "kl"),
+        ("entropy", "ent"),
+        ("grad_norm", "gnorm"),
+        ("time/step", "s"),
+    ]
+    parts = [f"{short} {m[k]:.3g}" for k, short in keys if k in m and isinstance(m[k], (int, float))]
+    return f"step {step:>5} | " + " | ".join(parts)
+
+
+def train_grpo(
+    cfg: GRPOConfig, resume: str | Path | None = None, on_step_end: Callable[[int, dict], None] | None = None
+) -> Path:
+    """Run GRPO; returns the run directory. ``resume`` continues a run directory from its latest checkpoint."""
+    trainer = GRPOTrainer(cfg, resume=resume)
+    t0 = time.perf_counter()
+    run_dir = trainer.train(on_step_end=on_step_end)
+    console.print(f"done in {time.perf_counter() - t0:.1f}s; run directory: {run_dir}")
+    return run_dir
+
+
+__all__ = ["GRPOTrainer", "train_grpo", "overlong_soft_penalty", "micro_batches", "PromptSampler", "TIMING_PREFIXES"]
