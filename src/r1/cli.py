@@ -45,8 +45,19 @@ def cmd_grpo(args) -> int:
     return 0
 
 
+def cmd_sft(args) -> int:
+    from r1.config import SFTConfig
+    from r1.train.sft import train_sft
+
+    cfg = _load(SFTConfig, args)
+    train_sft(cfg, resume=args.resume)
+    return 0
+
+
 COMMANDS = {
     "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
+    "pretrain": (cmd_sft, "train a tiny base model from scratch (causal LM on a generated corpus)", True),
+    "sft": (cmd_sft, "supervised fine-tuning (cold start, distillation), completion-only loss", True),
 }
 
 

@@ -175,6 +175,47 @@ class GRPOConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+# ------------------------------------------------------------------------------------------------------------- SFT
+@dataclass
+class SFTDataConfig:
+    source: str = "task"
+    """task (the task's generated corpus, ``Task.pretrain_corpus``) | jsonl (records with prompt/completion, or text)."""
+    path: Optional[str] = None
+    """source=jsonl: the JSONL file."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """source=task: which task generates the corpus, and the prompt template its prompts are rendered with."""
+    num_examples: int = 20000
+    """source=task: number of generated examples."""
+    corpus: Dict[str, Any] = field(default_factory=dict)
+    """source=task: corpus parameters passed to ``Task.pretrain_corpus`` (e.g. the mix of answer modes)."""
+    prompt_field: str = "prompt"
+    """source=jsonl: field of the prompt (the part that carries no loss with completion_only)."""
+    completion_field: str = "completion"
+    """source=jsonl: field of the completion."""
+    text_field: str = "text"
+    """source=jsonl: field of plain text records (used when a record has no prompt/completion)."""
+    completion_only: bool = True
+    """Loss on completion tokens only (SFT); false = on every token (pretraining)."""
+    add_eos: bool = True
+    """Append EOS to every example, so the model learns to stop."""
+    max_length: int = 512
+    """Examples are truncated to this many tokens."""
+    batching: str = "bucket"
+    """bucket (batches of similar length, shuffled) | pack (concatenate into max_length rows) | random."""
+    examples_per_step: int = 64
+    """Examples per optimizer step (rows per step with batching=pack)."""
+
+
+@dataclass
+class SFTConfig:
+    """``r1 pretrain|sft -c CONFIG``: causal-LM training with an optional completion-only loss mask."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: SFTDataConfig = field(default_factory=SFTDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=50))
+    run: RunConfig = field(default_factory=lambda: RunConfig(name="sft", steps=1000, sample_every=0))
+
+
 # ------------------------------------------------------------------------------------------------------ machinery
 def _valid_keys(schema: Type, path: list[str]) -> list[str] | None:
     """Field names of the dataclass found by walking ``path`` (list indices are skipped)."""

@@ -94,6 +94,7 @@ def load(spec: str, *, dtype: torch.dtype = torch.float32, device: str | torch.d
         raise R1Error(f"{p} is not a Hugging Face model directory (no config.json)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _quiet_transformers()
     try:
         json.loads((p / "config.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -112,8 +113,16 @@ def load(spec: str, *, dtype: torch.dtype = torch.float32, device: str | torch.d
     return model.to(device), tok
 
 
+def _quiet_transformers() -> None:
+    """Our own progress bars cover loading/saving; silence transformers' per-shard bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def save(model, tokenizer, path: str | Path) -> Path:
     """Save as a Hugging Face directory (safetensors). Returns the path."""
+    _quiet_transformers()
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(p, safe_serialization=True)

@@ -1,0 +1,259 @@
+"""SFT / pretraining engine (``train_sft``): causal-LM training with an optional completion-only loss mask.
+
+One engine serves tiny-model pretraining, cold-start SFT, SFT round 2 and distillation; only the data differs.
+Data comes from a task's generated corpus (``Task.pretrain_corpus``) or a JSONL file with ``prompt``/``completion`` (or
+``text``) records. Batches are length-bucketed (similar lengths together, little padding) or packed.
+Same optimizer, schedule, checkpoint/resume and logging machinery as GRPO.
+
+Left out: packing with per-document attention masks (packed rows attend across document boundaries, as in most
+pretraining setups; use ``bucket`` when that matters), multi-process training.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from r1.algo.sft import sft_loss
+from r1.config import SFTConfig
+from r1.data.jsonl import iter_jsonl
+from r1.errors import R1Error
+from r1.models import load as load_model
+from r1.models import resolve_device, resolve_dtype
+from r1.tasks import build_task
+from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from r1.train.common import PhaseTimer, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.metrics import MetricsLogger
+from r1.train.optim import build_optimizer, build_scheduler
+
+
+def load_records(cfg: SFTConfig, tokenizer) -> list[dict]:
+    """``[{"prompt": str, "completion": str}]`` from the configured source (prompt may be "")."""
+    d = cfg.data
+    if d.source == "task":
+        task = build_task(d.task.name, d.task.data, **d.task.params)
+        if not hasattr(task, "pretrain_corpus"):
+            raise R1Error(f"task {d.task.name!r} has no generated corpus; use data.source=jsonl with data.path")
+        try:
+            return task.pretrain_corpus(
+                d.num_examples, seed=cfg.run.seed, template=d.task.template, tokenizer=tokenizer, **d.corpus
+            )
+        except TypeError as e:
+            raise R1Error(f"bad data.corpus parameters for task {d.task.name!r}: {e}") from None
+    if d.source == "jsonl":
+        if not d.path:
+            raise R1Error("data.source=jsonl needs data.path=FILE.jsonl")
+        out = []
+        for line, rec in iter_jsonl(d.path):
+            if d.completion_field in rec:
+                prompt, completion = rec.get(d.prompt_field, ""), rec[d.completion_field]
+            elif d.text_field in rec:
+                prompt, completion = "", rec[d.text_field]
+            else:
+                raise R1Error(
+                    f"{d.path}:{line}: record has neither {d.completion_field!r} nor {d.text_field!r}"
+                )
+            if not isinstance(prompt, str) or not isinstance(completion, str):
+                raise R1Error(f"{d.path}:{line}: prompt/completion must be strings")
+            out.append({"prompt": prompt, "completion": completion})
+        if not out:
+            raise R1Error(f"{d.path}: no records (empty dataset)")
+        return out
+    raise R1Error(f"unknown data.source {d.source!r}; valid: task, jsonl")
+
+
+def tokenize_records(records: list[dict], tokenizer, cfg: SFTConfig) -> list[tuple[list[int], list[bool]]]:
+    """Token ids and a loss mask per example (mask True = the token is a training target)."""
+    d = cfg.data
+    prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=False).input_ids
+    comps = tokenizer([r["completion"] for r in records], add_special_tokens=False).input_ids
+    eos = [tokenizer.eos_token_id] if d.add_eos else []
+    out = []
+    for p, c in zip(prompts, comps):
+        ids = (p + c + eos)[: d.max_length]
+        mask = ([not d.completion_only] * len(p) + [True] * (len(c) + len(eos)))[: d.max_length]
+        out.append((ids, mask))
+    return out
+
+
+class BatchSampler:
+    """Deterministic batches per epoch; ``(epoch, index)`` is the data position stored in checkpoints."""
+
+    def __init__(self, lengths: list[int], batch: int, mode: str, seed: int):
+        if mode not in ("bucket", "random", "pack"):
+            raise R1Error(f"unknown data.batching {mode!r}; valid: bucket, pack, random")
+        self.lengths, self.batch, self.mode, self.seed = lengths, batch, mode, seed
+        self.epoch, self.index = 0, 0
+        self._batches = self._make()
+
+    def _make(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        if self.mode == "bucket":  # sort within windows of 50 batches, then shuffle the batches
+            win = self.batch * 50
+            perm = [i for s in range(0, len(perm), win) for i in sorted(perm[s : s + win], key=self.lengths.__getitem__)]
+        batches = [perm[s : s + self.batch] for s in range(0, len(perm), self.batch)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return [batches[i] for i in order]
+
+    def next(self) -> list[int]:
+        if self.index == len(self._batches):
+            self.epoch, self.index = self.epoch + 1, 0
+            self._batches = self._make()
+        b = self._batches[self.index]
+        self.index += 1
+        return b
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch, self.index = s["epoch"], s["index"]
+        self._batches = self._make()
+
+
+def collate(examples: list[tuple[list[int], list[bool]]], pad_id: int, pack_len: int | None = None):
+    """Right-padded ``(input_ids, attention_mask, loss_mask)``; with ``pack_len``, examples are concatenated into
+    rows of that length first."""
+    if pack_len:
+        rows, cur_ids, cur_mask = [], [], []
+        for ids, mask in examples:
+            cur_ids += ids
+            cur_mask += mask
+            while len(cur_ids) >= pack_len:
+                rows.append((cur_ids[:pack_len], cur_mask[:pack_len]))
+                cur_ids, cur_mask = cur_ids[pack_len:], cur_mask[pack_len:]
+        if cur_ids:
+            rows.append((cur_ids, cur_mask))
+        examples = rows
+    width = max(len(ids) for ids, _ in examples)
+    n = len(examples)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)  # (B, L)
+    attn = torch.zeros((n, width), dtype=torch.long)  # (B, L)
+    loss_mask = torch.zeros((n, width), dtype=torch.bool)  # (B, L)
+    for i, (ids, mask) in enumerate(examples):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attn[i, : len(ids)] = 1
+        loss_mask[i, : len(ids)] = torch.tensor(mask)
+    return input_ids, attn, loss_mask
+
+
+class SFTTrainer:
+    def __init__(self, cfg: SFTConfig, resume: str | Path | None = None):
+        self.cfg = cfg
+        c = cfg
+        if c.run.threads > 0:
+            torch.set_num_threads(c.run.threads)
+        self.device = resolve_device(c.model.device)
+        self.dtype = resolve_dtype(c.model.dtype)
+        ckpt = None
+        if resume is not None:
+            self.run_dir = Path(resume)
+            ckpt = latest_checkpoint(self.run_dir)
+        else:
+            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+        seed_everything(c.run.seed)
+        self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
+        records = load_records(c, self.tok)
+        self.examples = tokenize_records(records, self.tok, c)
+        if not any(any(m) for _, m in self.examples):
+            raise R1Error("no example has a token to train on (empty completions?)")
+        self.sampler = BatchSampler(
+            [len(ids) for ids, _ in self.examples], c.data.examples_per_step, c.data.batching, c.run.seed
+        )
+        self.optimizer = build_optimizer(self.model, c.optim)
+        self.scheduler = build_scheduler(self.optimizer, c.run.steps, c.optim)
+        self.start_step = 0
+        if ckpt is not None:
+            state = load_trainer_state(ckpt)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            self.sampler.load_state_dict(state["data"])
+            self.start_step = state["step"]
+            console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
+        self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+
+    def autocast(self):
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def step(self) -> dict:
+        c = self.cfg
+        timer = PhaseTimer()
+        t0 = time.perf_counter()
+        with timer("data"):
+            batch = [self.examples[i] for i in self.sampler.next()]
+            pack = c.data.max_length if c.data.batching == "pack" else None
+            input_ids, attn, loss_mask = (t.to(self.device) for t in collate(batch, self.tok.pad_token_id, pack))
+        self.model.train()
+        with timer("train"):
+            with self.autocast():
+                logits = self.model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (B, L, V)
+            loss, num_tokens = sft_loss(logits.float(), input_ids, loss_mask)
+            loss.backward()
+            clip = c.optim.grad_clip if c.optim.grad_clip > 0 else float("inf")
+            gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        return {
+            "loss": loss.item(),
+            "grad_norm": gn.item(),
+            "lr": self.scheduler.get_last_lr()[0],
+            "tokens": int(num_tokens),
+            "epoch": self.sampler.epoch,
+            "time/step": dt,
+            **{f"time/{k}": v for k, v in timer.times.items()},
+            "throughput/tokens_per_s": int(attn.sum()) / dt,
+        }
+
+    def checkpoint(self, step: int) -> Path:
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "data": self.sampler.state_dict(),
+        }
+        return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+
+    def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
+        c = self.cfg
+        progress = make_progress(c.run.progress)
+        ema = None
+        try:
+            with progress:
+                bar = progress.add_task(c.run.name, total=c.run.steps, completed=self.start_step, info="")
+                for step in range(self.start_step + 1, c.run.steps + 1):
+                    m = self.step()
+                    self.logger.log(step, m)
+                    ema = m["loss"] if ema is None else 0.95 * ema + 0.05 * m["loss"]
+                    progress.update(bar, advance=1, info=f"loss {ema:.4f}")
+                    if c.run.log_every and step % c.run.log_every == 0:
+                        progress.console.print(
+                            f"step {step:>6} | loss {m['loss']:.4f} | lr {m['lr']:.2e} | gnorm {m['grad_norm']:.3g} "
+                            f"| tok/s {m['throughput/tokens_per_s']:.0f}"
+                        )
+                    if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
+                        self.checkpoint(step)
+                    if on_step_end is not None:
+                        on_step_end(step, m)
+        finally:
+            self.logger.close()
+        return self.run_dir
+
+
+def train_sft(cfg: SFTConfig, resume: str | Path | None = None, on_step_end=None) -> Path:
+    """Run SFT/pretraining; returns the run directory (its latest checkpoint is an HF model directory)."""
+    trainer = SFTTrainer(cfg, resume=resume)
+    t0 = time.perf_counter()
+    run_dir = trainer.train(on_step_end=on_step_end)
+    console.print(f"done in {time.perf_counter() - t0:.1f}s; run directory: {run_dir}")
+    return run_dir

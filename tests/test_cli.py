@@ -1,0 +1,43 @@
+"""The command line: exit codes and one-line errors. Run: ``python -m pytest tests/test_cli.py -q``."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from r1.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "r1", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_unknown_key_is_one_line_exit_2():
+    p = run_cli("grpo", "-c", "configs/grpo/smoke.yaml", "optim.lrr=1e-5")
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0, p.stderr
+    assert "optim.lrr" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_debug_shows_traceback():
+    p = run_cli("grpo", "--debug", "-c", "configs/grpo/smoke.yaml", "optim.lrr=1e-5")
+    assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_bad_model_path_and_missing_config(tmp_path, capsys):
+    assert main(["grpo", "-c", "configs/grpo/smoke.yaml", f"model.path={tmp_path}"]) == 2
+    assert "not a Hugging Face model directory" in capsys.readouterr().err
+    assert main(["grpo"]) == 2
+    assert "missing -c CONFIG" in capsys.readouterr().err
+    assert main(["grpo", "--resume", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_grpo_cli_two_steps(tmp_path):
+    code = main(["grpo", "-c", str(REPO / "configs/grpo/smoke.yaml"), f"run.out_dir={tmp_path}", "run.steps=2",
+                 "run.progress=false"])
+    assert code == 0
+    assert (tmp_path / "smoke" / "metrics.jsonl").read_text().count("\n") == 2

@@ -1,0 +1,165 @@
+"""GRPO trainer: smoke, resume equality, dynamic sampling, overlong handling, micro-batching.
+
+Run: ``python -m pytest tests/train/test_grpo.py -q``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1.config import GRPOConfig, load_config
+from r1.errors import R1Error
+from r1.train.grpo import TIMING_PREFIXES, GRPOTrainer, micro_batches, overlong_soft_penalty, train_grpo
+from r1.train.metrics import read_metrics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_cfg(tmp_path, name="run", *overrides):
+    base = [
+        "model.path=tiny-qwen2",
+        "task.name=addition",
+        "task.template=plain",
+        "task.params={digits: 2, num_train: 64, num_test: 16}",
+        "rollout.max_new_tokens=12",
+        "grpo.prompts_per_step=2",
+        "grpo.samples_per_prompt=3",
+        "optim.lr=1e-3",
+        f"run.out_dir={tmp_path}",
+        f"run.name={name}",
+        "run.steps=2",
+        "run.progress=false",
+        "run.sample_every=1",
+        "run.threads=1",
+    ]
+    return load_config(GRPOConfig, None, base + list(overrides))
+
+
+def test_smoke_run_writes_run_directory(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = tiny_cfg(tmp_path, "smoke", "grpo.kl_coef=0.04", "grpo.mu=2", "grpo.num_minibatches=2")
+    run = train_grpo(cfg)
+    assert (run / "config.yaml").is_file()
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in ("reward/total", "reward/accuracy", "reward/format", "accuracy", "response_length/mean",
+                "response_length/max", "groups/zero_variance_share", "clip_fraction", "kl", "entropy",
+                "grad_norm", "time/rollout", "time/train", "time/ref", "throughput/tokens_per_s"):
+        assert key in rows[0], key
+    assert rows[0]["entropy"] > 0
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "samples" / "step_000001.jsonl").is_file()
+    ckpt = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    assert model.config.model_type == "qwen2"
+
+
+def _comparable(rows):
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING_PREFIXES)} for r in rows]
+
+
+@pytest.mark.parametrize("engine", ["native"])
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, engine):
+    extra = ["run.steps=4", "run.save_every=2", f"rollout.engine={engine}", "grpo.kl_coef=0.02",
+             "rollout.temperature=1.5"]
+    full = train_grpo(tiny_cfg(tmp_path, "full", *extra))
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(step, metrics):
+        if step == 3:
+            raise Killed
+
+    cfg = tiny_cfg(tmp_path, "killed", *extra)
+    with pytest.raises(Killed):
+        train_grpo(cfg, on_step_end=kill_after_3)
+    assert [r["step"] for r in read_metrics(tmp_path / "killed")] == [1, 2, 3]
+    train_grpo(cfg, resume=tmp_path / "killed")
+    a, b = _comparable(read_metrics(full)), _comparable(read_metrics(tmp_path / "killed"))
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert a == b
+    # the final weights are identical too
+    from safetensors.torch import load_file
+
+    wa = load_file(full / "checkpoints" / "step_000004" / "model.safetensors")
+    wb = load_file(tmp_path / "killed" / "checkpoints" / "step_000004" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_dynamic_sampling_drops_zero_variance_groups(tmp_path):
+    # A random-init model scores 0 everywhere: every group has zero variance, so dynamic sampling keeps none,
+    # tries max_sampling_rounds times, and the step is skipped rather than training on zero advantages.
+    cfg = tiny_cfg(tmp_path, "ds", "grpo.dynamic_sampling=true", "grpo.max_sampling_rounds=2", "run.steps=1")
+    run = train_grpo(cfg)
+    row = read_metrics(run)[0]
+    assert row["groups/zero_variance_share"] == 1.0
+    assert row["groups/kept"] == 0 and row["skipped"] == 1
+
+
+def test_length_reward_trains_and_overlong_mask(tmp_path):
+    """With the overlong mask, truncated completions carry no gradient; with max_new_tokens tiny, all do."""
+    cfg = tiny_cfg(tmp_path, "ol", "grpo.overlong=mask", "rollout.max_new_tokens=3", "run.steps=1",
+                   "rollout.temperature=2.0")
+    trainer = GRPOTrainer(cfg)
+    m = trainer.step(1)
+    assert m["truncated_share"] > 0
+    if m["truncated_share"] == 1.0:
+        assert m["grad_norm"] == 0.0
+
+
+def test_overlong_soft_penalty_hand_cases():
+    # max_len 20, buffer 4: no penalty up to 16 tokens, then -(L-16)/4 down to -1 at 20
+    assert overlong_soft_penalty(16, 20, 4, 1.0) == 0.0
+    assert overlong_soft_penalty(17, 20, 4, 1.0) == pytest.approx(-0.25)
+    assert overlong_soft_penalty(20, 20, 4, 1.0) == pytest.approx(-1.0)
+    assert overlong_soft_penalty(25, 20, 4, 0.5) == pytest.approx(-0.5)
+
+
+def test_micro_batches_respect_token_budget():
+    lengths = [10, 50, 20, 40, 30, 5]
+    mbs = micro_batches(lengths, list(range(6)), token_budget=80)
+    assert sorted(i for mb in mbs for i in mb) == list(range(6))
+    for mb in mbs:
+        assert len(mb) == 1 or len(mb) * max(lengths[i] for i in mb) <= 80
+    assert micro_batches([100], [0], token_budget=10) == [[0]]
+
+
+def test_micro_batching_does_not_change_the_update(tmp_path):
+    """Gradient accumulation by token budget: one big micro-batch and many small ones give the same step."""
+    a = GRPOTrainer(tiny_cfg(tmp_path, "big", "run.steps=1", "optim.tokens_per_micro_batch=100000",
+                             "rollout.temperature=1.5"))
+    b = GRPOTrainer(tiny_cfg(tmp_path, "small", "run.steps=1", "optim.tokens_per_micro_batch=16",
+                             "rollout.temperature=1.5"))
+    ma, mb = a.step(1), b.step(1)
+    assert ma["reward/total"] == mb["reward/total"]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(R1Error, match="unknown task 'nope'"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e1", "task.name=nope"))
+    with pytest.raises(R1Error, match="unknown reward 'bogus'"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e2", "rewards=[{name: bogus}]"))
+    with pytest.raises(R1Error, match="unknown rollout engine 'warp'"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e3", "rollout.engine=warp"))
+    with pytest.raises(R1Error, match="neither a preset"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e4", f"model.path={tmp_path}/missing"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "problem": "1+1", "answer": "2"}\n{oops\n')
+    with pytest.raises(R1Error, match=r"bad\.jsonl:2"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e5", "task.name=math", f"task.data={bad}"))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(R1Error, match="empty"):
+        GRPOTrainer(tiny_cfg(tmp_path, "e6", "task.name=math", f"task.data={empty}"))
+    # a run directory is never silently overwritten
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("keep me")
+    with pytest.raises(R1Error, match="not empty"):
+        GRPOTrainer(tiny_cfg(tmp_path, "used"))
+    assert (tmp_path / "used" / "x").read_text() == "keep me"
