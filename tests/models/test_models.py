@@ -70,3 +70,11 @@ def test_bad_model_specs_are_one_line_errors(tmp_path):
     with pytest.raises(R1Error, match="cannot load"):
         load(str(weird))
     assert "tiny-qwen2" in PRESETS
+
+
+def test_run_directory_stands_for_its_latest_checkpoint(tmp_path):
+    model, tok = build_preset("tiny-qwen2", seed=5)
+    save(model, tok, tmp_path / "run" / "checkpoints" / "step_000007")
+    (tmp_path / "run" / "checkpoints" / "latest").write_text("step_000007\n")
+    m2, _ = load(str(tmp_path / "run"))
+    assert torch.equal(next(m2.parameters()), next(model.parameters()))

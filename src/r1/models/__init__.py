@@ -74,6 +74,14 @@ def build_preset(name: str, seed: int = 0, **overrides):
     return model, tok
 
 
+def resolve_run_dir(p: Path) -> Path:
+    """A run directory (with ``checkpoints/latest``) stands for its newest checkpoint."""
+    marker = p / "checkpoints" / "latest"
+    if p.is_dir() and not (p / "config.json").exists() and marker.is_file():
+        return p / "checkpoints" / marker.read_text().strip()
+    return p
+
+
 def is_model_dir(path: str | Path) -> bool:
     p = Path(path)
     return p.is_dir() and (p / "config.json").is_file()
@@ -87,7 +95,7 @@ def load(spec: str, *, dtype: torch.dtype = torch.float32, device: str | torch.d
     if spec in PRESETS:
         model, tok = build_preset(spec, seed=seed)
         return model.to(device=device, dtype=dtype), tok
-    p = Path(spec).expanduser()
+    p = resolve_run_dir(Path(spec).expanduser())
     if not p.exists():
         raise R1Error(f"model {spec!r} is neither a preset ({', '.join(PRESETS)}) nor an existing path")
     if not is_model_dir(p):
