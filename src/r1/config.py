@@ -285,7 +285,10 @@ def load_config(schema: Type[C], path: str | Path | None = None, overrides: list
             value = OmegaConf.from_dotlist([f"v={raw}"])["v"]  # OmegaConf's grammar: 1e-5 is a float, [a,b] a list
             if OmegaConf.is_config(value):
                 value = OmegaConf.to_container(value)
-            OmegaConf.update(cfg, key.strip(), value, merge=True)
+            node = OmegaConf.select(cfg, key.strip(), default=None)
+            # a plain dict field (task.params) is replaced; a schema section (optim=...) is merged
+            plain = OmegaConf.is_config(node) and OmegaConf.get_type(node) is dict
+            OmegaConf.update(cfg, key.strip(), value, merge=not plain)
         except OmegaConfBaseException as e:
             raise _one_line(e, schema, f"override {ov!r}") from None
         except (TypeError, IndexError, ValueError) as e:

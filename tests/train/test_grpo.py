@@ -152,11 +152,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "problem": "1+1", "answer": "2"}\n{oops\n')
     with pytest.raises(R1Error, match=r"bad\.jsonl:2"):
-        GRPOTrainer(tiny_cfg(tmp_path, "e5", "task.name=math", f"task.data={bad}"))
+        GRPOTrainer(tiny_cfg(tmp_path, "e5", "task.name=math", f"task.data={bad}", "task.params={}"))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(R1Error, match="empty"):
-        GRPOTrainer(tiny_cfg(tmp_path, "e6", "task.name=math", f"task.data={empty}"))
+        GRPOTrainer(tiny_cfg(tmp_path, "e6", "task.name=math", f"task.data={empty}", "task.params={}"))
     # a run directory is never silently overwritten
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("keep me")

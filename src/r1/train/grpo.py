@@ -385,7 +385,6 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         r, stats = self.rollout(timer)
         if r is None:  # dynamic sampling found no informative group: nothing to learn from this step
-            self.scheduler.step()
             return {**stats, "skipped": 1, "time/step": time.perf_counter() - t0}
         with timer("advantages"):
             advantages = compute_group_advantages(
