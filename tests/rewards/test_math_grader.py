@@ -1,0 +1,162 @@
+"""Math answer extraction and equivalence (r1.rewards.math_grader).
+
+Run: pytest tests/rewards/test_math_grader.py -q
+"""
+
+import threading
+import time
+
+import pytest
+
+from r1.rewards import math_grader
+from r1.rewards.math_grader import extract_answer, extract_last_boxed, grade_math, verify_math
+
+# (completion, expected extracted answer)
+EXTRACT_CASES = [
+    (" <think>1+1</think> <answer>2</answer>", "2"),
+    ("<answer> 5 </answer>", "5"),
+    ("<think>a</think><answer>1</answer> then <answer>2</answer>", "2"),  # several blocks: the last one
+    ("<answer>\\boxed{7}</answer>", "\\boxed{7}"),  # kept as is; math-verify reads the box
+    ("<think>x</think><answer>\n\\frac{1}{2}\n</answer>", "\\frac{1}{2}"),
+    ("so the answer is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+    ("\\boxed{1} then \\boxed{2}", "2"),  # last box
+    ("\\boxed{\\left\\{1, 2\\right\\}}", "\\left\\{1, 2\\right\\}"),  # escaped braces do not count
+    ("\\boxed{3} and a truncated \\boxed{\\frac{1}{", "3"),  # unbalanced last box: the earlier one
+    ("\\boxed {4}", "4"),
+    ("<think>maybe \\boxed{5}</think> so \\boxed{6}", "6"),
+    ("<answer>9</answer> \\boxed{8}", "9"),  # an answer block beats a box
+    # nothing to extract
+    ("<think>\\boxed{5}</think> I am done", None),  # a box inside the closed reasoning does not count
+    ("<think>2+2</think><answer></answer>", None),  # empty answer
+    ("<answer>   </answer>", None),
+    ("the answer is 4", None),
+    ("<answer>4", None),  # unclosed block
+    ("\\boxed{}", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("completion, expected", EXTRACT_CASES)
+def test_extract_answer(completion, expected):
+    assert extract_answer(completion) == expected
+
+
+def test_extractors_are_an_ordered_list():
+    assert extract_answer("<answer>1</answer> \\boxed{2}", extractors=[extract_last_boxed]) == "2"
+    assert math_grader.EXTRACTORS[0] is math_grader.extract_answer_tag
+
+
+# (gold, predicted, expected)
+VERIFY_CASES = [
+    ("\\frac{1}{2}", "0.5", True),  # fraction vs decimal
+    ("0.5", "\\frac{1}{2}", True),
+    ("\\frac{1}{2}", "\\dfrac{1}{2}", True),
+    ("\\frac12", "\\frac{1}{2}", True),
+    ("\\frac{1}{2}", "1/2", True),
+    ("\\frac{1}{2}", "\\frac 12", True),  # bare reading would give 12
+    ("12", "\\frac 12", False),
+    ("-3", "-3", True),  # negative numbers
+    ("3", "-3", False),
+    ("-\\frac{3}{4}", "-0.75", True),
+    ("(-\\infty, 2]", "(-\\infty,2]", True),  # intervals
+    ("(-\\infty, 2]", "(-\\infty, 2)", False),
+    ("[1,3)", "[1, 3)", True),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})", True),  # tuple
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}", True),
+    ("x^2+1", "1+x^2", True),
+    ("1000", "1,000", True),  # thousands separator
+    ("2125", "\\$2,125", True),  # escaped dollar = a price, not math mode
+    ("18", "18 dollars", True),  # prose is read by math-verify's own text extraction
+    ("5", "The answer is $5$.", True),
+    ("5", "x = 5", True),  # math-verify counts an assignment as its value, on purpose
+    ("\\pi", "3.14159", False),
+    ("2", "3 \\pm 2 \\sqrt{2}", False),  # adversarial: the last number of a wrong expression
+    ("3", "y = 2x + 3", False),
+    ("10", "1", False),
+    ("5", "", False),
+    ("", "5", False),
+    ("5", "\\frac{", False),  # unparsable prediction
+]
+
+
+@pytest.mark.parametrize("gold, predicted, expected", VERIFY_CASES)
+def test_verify_math(gold, predicted, expected):
+    assert verify_math(gold, predicted) is expected
+
+
+# (completion, gold, expected score)
+GRADE_CASES = [
+    (" <think>half</think> <answer>\\dfrac{1}{2}</answer>", "\\frac{1}{2}", 1.0),
+    (" <think>half</think> <answer>0.5</answer>", "\\frac12", 1.0),
+    ("<think>...</think> The answer is \\boxed{-7}.", "-7", 1.0),
+    ("<think>...</think> The answer is \\boxed{7}.", "-7", 0.0),
+    ("<answer>1</answer><answer>2</answer>", "2", 1.0),  # last block counts
+    ("<answer>1</answer><answer>2</answer>", "1", 0.0),
+    ("<think>x</think><answer></answer>", "0", 0.0),  # empty answer
+    ("<think>the answer is 4</think>", "4", 0.0),  # no answer
+    ("4", "4", 0.0),
+    ("<think>\\boxed{4}</think>", "4", 0.0),
+]
+
+
+@pytest.mark.parametrize("completion, gold, expected", GRADE_CASES)
+def test_grade_math(completion, gold, expected):
+    assert grade_math(completion, gold) == expected
+
+
+def test_gold_parse_is_cached():
+    math_grader._parse_gold.cache_clear()
+    for _ in range(3):
+        assert verify_math("\\frac{7}{9}", "7/9")
+    info = math_grader._parse_gold.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+
+
+def test_unparsable_gold_scores_zero():
+    assert verify_math("\\frac{", "1") is False
+
+
+# 9^(9^(9^9)) parses once wrapped in $...$, but sympy cannot compare it with anything in reasonable time.
+PATHOLOGICAL = "9^{9^{9^{9}}}"
+
+
+def test_timeout_main_thread():
+    t0 = time.monotonic()
+    assert verify_math("1", PATHOLOGICAL, timeout_s=1.0) is False
+    assert time.monotonic() - t0 < 6.0  # deadline 1 s + at most ~1 s of whole-second alarm rounding
+
+
+def _in_thread(fn):
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", fn()))
+    th.start()
+    th.join(60)
+    assert not th.is_alive()
+    return out["r"]
+
+
+def test_off_main_thread_uses_a_helper_process():
+    def work():
+        t0 = time.monotonic()
+        results = [verify_math("\\frac12", "0.5"), verify_math("3", "4")]  # first call starts the helper
+        t1 = time.monotonic()
+        results.append(verify_math("1", PATHOLOGICAL, timeout_s=1.0))
+        return results, t1 - t0, time.monotonic() - t1
+
+    results, startup_s, pathological_s = _in_thread(work)
+    assert results == [True, False, False]
+    assert startup_s < 30.0
+    assert pathological_s < 6.0
+
+
+def test_off_main_thread_kills_a_slow_helper(monkeypatch):
+    monkeypatch.setattr(math_grader, "_HELPER_GRACE_S", -0.9)  # wait only 0.1 s for a 1 s job
+
+    def work():
+        slow = verify_math("1", PATHOLOGICAL, timeout_s=1.0)  # starts a helper, gives up on it, kills it
+        after_kill = getattr(math_grader._helpers, "helper", "unset")  # thread-local slot emptied
+        monkeypatch.setattr(math_grader, "_HELPER_GRACE_S", 2.0)
+        fresh = verify_math("2", "2", timeout_s=1.0)  # the next call starts a fresh helper
+        return slow, after_kill, fresh
+
+    assert _in_thread(work) == (False, None, True)

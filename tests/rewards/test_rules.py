@@ -1,0 +1,87 @@
+"""Rule-based rewards: format (strict R1-Zero) and accuracy (the task's grader).
+
+Run: pytest tests/rewards/test_rules.py -q
+"""
+
+import pytest
+
+from r1.data.sample import Sample
+from r1.errors import R1Error
+from r1.rewards import REWARDS, CompositeReward
+from r1.rewards.rules import accuracy_reward, format_reward
+from r1.tasks.math import MathTask
+
+SAMPLE = Sample(id="s", problem="What is 2+2?", answer="4")
+
+# (completion, expected format reward)
+FORMAT_CASES = [
+    (" <think>2+2=4</think> <answer>4</answer>", 1.0),  # the usual shape after "Assistant:"
+    ("<think>2+2=4</think><answer>4</answer>", 1.0),
+    ("<think>\nadd\n</think>\n\n<answer>\n4\n</answer>\n", 1.0),
+    ("<think></think> <answer>4</answer>", 1.0),  # empty reasoning is allowed; the answer is not
+    (" <think>x</think> <answer>4</answer><|endoftext|>", 1.0),  # trailing EOS text
+    (" <think>x</think> <answer>4</answer> <|im_end|>", 1.0),
+    # bad
+    ("<think>x</think> <answer></answer>", 0.0),  # empty answer
+    ("<think>x</think> <answer>  \n </answer>", 0.0),  # blank answer
+    ("<answer>4</answer>", 0.0),  # missing think
+    ("<think>x</think>", 0.0),  # missing answer
+    ("<think>x <answer>4</answer>", 0.0),  # missing </think>
+    ("<think>x</think> <answer>4", 0.0),  # missing </answer>
+    ("<think>x</think> <answer>4</answer> so 4", 0.0),  # text after </answer>
+    ("Sure! <think>x</think> <answer>4</answer>", 0.0),  # text before <think>
+    ("<think>x</think> and so <answer>4</answer>", 0.0),  # text between the blocks
+    ("<think>x</think> <answer>3</answer><answer>4</answer>", 0.0),  # two answer blocks
+    ("<think>a</think><think>b</think><answer>4</answer>", 0.0),  # two think blocks
+    ("<think>a<think>b</think></think><answer>4</answer>", 0.0),  # nested think
+    ("<think>x</think><answer><answer>4</answer></answer>", 0.0),  # nested answer
+    ("<think>x <answer>4</answer></think> <answer>4</answer>", 0.0),  # answer tags inside think
+    ("<answer>4</answer> <think>x</think>", 0.0),  # wrong order
+    ("<think>x</think> <answer>4</answer><|endoftext|><|endoftext|>", 0.0),  # only one EOS is stripped
+    ("", 0.0),
+]
+
+
+@pytest.mark.parametrize("completion, expected", FORMAT_CASES)
+def test_format_reward(completion, expected):
+    assert format_reward(completion, SAMPLE) == expected
+
+
+def test_format_reward_custom_eos():
+    c = "<think>x</think> <answer>4</answer>[EOS]"
+    assert format_reward(c, SAMPLE) == 0.0
+    assert format_reward(c, SAMPLE, eos_texts=["[EOS]"]) == 1.0
+
+
+def test_unknown_params_are_errors():
+    with pytest.raises(R1Error, match="format"):
+        format_reward("", SAMPLE, eos="x")
+    with pytest.raises(R1Error, match="accuracy"):
+        accuracy_reward("", SAMPLE, task=None, strict=True)
+
+
+class RecordingTask:
+    def __init__(self):
+        self.calls = []
+
+    def grade(self, completion, sample):
+        self.calls.append((completion, sample.id))
+        return 0.25
+
+
+def test_accuracy_reward_is_task_grade():
+    task = RecordingTask()
+    assert accuracy_reward("c", SAMPLE, task=task) == 0.25
+    assert task.calls == [("c", "s")]
+
+
+def test_registered_rewards_in_a_composite(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "s", "problem": "What is 2+2?", "answer": "4"}\n', encoding="utf-8")
+    task = MathTask(data=str(data))
+    sample = task.load("train")[0]
+    assert REWARDS.get("accuracy") is accuracy_reward and REWARDS.get("format") is format_reward
+    reward = CompositeReward([("accuracy", 1.0, {}), ("format", 0.5, {})], task=task)
+    assert reward(" <think>2+2</think> <answer>4</answer>", sample) == (1.5, {"accuracy": 1.0, "format": 1.0})
+    assert reward(" <think>2+2</think> <answer>5</answer>", sample) == (0.5, {"accuracy": 0.0, "format": 1.0})
+    assert reward("it is \\boxed{4}", sample) == (1.0, {"accuracy": 1.0, "format": 0.0})
