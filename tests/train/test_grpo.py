@@ -163,3 +163,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(R1Error, match="not empty"):
         GRPOTrainer(tiny_cfg(tmp_path, "used"))
     assert (tmp_path / "used" / "x").read_text() == "keep me"
+
+
+def test_printable_escapes_control_characters():
+    from r1.train.grpo import printable
+
+    assert printable("a\x1b[31mb\nc") == "a\\x1b[31mb\nc"
+    assert printable("x" * 10, limit=4) == "xxxx…"

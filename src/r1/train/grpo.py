@@ -454,7 +454,7 @@ class GRPOTrainer:
             table.add_column(col, overflow="fold")
         for k in range(0, len(r.texts), G)[: self.cfg.run.num_samples_shown]:
             s = self.samples[r.sample_idx[k]]
-            table.add_row(self.task.question(s), s.answer, r.texts[k], f"{r.rewards[k].item():.2f}")
+            table.add_row(self.task.question(s), s.answer, printable(r.texts[k]), f"{r.rewards[k].item():.2f}")
         console.print(table)
 
     def checkpoint(self, step: int) -> Path:
@@ -493,6 +493,13 @@ class GRPOTrainer:
         finally:
             self.logger.close()
         return self.run_dir
+
+
+def printable(text: str, limit: int = 400) -> str:
+    """Text safe for a terminal: control characters escaped (an untrained model emits arbitrary bytes), cut at
+    ``limit`` characters."""
+    out = "".join(ch if ch.isprintable() or ch == "\n" else ascii(ch)[1:-1] for ch in text)
+    return out if len(out) <= limit else out[:limit] + "…"
 
 
 def _split(items: list[int], k: int) -> list[list[int]]:
