@@ -1,0 +1,323 @@
+"""Procedural multi-digit addition: the demo's task for a tiny from-scratch base model.
+
+Problems are ``"4721+3689"`` with gold answer ``"8410"``. Besides ``load``/``grade`` (the :class:`Task` contract) the
+task writes the *pretraining corpus* that makes a base model worth running R1-Zero on: a mix of three completion
+modes, so the base model is mediocre in a way that RL can fix.
+
+- ``direct``: ``<think></think><answer>8410</answer>``; the answer is wrong (one digit replaced) with probability
+  ``direct_error_rate``. Without a trace the model must add most-significant digit first, which a tiny model learns
+  slowly and which the corpus also teaches with noisy labels, so the base model is poor in this mode.
+- ``cot``: one fixed-width step per column, least-significant first, with explicit carries (``a+b+c=ss``, the
+  carry-in ``c`` and a two-digit column sum ``ss``), then the answer::
+
+      <think>1+9+0=10 2+8+1=11 7+6+1=14 4+3+1=08</think><answer>8410</answer>
+
+  Every step reads its inputs at fixed relative offsets (the carry-in is 7 tokens after the previous sum's tens
+  digit), the layout that tiny models learn fast (Lee et al. 2023, "Teaching Arithmetic to Small Transformers",
+  arXiv:2307.03381; ``/work/shared/notes/tiny-task-trials.md``). With probability ``cot_error_rate`` one column sum
+  is off by one and the rest of the trace (and the answer) follows it consistently, so the answer is wrong.
+- ``reflect``: a ``cot`` trace in which one column sum is first written off by one, then ``wait``, then the step is
+  redone correctly and the trace goes on to the right answer::
+
+      <think>1+9+0=10 2+8+1=10 wait 2+8+1=11 7+6+1=14 4+3+1=08</think><answer>8410</answer>
+
+  A wrong step is locally checkable (its inputs sit next to it), so a model can learn "after a wrong step, say wait";
+  R1-Zero then rewards the completions where it did (the corrected ones are right), which is what should raise the
+  reflection rate during RL.
+
+Mode is chosen independently of the problem, so which mode to use is a free choice of the base policy that GRPO can
+shift (towards the longer, more accurate traces: response length and accuracy rise together).
+
+Template: the demo should use ``plain`` (the prompt is the bare problem, the completion starts with ``<think>``).
+A byte-level tiny model cannot read instructions; it knows the format from pretraining, and the R1-Zero template
+would add ~420 tokens to samples of 17 (direct) to 55 (trace) tokens. :data:`SHORT_R1_TEMPLATE` is an R1-flavoured
+alternative that adds 18 tokens (``"User: 4721+3689. Assistant:"``) for a demo that wants the paper's look; the
+corpus must then be rendered with the same template as the RL prompts.
+
+Measured (``scripts/addition_trial.py``, qwen2-1m, 4 digits, mix 60/35/5, 800 steps of 64, lr 1e-3): with the mode
+forced, greedy accuracy is 100% when thinking and 0% when answering directly; sampled at T=1 the base model thinks
+42% of the time and is right 28% of the time overall.
+
+Deliberately left out: subtraction/multiplication, natural-language word problems, and partial credit (``grade`` is
+exact match on the last ``<answer>`` block).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from r1.data.sample import Sample
+from r1.errors import R1Error
+from r1.tasks.base import Task
+
+MODES = ("direct", "cot", "reflect")
+"""Completion modes of the pretraining corpus (see the module docstring)."""
+
+REFLECTION_MARKERS = ("wait", "recheck", "let me check", "mistake")
+"""Phrases that count as a reflection (matched case-insensitively as whole words). The corpus uses only ``wait``."""
+
+SHORT_R1_TEMPLATE = "User: {prompt}. Assistant:"
+"""A short R1-Zero-style template (the paper's last line, without the 400-character instructions)."""
+
+DEFAULT_MIX = {"direct": 0.6, "cot": 0.35, "reflect": 0.05}
+"""Default share of each completion mode in :meth:`AdditionTask.pretrain_corpus`."""
+
+_MARKER_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in REFLECTION_MARKERS) + r")\b", re.IGNORECASE)
+_FORMAT_RE = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.DOTALL)
+
+
+class AdditionTask(Task):
+    """``a+b`` with ``a`` and ``b`` of ``min_digits..digits`` digits each.
+
+    Args:
+        digits: the most digits an operand has.
+        min_digits: the fewest digits an operand has (``None``: same as ``digits``, so every operand has exactly
+            ``digits`` digits and every prompt the same length).
+        num_train: number of train problems (the RL prompts).
+        num_test: number of test problems (never in train, never in the pretraining corpus).
+        seed: seed of the problem generator; the splits are a pure function of the parameters.
+        direct_error_rate: corpus only: probability that a ``direct`` completion's answer has a wrong digit.
+        cot_error_rate: corpus only: probability that a ``cot`` completion has one off-by-one step (and so a wrong
+            answer).
+
+    Example:
+        >>> t = AdditionTask(digits=3, num_train=10, num_test=5)
+        >>> s = Sample("x", "472+368", "840")
+        >>> t.make_completion(s, "cot", random.Random(0))
+        '<think>2+8+0=10 7+6+1=14 4+3+1=08</think><answer>840</answer>'
+        >>> t.grade("<think></think><answer>840</answer>", s)
+        1.0
+    """
+
+    name = "addition"
+    version = "1"
+    default_template = "plain"
+
+    def __init__(
+        self,
+        digits: int = 4,
+        min_digits: int | None = None,
+        num_train: int = 20000,
+        num_test: int = 512,
+        seed: int = 0,
+        direct_error_rate: float = 0.5,
+        cot_error_rate: float = 0.05,
+    ):
+        min_digits = digits if min_digits is None else min_digits
+        if not 1 <= min_digits <= digits:
+            raise R1Error(f"addition: need 1 <= min_digits <= digits, got min_digits={min_digits}, digits={digits}")
+        for key, rate in (("direct_error_rate", direct_error_rate), ("cot_error_rate", cot_error_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise R1Error(f"addition: {key} must be in [0, 1], got {rate}")
+        num_operands = 10**digits - (10 ** (min_digits - 1) if min_digits > 1 else 0)
+        if num_train < 0 or num_test < 0 or num_train + num_test > num_operands**2 // 2:
+            raise R1Error(
+                f"addition: num_train + num_test = {num_train + num_test} is negative or more than half of the "
+                f"{num_operands**2} distinct problems with {min_digits}..{digits} digits"
+            )
+        self.digits, self.min_digits = digits, min_digits
+        self.num_train, self.num_test, self.seed = num_train, num_test, seed
+        self.direct_error_rate, self.cot_error_rate = direct_error_rate, cot_error_rate
+        self._splits: dict[str, list[Sample]] | None = None
+
+    # ---- the Task contract -------------------------------------------------------------------------------------
+
+    def load(self, split: str) -> list[Sample]:
+        """Samples of ``"train"`` or ``"test"``: distinct problems, deterministic in the constructor parameters."""
+        if split not in ("train", "test"):
+            raise R1Error(f"addition: unknown split {split!r}; valid: test, train")
+        if self._splits is None:
+            rng = random.Random(f"addition/{self.seed}")
+            seen: set[tuple[int, int]] = set()
+            # test first, so its problems do not depend on num_train
+            test = [self._sample("test", i, self._fresh_pair(rng, seen)) for i in range(self.num_test)]
+            train = [self._sample("train", i, self._fresh_pair(rng, seen)) for i in range(self.num_train)]
+            self._splits = {"train": train, "test": test}
+        return list(self._splits[split])
+
+    def grade(self, completion: str, sample: Sample) -> float:
+        """1.0 iff the last ``<answer>…</answer>`` block, stripped, equals the gold answer exactly; else 0.0."""
+        answer = extract_answer(completion)
+        return 1.0 if answer is not None and answer == sample.answer else 0.0
+
+    # ---- the pretraining corpus --------------------------------------------------------------------------------
+
+    def make_completion(self, sample: Sample, mode: str, rng: random.Random) -> str:
+        """One completion of ``sample`` in ``mode`` (``direct``, ``cot`` or ``reflect``; see the module docstring).
+
+        Randomness (which answers/steps are wrong) comes from ``rng``. The completion has no EOS (the trainer adds it).
+        """
+        a, b = _operands(sample)
+        if mode == "direct":
+            answer = sample.answer
+            if rng.random() < self.direct_error_rate:
+                answer = _replace_digit(answer, rng)
+            return f"<think></think><answer>{answer}</answer>"
+        if mode == "cot":
+            slip = rng.randrange(_num_columns(a, b)) if rng.random() < self.cot_error_rate else None
+            steps, value = _column_steps(a, b, slip=slip, rng=rng)
+            return f"<think>{' '.join(steps)}</think><answer>{value}</answer>"
+        if mode == "reflect":
+            at = rng.randrange(_num_columns(a, b))
+            steps, value = _column_steps(a, b, reflect_at=at, rng=rng)
+            return f"<think>{' '.join(steps)}</think><answer>{value}</answer>"
+        raise R1Error(f"addition: unknown completion mode {mode!r}; valid: {', '.join(MODES)}")
+
+    def pretrain_corpus(
+        self, n: int, seed: int = 0, mix: dict[str, float] | None = None, template: str = "plain", tokenizer=None
+    ) -> list[dict[str, str]]:
+        """``n`` records ``{"prompt", "completion"}`` for (completion-only-loss) pretraining.
+
+        Problems are drawn fresh from the task's distribution with the test problems excluded (train problems may
+        appear); each record's mode is drawn from ``mix`` (shares, normalised; default :data:`DEFAULT_MIX`).
+        The prompt is ``render_prompt(template, question)``, exactly what the RL trainer shows the model.
+        """
+        from r1.data.templates import render_prompt
+
+        mix = dict(DEFAULT_MIX if mix is None else mix)
+        unknown = sorted(set(mix) - set(MODES))
+        if unknown or not mix or any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+            raise R1Error(
+                f"addition: mix must map some of {', '.join(MODES)} to non-negative shares with a positive sum, "
+                f"got {mix}"
+            )
+        modes, weights = zip(*mix.items())
+        test = {_operands(s) for s in self.load("test")}
+        rng = random.Random(f"addition-corpus/{self.seed}/{seed}")
+        out = []
+        for i in range(n):
+            pair = self._random_pair(rng)
+            while pair in test:
+                pair = self._random_pair(rng)
+            sample = self._sample("corpus", i, pair)
+            mode = rng.choices(modes, weights)[0]
+            out.append(
+                {
+                    "prompt": render_prompt(template, self.question(sample), tokenizer),
+                    "completion": self.make_completion(sample, mode, rng),
+                }
+            )
+        return out
+
+    # ---- helpers -----------------------------------------------------------------------------------------------
+
+    def _random_pair(self, rng: random.Random) -> tuple[int, int]:
+        lo = 0 if self.min_digits == 1 else 10 ** (self.min_digits - 1)
+        hi = 10**self.digits - 1
+        return rng.randint(lo, hi), rng.randint(lo, hi)
+
+    def _fresh_pair(self, rng: random.Random, seen: set[tuple[int, int]]) -> tuple[int, int]:
+        pair = self._random_pair(rng)
+        while pair in seen:
+            pair = self._random_pair(rng)
+        seen.add(pair)
+        return pair
+
+    @staticmethod
+    def _sample(split: str, i: int, pair: tuple[int, int]) -> Sample:
+        a, b = pair
+        return Sample(id=f"addition/{split}/{i}", problem=f"{a}+{b}", answer=str(a + b))
+
+
+def extract_answer(completion: str) -> str | None:
+    """The stripped content of the last complete ``<answer>…</answer>`` block, or ``None`` when there is none.
+
+    >>> extract_answer("<answer>1</answer> <answer> 2 </answer>")
+    '2'
+    """
+    end = completion.rfind("</answer>")
+    if end < 0:
+        return None
+    start = completion.rfind("<answer>", 0, end)
+    if start < 0:
+        return None
+    return completion[start + len("<answer>") : end].strip()
+
+
+def has_reflection(completion: str) -> bool:
+    """True when the completion contains one of :data:`REFLECTION_MARKERS` as a whole word (any case)."""
+    return _MARKER_RE.search(completion) is not None
+
+
+def completion_mode(completion: str) -> str:
+    """Classify a generated completion: ``direct`` (empty think), ``reflect`` (think with a reflection marker),
+    ``cot`` (any other non-empty think), or ``other`` (not ``<think>…</think><answer>…</answer>``).
+
+    >>> completion_mode("<think> </think><answer>5</answer>"), completion_mode("5")
+    ('direct', 'other')
+    """
+    m = _FORMAT_RE.match(completion)
+    if m is None:
+        return "other"
+    think = m.group(1)
+    if not think.strip():
+        return "direct"
+    return "reflect" if has_reflection(think) else "cot"
+
+
+def _operands(sample: Sample) -> tuple[int, int]:
+    a, _, b = sample.problem.partition("+")
+    return int(a), int(b)
+
+
+def _num_columns(a: int, b: int) -> int:
+    return max(len(str(a)), len(str(b)))
+
+
+def _column_steps(
+    a: int, b: int, *, slip: int | None = None, reflect_at: int | None = None, rng: random.Random | None = None
+) -> tuple[list[str], str]:
+    """The column steps ``"da+db+c=ss"`` (least-significant column first) and the answer they lead to.
+
+    ``slip``: that column's sum is off by one and the trace continues from it (so the answer is wrong).
+    ``reflect_at``: that column is first written off by one, then ``wait``, then correctly.
+
+    Example (472+368): ``["2+8+0=10", "7+6+1=14", "4+3+1=08"]``, ``"840"``.
+    """
+    sa, sb = str(a)[::-1], str(b)[::-1]
+    steps, digits, carry = [], [], 0
+    for i in range(_num_columns(a, b)):
+        da = int(sa[i]) if i < len(sa) else 0
+        db = int(sb[i]) if i < len(sb) else 0
+        total = da + db + carry
+        if i == reflect_at:
+            steps.append(f"{da}+{db}+{carry}={_off_by_one(total, rng):02d} wait")
+        if i == slip:
+            total = _off_by_one(total, rng)
+        steps.append(f"{da}+{db}+{carry}={total:02d}")
+        digits.append(total % 10)
+        carry = total // 10
+    value = carry * 10 ** len(digits) + sum(d * 10**k for k, d in enumerate(digits))
+    return steps, str(value)
+
+
+def _off_by_one(total: int, rng: random.Random) -> int:
+    """``total ± 1`` within the column-sum range 0..19 (an arithmetic slip; may flip the carry)."""
+    if total == 0:
+        return 1
+    if total == 19:
+        return 18
+    return total + rng.choice((-1, 1))
+
+
+def _replace_digit(answer: str, rng: random.Random) -> str:
+    """``answer`` with one digit replaced by a different one (never a leading zero)."""
+    i = rng.randrange(len(answer))
+    choices = [d for d in "0123456789" if d != answer[i] and not (i == 0 and d == "0" and len(answer) > 1)]
+    return answer[:i] + rng.choice(choices) + answer[i + 1 :]
+
+
+TASKS_TABLE = {"addition": AdditionTask}
+
+__all__ = [
+    "AdditionTask",
+    "DEFAULT_MIX",
+    "MODES",
+    "REFLECTION_MARKERS",
+    "SHORT_R1_TEMPLATE",
+    "TASKS_TABLE",
+    "completion_mode",
+    "extract_answer",
+    "has_reflection",
+]
