@@ -161,6 +161,22 @@ class GRPOAlgoConfig:
 
 
 @dataclass
+class TrainEvalConfig:
+    every: int = 0
+    """Evaluate on held-out prompts every N steps (and at step 0 and the end); 0 = never."""
+    split: str = "test"
+    """Task split to evaluate on."""
+    num_prompts: int = 128
+    """Number of held-out prompts (the first N of the split)."""
+    samples_per_prompt: int = 1
+    """k completions per prompt; accuracy is their mean (pass@1 averaged over k)."""
+    temperature: float = 0.0
+    """Sampling temperature for evaluation (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus mass for evaluation."""
+
+
+@dataclass
 class GRPOConfig:
     """``r1 grpo -c CONFIG``: R1-Zero style GRPO."""
 
@@ -172,6 +188,7 @@ class GRPOConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     grpo: GRPOAlgoConfig = field(default_factory=GRPOAlgoConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6))
+    eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

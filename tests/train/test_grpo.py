@@ -40,11 +40,18 @@ def tiny_cfg(tmp_path, name="run", *overrides):
 def test_smoke_run_writes_run_directory(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    cfg = tiny_cfg(tmp_path, "smoke", "grpo.kl_coef=0.04", "grpo.mu=2", "grpo.num_minibatches=2")
+    cfg = tiny_cfg(tmp_path, "smoke", "grpo.kl_coef=0.04", "grpo.mu=2", "grpo.num_minibatches=2", "eval.every=2",
+                   "eval.num_prompts=4")
     run = train_grpo(cfg)
     assert (run / "config.yaml").is_file()
     rows = read_metrics(run)
-    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    # held-out evaluation before training and at step 2, with the task's own statistics (reflection rate)
+    assert {"eval/accuracy", "eval/response_length/mean", "eval/task/reflection"} <= set(rows[0])
+    assert "eval/accuracy" in rows[2] and "eval/accuracy" not in rows[1]
+    assert (run / "samples" / "eval_step_000002.jsonl").read_text().count("\n") == 4
+    rows = rows[1:]
+    assert "task/reflection" in rows[0] and "task/mode/direct" in rows[0]
     for key in ("reward/total", "reward/accuracy", "reward/format", "accuracy", "response_length/mean",
                 "response_length/max", "groups/zero_variance_share", "clip_fraction", "kl", "entropy",
                 "grad_norm", "time/rollout", "time/train", "time/ref", "throughput/tokens_per_s"):

@@ -141,6 +141,13 @@ class AdditionTask(Task):
         answer = extract_answer(completion)
         return 1.0 if answer is not None and answer == sample.answer else 0.0
 
+    def completion_metrics(self, completion: str) -> dict[str, float]:
+        """``reflection`` (a reflection marker is present) and the share of each mode (``mode/<name>``)."""
+        mode = completion_mode(completion)
+        out = {"reflection": float(has_reflection(completion))}
+        out.update({f"mode/{m}": float(mode == m) for m in (*MODES, "other")})
+        return out
+
     # ---- the pretraining corpus --------------------------------------------------------------------------------
 
     def make_completion(self, sample: Sample, mode: str, rng: random.Random) -> str:

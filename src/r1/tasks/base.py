@@ -29,6 +29,11 @@ class Task:
         """Score in [0, 1] of a completion (the text the model generated after the prompt)."""
         raise NotImplementedError
 
+    def completion_metrics(self, completion: str) -> dict[str, float]:
+        """Task-specific per-completion statistics (e.g. ``reflection``: 1.0 if the completion reflects), averaged
+        and logged by trainers and evaluation as ``task/<name>``. Default: none."""
+        return {}
+
 
 TASKS: Registry[type[Task]] = Registry("task")
 

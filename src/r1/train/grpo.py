@@ -181,6 +181,7 @@ class GRPOTrainer:
         self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed)
         self.prompt_sampler = PromptSampler(len(self.samples), c.run.seed)
         self._prompt_cache: dict[int, list[int]] = {}
+        self._eval_samples: list | None = None
 
         if ckpt is not None:
             state = load_trainer_state(ckpt)
@@ -421,6 +422,9 @@ class GRPOTrainer:
         for name, vals in r.reward_parts.items():
             vals = [v for v in vals if v is not None]
             m[f"reward/{name}"] = sum(vals) / len(vals) if vals else float("nan")
+        per_completion = [self.task.completion_metrics(t) for t in r.texts]
+        for key in sorted({k for d in per_completion for k in d}):
+            m[f"task/{key}"] = sum(d.get(key, 0.0) for d in per_completion) / len(per_completion)
         if "accuracy" in r.reward_parts:
             m["accuracy"] = m["reward/accuracy"]
         else:
@@ -457,6 +461,31 @@ class GRPOTrainer:
             table.add_row(self.task.question(s), s.answer, printable(r.texts[k]), f"{r.rewards[k].item():.2f}")
         console.print(table)
 
+    def evaluate(self, step: int) -> dict:
+        """Held-out evaluation (``cfg.eval``); metrics come back prefixed ``eval/``, completions go to
+        ``samples/eval_step_N.jsonl``."""
+        from r1.train.quick_eval import quick_eval
+
+        e = self.cfg.eval
+        if self._eval_samples is None:
+            self._eval_samples = self.task.load(e.split)[: e.num_prompts]
+        sampling = SamplingParams(
+            temperature=e.temperature,
+            top_p=e.top_p,
+            max_new_tokens=self.cfg.rollout.max_new_tokens,
+            stop=list(self.cfg.rollout.stop),
+        )
+        self.model.eval()
+        with self.autocast():
+            metrics, records = quick_eval(
+                self.engine, self.tok, self.task, self._eval_samples, self.cfg.task.template, sampling,
+                k=e.samples_per_prompt, seed=self.cfg.run.seed + 7_919 * step,
+            )
+        with (self.run_dir / "samples" / f"eval_step_{step:06d}.jsonl").open("w") as f:
+            for rec in records:
+                f.write(json.dumps(rec) + "\n")
+        return {f"eval/{k}": v for k, v in metrics.items()}
+
     def checkpoint(self, step: int) -> Path:
         state = {
             "step": step,
@@ -475,8 +504,16 @@ class GRPOTrainer:
         try:
             with progress:
                 bar = progress.add_task("grpo", total=c.run.steps, completed=self.start_step, info="")
+                if c.eval.every and self.start_step == 0:
+                    ev = self.evaluate(0)
+                    self.logger.log(0, ev)
+                    progress.console.print(_format_eval(0, ev))
                 for step in range(first, c.run.steps + 1):
                     metrics = self.step(step)
+                    if c.eval.every and (step % c.eval.every == 0 or step == c.run.steps):
+                        ev = self.evaluate(step)
+                        metrics.update(ev)
+                        progress.console.print(_format_eval(step, ev))
                     self.logger.log(step, metrics)
                     info = (
                         f"reward {metrics.get('reward/total', float('nan')):.3f} "
@@ -507,6 +544,11 @@ def _split(items: list[int], k: int) -> list[list[int]]:
     n = len(items)
     bounds = [round(i * n / k) for i in range(k + 1)]
     return [items[bounds[i] : bounds[i + 1]] for i in range(k) if bounds[i + 1] > bounds[i]]
+
+
+def _format_eval(step: int, m: dict) -> str:
+    parts = [f"{k[len('eval/'):]} {v:.3g}" for k, v in m.items() if k != "eval/num_completions"]
+    return f"eval @ step {step:>3} | " + " | ".join(parts)
 
 
 def _format_line(step: int, m: dict) -> str:
