@@ -54,10 +54,27 @@ def cmd_sft(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from r1.config import DemoConfig, load_config
+    from r1.pipeline.demo import run_demo
+
+    run_demo(load_config(DemoConfig, args.config, args.overrides))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from r1.report import make_report
+
+    print(make_report(args.run_dir))
+    return 0
+
+
 COMMANDS = {
     "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
     "pretrain": (cmd_sft, "train a tiny base model from scratch (causal LM on a generated corpus)", True),
     "sft": (cmd_sft, "supervised fine-tuning (cold start, distillation), completion-only loss", True),
+    "demo": (cmd_demo, "R1-Zero self-evolution in miniature: pretrain, evaluate, GRPO, evaluate, report", False),
+    "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
 }
 
 
@@ -71,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_, resumable) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-        _config_args(p, resumable)
+        if name == "report":
+            p.add_argument("run_dir", help="a GRPO run directory or a demo run directory")
+        else:
+            _config_args(p, resumable)
         p.set_defaults(func=fn)
     return parser
 

@@ -233,6 +233,144 @@ class SFTConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(name="sft", steps=1000, sample_every=0))
 
 
+# ------------------------------------------------------------------------------------------------------------ demo
+def _demo_pretrain() -> SFTConfig:
+    return SFTConfig(
+        model=ModelConfig(path="qwen2-1m"),
+        data=SFTDataConfig(
+            source="task",
+            task=TaskConfig(name="addition", template="plain", params={"digits": 4}),
+            num_examples=64_000,
+            corpus={"mix": {"direct": 0.6, "cot": 0.35, "reflect": 0.05}},
+            max_length=128,
+            batching="random",
+            examples_per_step=64,
+        ),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, weight_decay=0.1, betas=[0.9, 0.95]),
+        run=RunConfig(name="pretrain", steps=1000, log_every=0, sample_every=0),
+    )
+
+
+def _demo_grpo() -> GRPOConfig:
+    return GRPOConfig(
+        task=TaskConfig(name="addition", template="plain", params={"digits": 4}),
+        rewards=[RewardConfig(name="accuracy", weight=1.0), RewardConfig(name="format", weight=0.2)],
+        rollout=RolloutConfig(engine="native", temperature=1.0, max_new_tokens=96),
+        grpo=GRPOAlgoConfig(prompts_per_step=16, samples_per_prompt=8, loss_agg="token_mean", clip_high=0.28),
+        optim=OptimConfig(lr=1e-4, warmup_steps=5, schedule="constant"),
+        eval=TrainEvalConfig(every=20, num_prompts=128, samples_per_prompt=1, temperature=0.0),
+        run=RunConfig(name="grpo", steps=150, log_every=10, sample_every=50, save_every=50),
+    )
+
+
+@dataclass
+class DemoEvalConfig:
+    split: str = "test"
+    """Held-out split of the task (never in the pretraining corpus nor the RL prompts)."""
+    num_prompts: int = 256
+    """Held-out prompts evaluated before and after RL."""
+    samples_per_prompt: int = 4
+    """k: accuracy is pass@1 averaged over k samples."""
+    temperature: float = 0.6
+    """Sampling temperature (the paper's evaluation setting)."""
+    top_p: float = 0.95
+    """Nucleus mass (the paper's evaluation setting)."""
+
+
+@dataclass
+class DemoRunConfig:
+    name: str = "demo"
+    """Run name; the demo's run directory is ``<out_dir>/<name>``."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    cache_dir: str = "runs/_cache"
+    """Where pretrained base models are cached, keyed by a hash of their config."""
+    seed: int = 0
+    """Seed of the whole demo (pretraining, RL, evaluation)."""
+    threads: int = 0
+    """torch CPU threads (0 = torch default)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+@dataclass
+class DemoConfig:
+    """``r1 demo``: pretrain a tiny base model, evaluate, R1-Zero GRPO, evaluate again, report."""
+
+    pretrain: SFTConfig = field(default_factory=_demo_pretrain)
+    grpo: GRPOConfig = field(default_factory=_demo_grpo)
+    eval: DemoEvalConfig = field(default_factory=DemoEvalConfig)
+    run: DemoRunConfig = field(default_factory=DemoRunConfig)
+
+
+# ------------------------------------------------------------------------------------------------------------ eval
+@dataclass
+class BenchmarkConfig:
+    task: str = "math500"
+    """Task registry name: math500, aime24, aime25, amc23, gsm8k, minerva_math, olympiadbench, gpqa, or math (any JSONL
+    in the benchmark schema, with ``data``)."""
+    name: Optional[str] = None
+    """Name in the report and of the output sub-folder (default: the task name); unique within a config."""
+    data: Optional[str] = None
+    """JSONL file in the benchmark schema (``.gz`` allowed); None = the task's default file in the data folder."""
+    split: str = "test"
+    """Split to evaluate (file-backed benchmarks return the whole file for any split)."""
+    limit: int = 0
+    """Evaluate the first N problems only (0 = all)."""
+    instruction: str = ""
+    """Appended to every question after a blank line (e.g. the R1 report's "Please reason step by step, and put your
+    final answer within \\boxed{}." for chat models); "" = none."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """Task constructor parameters (e.g. ``timeout_s`` for math tasks, ``instruction`` for gpqa)."""
+
+
+@dataclass
+class EvalProtocolConfig:
+    samples_per_problem: int = 4
+    """k: completions per problem; pass@1 is their mean (the R1 report samples 4 to 64 per problem)."""
+    pass_k: List[int] = field(default_factory=list)
+    """The ks of unbiased pass@k (ks above samples_per_problem are skipped); empty = 1, 2, 4, ..., samples_per_problem."""
+    template: str = "r1_zero"
+    """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template; R1-distilled models) | plain."""
+    prompts_per_batch: int = 8
+    """Problems per engine call; each brings samples_per_problem rows."""
+    grade_workers: int = 0
+    """Processes that grade distinct answers (0 = in this process)."""
+
+
+@dataclass
+class EvalRunConfig:
+    name: str = "eval"
+    """Run name; outputs go to ``<out_dir>/<name>/``."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    seed: int = 0
+    """Sampling seed; each batch of problems draws from its own generator seeded from it, so a resumed run samples
+    the remaining problems as an uninterrupted run would."""
+    threads: int = 0
+    """torch CPU threads (0 = torch default)."""
+    progress: bool = True
+    """Show a progress bar per benchmark."""
+    overwrite: bool = False
+    """Discard an earlier run's samples in this directory. Otherwise a re-run resumes: problems already sampled are
+    skipped (a run whose model or sampling settings differ is an error)."""
+
+
+@dataclass
+class EvalConfig:
+    """``r1 eval -c CONFIG model=PATH``: sample k completions per problem, grade them, report pass@1 ± s.e., pass@k,
+    cons@k, length and truncation (``r1.eval``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    benchmarks: List[BenchmarkConfig] = field(default_factory=lambda: [BenchmarkConfig()])
+    rollout: RolloutConfig = field(
+        default_factory=lambda: RolloutConfig(temperature=0.6, top_p=0.95, max_new_tokens=32768)
+    )
+    """Sampling; defaults are the R1 report's (temperature 0.6, top-p 0.95, at most 32,768 generated tokens)."""
+    eval: EvalProtocolConfig = field(default_factory=EvalProtocolConfig)
+    run: EvalRunConfig = field(default_factory=EvalRunConfig)
+
+
 # ------------------------------------------------------------------------------------------------------ machinery
 def _valid_keys(schema: Type, path: list[str]) -> list[str] | None:
     """Field names of the dataclass found by walking ``path`` (list indices are skipped)."""
