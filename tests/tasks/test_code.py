@@ -1,0 +1,235 @@
+"""Code tasks (humaneval, mbpp, stdio): code extraction, loading and errors, and oracle checks against the sandbox.
+
+Run: pytest tests/tasks/test_code.py -q   (~25 s on 2 busy cores: all 164 HumanEval references and a 150-problem
+MBPP subset). The full MBPP sweep (974 references, ~55 s) is slow: pytest tests/tasks/test_code.py -q -m slow
+"""
+
+import json
+from concurrent.futures import Future
+
+import pytest
+
+from r1.errors import R1Error
+from r1.sandbox import Result, SandboxError
+from r1.tasks import TASKS, build_task
+from r1.tasks.code import HumanEvalTask, MBPPTask, StdioTask, extract_code
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("```python\nprint(1)\n```", "print(1)\n"),
+        ("text\n```py\na = 1\n```\nmore\n```python\nb = 2\n```\nbye", "b = 2\n"),  # the last block
+        ("```\nx = 3\n```", "x = 3\n"),  # no language tag
+        ("<think>```python\nwrong()\n```</think> <answer>```python\nright()\n```</answer>", "right()\n"),
+        ("<think>plan</think>\n<answer>\nprint(2)\n</answer>", "print(2)\n"),  # answer without a fence
+        ("<think>a</think> ```python\nok()\n```", "ok()\n"),
+        ("    return a + b\n", "    return a + b\n"),  # a HumanEval body stays indented
+        ("Here:\n```python\ndef f():\n    return 1", "def f():\n    return 1"),  # unclosed (truncated) fence
+        ("", ""),
+        ("<think>never closed", "<think>never closed\n"),
+    ],
+)
+def test_extract_code(completion, expected):
+    assert extract_code(completion) == expected
+
+
+def test_registered():
+    for name, cls in (("humaneval", HumanEvalTask), ("mbpp", MBPPTask), ("stdio", StdioTask)):
+        assert TASKS.get(name) is cls and cls.version
+
+
+# ---------------------------------------------------------------------------------------------------- HumanEval
+@pytest.fixture(scope="module")
+def humaneval(shared_data):
+    task = build_task("humaneval", data=str(shared_data / "humaneval.jsonl"))
+    return task, task.load("test")
+
+
+def test_humaneval_all_references_pass(humaneval):
+    """164/164 canonical solutions pass, as base-model bodies (the run also exercises the pool)."""
+    task, samples = humaneval
+    assert len(samples) == 164
+    verdicts = task.run_tests_many([task.reference_completion(s) for s in samples], samples)
+    failed = [(s.id, v.status) for s, v in zip(samples, verdicts) if not v.all_passed]
+    assert failed == []
+
+
+def test_humaneval_completion_forms(humaneval):
+    task, samples = humaneval
+    s = samples[0]
+    full = f"<think>easy</think> <answer>```python\n{s.problem}{s.answer}```</answer>"
+    assert task.grade(full, s) == 1.0  # a full definition replaces the stub, the prompt's imports stay
+    assert task.grade(s.answer, s) == 1.0  # body
+    assert task.grade("    return False\n", s) == 0.0  # wrong
+    assert task.grade("```python\nimport sys\nsys.exit(0)\n```", s) == 0.0  # exiting before check() is a fail
+    assert task.grade("no code at all", s) == 0.0
+    v = task.run_tests("    return False\n", s)
+    assert (v.passed, v.total, v.status) == (0, 1, "wrong_answer")
+
+
+def test_humaneval_questions(humaneval, shared_data):
+    task, samples = humaneval
+    q = task.question(samples[0])
+    assert samples[0].problem.strip() in q and "```python" in q
+    raw = build_task("humaneval", data=str(shared_data / "humaneval.jsonl"), prompt_style="completion")
+    assert raw.question(samples[0]) == samples[0].problem
+
+
+# --------------------------------------------------------------------------------------------------------- MBPP
+@pytest.fixture(scope="module")
+def mbpp(shared_data, monkeypatch_module):
+    monkeypatch_module.setenv("R1_DATA_DIR", str(shared_data))
+    task = build_task("mbpp")
+    return task, task.load("full")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_mbpp_splits(mbpp):
+    task, full = mbpp
+    counts = {split: len(task.load(split)) for split in ("test", "train", "validation", "prompt")}
+    assert counts == {"test": 500, "train": 374, "validation": 90, "prompt": 10} and len(full) == 974
+    with pytest.raises(R1Error, match="no split 'dev'"):
+        task.load("dev")
+
+
+def _check_references(task, samples):
+    verdicts = task.run_tests_many([task.reference_completion(s) for s in samples], samples)
+    return [(s.id, v.status, v.results[0].reason if v.results else "") for s, v in zip(samples, verdicts)
+            if not v.all_passed]
+
+
+def test_mbpp_reference_subset_passes(mbpp):
+    """Every 7th problem plus the two whose setup code uses the solution's classes (the full sweep is slow)."""
+    task, full = mbpp
+    subset = [s for i, s in enumerate(full) if i % 7 == 0 or s.meta.get("test_setup_code")]
+    assert len(subset) >= 140
+    assert _check_references(task, subset) == []
+
+
+@pytest.mark.slow
+def test_mbpp_all_references_pass(mbpp):
+    task, full = mbpp
+    assert _check_references(task, full) == []
+
+
+def test_mbpp_partial_and_wrong(mbpp):
+    task, full = mbpp
+    s = next(x for x in full if x.id == "mbpp-2")  # similar_elements, three asserts
+    assert task.grade(task.reference_completion(s), s) == 1.0
+    assert "similar_elements" in task.question(s) and "```python" in task.question(s)
+    half = "```python\ndef similar_elements(a, b):\n    return (4, 5) if 5 in a else (3, 4)\n```"
+    v = task.run_tests(half, s)
+    assert (v.passed, v.total, v.status) == (2, 3, "wrong_answer") and abs(v.fraction - 2 / 3) < 1e-9
+    assert task.grade(half, s) == 0.0
+    challenge = build_task("mbpp", challenge_tests=True)
+    with_challenge = next(x for x in full if x.meta.get("challenge_test_list"))
+    assert challenge.num_tests(with_challenge) > task.num_tests(with_challenge)
+
+
+# -------------------------------------------------------------------------------------------------------- stdio
+def write(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return str(path)
+
+
+SUM = {
+    "id": "sum",
+    "problem": "Print a+b.",
+    "tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "5 5", "output": "10"}],
+}
+SORT = {"id": "sort", "problem": "Sort.", "tests": [{"input": "3\n3 1 2\n", "output": "1 2 3\n"}]}
+
+
+def test_stdio_grading(tmp_path):
+    task = build_task("stdio", data=write(tmp_path / "p.jsonl", [SUM, SORT]), timeout_s=5)
+    s_sum, s_sort = task.load("test")
+    good = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    assert task.grade(good, s_sum) == 1.0
+    assert task.grade("```python\nprint(3)\n```", s_sum) == 0.0
+    v = task.run_tests("```python\nprint(3)\n```", s_sum)
+    assert (v.passed, v.total, v.status) == (1, 2, "wrong_answer")
+    spaced = "```python\ninput()\nprint(*sorted(map(int, input().split())), sep='   ', end=' \\n\\n')\n```"
+    assert task.grade(spaced, s_sort) == 1.0  # whitespace-normalised by default
+    exact = build_task("stdio", data=str(tmp_path / "p.jsonl"), compare="exact")
+    assert exact.grade(spaced, s_sort) == 0.0
+    assert exact.grade("```python\ninput()\nprint(*sorted(map(int, input().split())))\n```", s_sort) == 1.0
+
+
+def test_stdio_timeout_is_a_fail(tmp_path):
+    task = build_task("stdio", data=write(tmp_path / "p.jsonl", [SUM]), timeout_s=0.5)
+    v = task.run_tests("```python\nwhile True: pass\n```", task.load("x")[0])
+    assert v.status == "timeout" and v.passed == 0
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "a", "problem": "p", "tests": [{"input": "1"}]', "malformed JSON"),
+        ('{"id": "a", "problem": "p"}', "missing field(s) 'tests'"),
+        ('{"id": "a", "problem": "p", "tests": []}', "non-empty list"),
+        ('{"id": "a", "problem": "p", "tests": [{"input": "1"}]}', "'input' and 'output'"),
+        ('{"id": "a", "problem": "p", "tests": [{"input": 1, "output": "1"}]}', "must be strings"),
+        ('{"id": "a", "problem": 3, "tests": [{"input": "1", "output": "1"}]}', "'problem' must be a string"),
+    ],
+)
+def test_stdio_errors_name_file_and_line(tmp_path, line, message):
+    path = write(tmp_path / "bad.jsonl", [SUM, line])
+    with pytest.raises(R1Error, match=r"bad\.jsonl:2") as e:
+        build_task("stdio", data=path).load("test")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_duplicate_ids_and_missing_data(tmp_path):
+    with pytest.raises(R1Error, match="duplicate id 'sum'"):
+        build_task("stdio", data=write(tmp_path / "d.jsonl", [SUM, SUM])).load("test")
+    with pytest.raises(R1Error, match="needs a data file"):
+        build_task("stdio")
+    with pytest.raises(R1Error, match="bad.jsonl:1: missing field"):
+        build_task("humaneval", data=write(tmp_path / "bad.jsonl", [{"id": "x", "problem": "p"}])).load("test")
+    with pytest.raises(R1Error, match="unknown compare"):
+        build_task("stdio", data="x.jsonl", compare="fuzzy")
+
+
+# ------------------------------------------------------------------------------------------------ sandbox errors
+class BrokenPool:
+    def __init__(self):
+        self.calls = 0
+
+    def submit(self, job):
+        self.calls += 1
+        f = Future()
+        f.set_result(Result("sandbox_error", reason="sandbox did not start"))
+        return f
+
+
+def test_sandbox_error_is_never_scored(tmp_path, monkeypatch):
+    pool = BrokenPool()
+    monkeypatch.setattr("r1.tasks.code.default_pool", lambda *a, **k: pool)
+    task = build_task("stdio", data=write(tmp_path / "p.jsonl", [SORT]))
+    s = task.load("test")[0]
+    v = task.run_tests("print(1)", s)
+    assert v.status == "sandbox_error" and pool.calls == 2  # retried once
+    with pytest.raises(SandboxError, match="sandbox did not start"):
+        task.grade("print(1)", s)
+    with pytest.raises(SandboxError):
+        task.grade_many(["print(1)"], [s])
+
+
+def test_eval_protocol_matches_grade(tmp_path):
+    """r1.eval grades answer by answer: grade(c) == grade_answer(extract_answer(c)); equal programs are one answer."""
+    task = build_task("stdio", data=write(tmp_path / "p.jsonl", [SUM]))
+    s = task.load("test")[0]
+    good = "<think>add</think> <answer>```python\na, b = map(int, input().split())\nprint(a + b)\n```</answer>"
+    for c in (good, "```python\nprint(3)\n```", "no code", ""):
+        assert task.grade(c, s) == task.grade_answer(task.extract_answer(c, s), s)
+    assert task.extract_answer("", s) is None and task.grade_answer(None, s) == 0.0
+    assert task.same_answer(task.extract_answer(good, s), task.extract_answer(good + "\n", s), s)
+    assert task.grade_many([good, "print(1)", ""], [s, s, s]) == [1.0, 0.0, 0.0]
+    assert task.run_tests("", s).status == "runtime_error"
