@@ -69,12 +69,86 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from r1.config import EvalConfig
+    from r1.eval import evaluate
+
+    # the issue's form `r1 eval -c X model=PATH`: a bare model=... names the model path
+    args.overrides = [f"model.path={o[len('model='):]}" if o.startswith("model=") else o for o in args.overrides]
+    evaluate(_load(EvalConfig, args))
+    return 0
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise R1Error(f"{flag} takes comma-separated integers, e.g. 1,4,16; got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise R1Error(f"{flag} takes positive integers, got {text!r}")
+    return values
+
+
+def _grade_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="task name (math, gpqa read any file given with --data)")
+    p.add_argument("--completions", required=True, metavar="FILE.jsonl", help='lines {"id": ..., "completion": ...}')
+    p.add_argument("--data", metavar="PROBLEMS.jsonl", help="problems in the benchmark schema (default: the task's)")
+    p.add_argument("--split", help="task split (default: the benchmark's evaluation split)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/grade/<completions file name>)")
+    p.add_argument("--pass-k", metavar="K,K", help="ks of pass@k (default: 1,2,4,... up to samples per problem)")
+    p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: in this process)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_grade(args) -> int:
+    from r1.eval import grade_file
+
+    grade_file(
+        args.task,
+        args.completions,
+        data=args.data,
+        out_dir=args.out,
+        split=args.split,
+        pass_ks=_int_list(args.pass_k, "--pass-k"),
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def _decontaminate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", required=True, metavar="FILE.jsonl", help="training JSONL to check")
+    p.add_argument("--benchmarks", help="comma-separated benchmark tasks (default: all benchmarks)")
+    p.add_argument("--ngram", type=int, default=8, help="n-gram length in words (default 8)")
+    p.add_argument("--field", action="append", dest="fields", help="record field to read (repeat; default: problem)")
+    p.add_argument("--out", metavar="FILTERED.jsonl", help="write the records without overlap here")
+    p.add_argument("--report", metavar="REPORT.json", help="write the full report (ids, line numbers) here")
+
+
+def cmd_decontaminate(args) -> int:
+    from r1.eval.decontaminate import decontaminate_file
+
+    names = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
+    decontaminate_file(
+        args.train, names, n=args.ngram, fields=args.fields, out_path=args.out, report_path=args.report
+    )
+    return 0
+
+
+#: Commands whose arguments are flags rather than ``-c CONFIG key=value``.
+_ARGUMENTS = {"grade": _grade_args, "decontaminate": _decontaminate_args}
+
 COMMANDS = {
     "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
     "pretrain": (cmd_sft, "train a tiny base model from scratch (causal LM on a generated corpus)", True),
     "sft": (cmd_sft, "supervised fine-tuning (cold start, distillation), completion-only loss", True),
     "demo": (cmd_demo, "R1-Zero self-evolution in miniature: pretrain, evaluate, GRPO, evaluate, report", False),
     "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
+    "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
+    "grade": (cmd_grade, "grade completions made elsewhere with r1's graders and metrics", False),
+    "decontaminate": (cmd_decontaminate, "n-gram overlap between a training JSONL and the benchmarks", False),
 }
 
 
@@ -88,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, help_, resumable) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-        if name == "report":
+        if name in _ARGUMENTS:
+            _ARGUMENTS[name](p)
+        elif name == "report":
             p.add_argument("run_dir", help="a GRPO run directory or a demo run directory")
         else:
             _config_args(p, resumable)
@@ -99,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines reach a log file as they happen
+        sys.stdout.reconfigure(line_buffering=True)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

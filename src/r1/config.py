@@ -239,9 +239,13 @@ def _demo_pretrain() -> SFTConfig:
         model=ModelConfig(path="qwen2-1m"),
         data=SFTDataConfig(
             source="task",
-            task=TaskConfig(name="addition", template="plain", params={"digits": 4}),
+            task=TaskConfig(
+                name="addition",
+                template="plain",
+                params={"digits": 4, "direct_error": "no_carry", "direct_error_rate": 0.7, "cot_error_rate": 0.5},
+            ),
             num_examples=64_000,
-            corpus={"mix": {"direct": 0.6, "cot": 0.35, "reflect": 0.05}},
+            corpus={"mix": {"direct": 0.5, "cot": 0.35, "reflect": 0.15}},
             max_length=128,
             batching="random",
             examples_per_step=64,

@@ -80,3 +80,10 @@ def test_report_cli_on_a_grpo_run_and_errors(demo_run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(R1Error, match="not an r1 run directory"):
         make_report(tmp_path / "empty")
+
+
+def test_shipped_demo_yaml_equals_the_defaults():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
+    assert load_config(DemoConfig, path) == DemoConfig()

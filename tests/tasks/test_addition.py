@@ -273,3 +273,19 @@ def test_reflection_and_mode(completion, reflect, mode):
 def test_markers_are_detected():
     for m in REFLECTION_MARKERS:
         assert has_reflection(f"x {m.upper()} y")
+
+
+def test_no_carry_direct_errors_are_systematic():
+    import random
+
+    from r1.tasks.addition import AdditionTask, _no_carry_sum
+
+    assert _no_carry_sum(472, 368) == "730" and _no_carry_sum(999, 1) == "990" and _no_carry_sum(12, 34) == "46"
+    t = AdditionTask(digits=3, num_train=10, num_test=5, direct_error_rate=1.0, direct_error="no_carry")
+    s = Sample("x", "472+368", "840")
+    assert t.make_completion(s, "direct", random.Random(0)) == "<think></think><answer>730</answer>"
+    # without any carry the shortcut is right, so a wrong answer falls back to a replaced digit
+    s2 = Sample("y", "12+34", "46")
+    assert t.make_completion(s2, "direct", random.Random(0)) != "<think></think><answer>46</answer>"
+    with pytest.raises(R1Error, match="direct_error"):
+        AdditionTask(direct_error="typo")

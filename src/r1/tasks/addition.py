@@ -77,7 +77,10 @@ class AdditionTask(Task):
         num_train: number of train problems (the RL prompts).
         num_test: number of test problems (never in train, never in the pretraining corpus).
         seed: seed of the problem generator; the splits are a pure function of the parameters.
-        direct_error_rate: corpus only: probability that a ``direct`` completion's answer has a wrong digit.
+        direct_error_rate: corpus only: probability that a ``direct`` completion's answer is wrong.
+        direct_error: corpus only: how a wrong direct answer is wrong: ``digit`` (one random digit replaced; noise
+            that a model can average out) or ``no_carry`` (column sums mod 10 with the carries forgotten — a
+            systematic shortcut, so the base model's most likely direct answer is wrong whenever a carry occurs).
         cot_error_rate: corpus only: probability that a ``cot`` completion has one off-by-one step (and so a wrong
             answer).
 
@@ -103,6 +106,7 @@ class AdditionTask(Task):
         seed: int = 0,
         direct_error_rate: float = 0.5,
         cot_error_rate: float = 0.05,
+        direct_error: str = "digit",
     ):
         min_digits = digits if min_digits is None else min_digits
         if not 1 <= min_digits <= digits:
@@ -119,6 +123,9 @@ class AdditionTask(Task):
         self.digits, self.min_digits = digits, min_digits
         self.num_train, self.num_test, self.seed = num_train, num_test, seed
         self.direct_error_rate, self.cot_error_rate = direct_error_rate, cot_error_rate
+        if direct_error not in ("digit", "no_carry"):
+            raise R1Error(f"addition: unknown direct_error {direct_error!r}; valid: digit, no_carry")
+        self.direct_error = direct_error
         self._splits: dict[str, list[Sample]] | None = None
 
     # ---- the Task contract -------------------------------------------------------------------------------------
@@ -159,7 +166,8 @@ class AdditionTask(Task):
         if mode == "direct":
             answer = sample.answer
             if rng.random() < self.direct_error_rate:
-                answer = _replace_digit(answer, rng)
+                shortcut = _no_carry_sum(a, b) if self.direct_error == "no_carry" else answer
+                answer = shortcut if shortcut != answer else _replace_digit(answer, rng)
             return f"<think></think><answer>{answer}</answer>"
         if mode == "cot":
             slip = rng.randrange(_num_columns(a, b)) if rng.random() < self.cot_error_rate else None
@@ -306,6 +314,15 @@ def _off_by_one(total: int, rng: random.Random) -> int:
     if total == 19:
         return 18
     return total + rng.choice((-1, 1))
+
+
+def _no_carry_sum(a: int, b: int) -> str:
+    """Column sums mod 10 with every carry dropped: 472+368 -> 730 (the shortcut of a model that skips carries)."""
+    out, place = 0, 1
+    while a or b:
+        out += ((a % 10 + b % 10) % 10) * place
+        a, b, place = a // 10, b // 10, place * 10
+    return str(out)
 
 
 def _replace_digit(answer: str, rng: random.Random) -> str:
