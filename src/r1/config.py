@@ -262,8 +262,8 @@ def _demo_grpo() -> GRPOConfig:
         rollout=RolloutConfig(engine="native", temperature=1.0, max_new_tokens=96),
         grpo=GRPOAlgoConfig(prompts_per_step=16, samples_per_prompt=8, loss_agg="token_mean", clip_high=0.28),
         optim=OptimConfig(lr=1e-4, warmup_steps=5, schedule="constant"),
-        eval=TrainEvalConfig(every=20, num_prompts=128, samples_per_prompt=1, temperature=0.0),
-        run=RunConfig(name="grpo", steps=150, log_every=10, sample_every=50, save_every=50),
+        eval=TrainEvalConfig(every=10, num_prompts=128, samples_per_prompt=2, temperature=1.0),
+        run=RunConfig(name="grpo", steps=60, log_every=10, sample_every=20, save_every=20),
     )
 
 
@@ -275,10 +275,11 @@ class DemoEvalConfig:
     """Held-out prompts evaluated before and after RL."""
     samples_per_prompt: int = 4
     """k: accuracy is pass@1 averaged over k samples."""
-    temperature: float = 0.6
-    """Sampling temperature (the paper's evaluation setting)."""
-    top_p: float = 0.95
-    """Nucleus mass (the paper's evaluation setting)."""
+    temperature: float = 1.0
+    """Sampling temperature. 1.0 = the distribution RL samples from: reflection is a sampled behaviour of a tiny
+    model (at 0.6, the paper's setting, its slips, and so its corrections, mostly vanish)."""
+    top_p: float = 1.0
+    """Nucleus mass."""
 
 
 @dataclass
@@ -333,9 +334,9 @@ class EvalProtocolConfig:
     samples_per_problem: int = 4
     """k: completions per problem; pass@1 is their mean (the R1 report samples 4 to 64 per problem)."""
     pass_k: List[int] = field(default_factory=list)
-    """The ks of unbiased pass@k (ks above samples_per_problem are skipped); empty = 1, 2, 4, ..., samples_per_problem."""
+    """The ks of unbiased pass@k (those above samples_per_problem are skipped); empty = 1, 2, 4, ..., k."""
     template: str = "r1_zero"
-    """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template; R1-distilled models) | plain."""
+    """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template; R1-distilled) | plain."""
     prompts_per_batch: int = 8
     """Problems per engine call; each brings samples_per_problem rows."""
     grade_workers: int = 0
