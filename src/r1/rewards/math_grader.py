@@ -5,10 +5,19 @@ means exactly what a correct answer means in a report.
 
 Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → ``verify_math(gold, answer)``.
 
-- **Extraction** runs an ordered list of extractors (``EXTRACTORS``); the first that finds something wins. Today:
-  the last ``<answer>…</answer>`` block (R1-Zero format, arXiv 2501.12948 Table 1), else the last balanced
-  ``\\boxed{…}`` after the reasoning (after the last ``</think>``, if any). Add an extractor by appending a
-  ``fn(completion) -> str | None`` to the list.
+- **Extraction** (:func:`extract_answer`) reads only the *final region* of a completion (:func:`final_region`):
+  the text after the last ``</think>``; nothing if a ``<think>`` was never closed (an answer only inside the
+  reasoning is not an answer); the whole text if there are no think tags. In it, an ordered list of extractors
+  (``EXTRACTORS``, the first that finds something wins) follows the prompt formats: the last ``<answer>…</answer>``
+  block (R1-Zero template, arXiv 2501.12948 Table 1), else the last balanced ``\\boxed{…}``, else — R1 format only,
+  i.e. after ``</think>`` — "the answer is X" / "Final answer: X", else a short bare line after ``</think>``.
+  Add an extractor by appending a ``fn(completion) -> str | None`` to the list.
+- **Conflicting answers.** A later answer replaces an earlier one (``\\boxed{1}. Wait: \\boxed{2}`` → 2; the last
+  ``<answer>`` block). Answers stated *together* — boxes joined only by connectives (``\\boxed{3} or \\boxed{4}``,
+  ``x=\\boxed{2}, x=\\boxed{3}``) or alternatives in one answer (``3 or 4``) — become one set answer ``"3, 4"``,
+  which math-verify compares with the gold as a whole: it never matches a single-valued gold (math-verify alone
+  accepts ``3 or 4`` for the gold 4), it does match a gold that is that set, and equal values count once (a MATH
+  solution's ``\\boxed{15\\frac{39}{40}}, or \\boxed{\\frac{639}{40}}`` still matches ``\\frac{639}{40}``).
 - **Equivalence** is math-verify's ``parse`` + ``verify`` (huggingface/Math-Verify). The gold is wrapped as ``$gold$``
   (a bare string does not parse reliably: ``parse(r"\\left( 3, \\frac{\\pi}{2} \\right)")`` gives ``3``). The
   prediction is read according to what it looks like (:func:`_readings`): math-verify finds the math itself in text
@@ -18,6 +27,10 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   On MATH-500 with each gold answer put in ``<answer>`` tags this accepts 500/500 and, with the answers shuffled
   across problems, accepts no pair of different answers; "bare, then wrapped if the bare parse is empty" accepts
   442/500 and two wrong pairs (``3 \\pm 2 \\sqrt{2}`` for 2, ``y = 2x + 3`` for 3).
+- **Speed** (same verdicts): two plain integers are compared as integers; a prediction that is the gold's own text
+  is accepted once the gold parses; parses are cached by text (:func:`_parse_prediction`), since the same answer
+  recurs across samples and problems. :func:`equivalent_math_answers` (majority voting only) also rules out two
+  small constants with different values without a math-verify call.
 - **Timeout**: math-verify bounds each ``parse`` and each comparison with ``signal.alarm`` (whole seconds, main
   thread only). ``verify_math`` runs those steps against one deadline of ``timeout_s`` and stops when it has passed,
   so a call returns within about ``timeout_s + 1`` s. Off the main thread, where signals cannot be used, the call is
@@ -27,8 +40,9 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   in long C calls that hold the GIL, and such a join did not return within 30 s here. Without ``SIGALRM``
   (Windows) there is no timeout.
 
-Deliberately left out (later work): "the answer is X" extraction, conflicting answers, multiple-choice letters,
-units, and multi-part answers.
+Deliberately left out: prose answers without ``</think>`` ("the answer is 4" in a plain completion is not read),
+numeric tolerance beyond math-verify's rounding (Minerva's official grader allows some), and unit conversion.
+Multiple-choice letters are extracted by ``r1.tasks.gpqa``.
 """
 
 from __future__ import annotations
@@ -47,15 +61,35 @@ import threading
 import time
 from typing import Callable, Optional
 
+from r1.rewards.rules import DEFAULT_EOS_TEXTS
+
 logger = logging.getLogger(__name__)
 
 Extractor = Callable[[str], Optional[str]]
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_BOXED_OPEN = re.compile(r"\\boxed\s*\{")
+_BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# What may stand between two boxes that state one answer together: math-mode and spacing marks, punctuation,
+# "or"/"and", line breaks and alignment of an align block, and a variable being assigned ("x = ").
+_CONNECTIVES = re.compile(
+    r"\$|\\[,;:! ]|\\q?quad|\\\\|&|\\[\[\]()]|\\(?:begin|end)\{[A-Za-z*]+\}"
+    r"|\\(?:text|textrm|mathrm)\s*\{\s*(?:or|and)?\s*\}|\b(?:or|and)\b|[,;.:]"
+    r"|[A-Za-z](?:_\{?\w+\}?)?\s*=",
+    re.IGNORECASE,
+)
+_OR = re.compile(r"\s*(?:\\q?quad\s*)?(?:\\(?:text|textrm|mathrm)\s*\{\s*or\s*\}|\bor\b)(?:\s*\\q?quad)?\s*")
+_CANON_DROP = re.compile(r"\s+|\$|\\left(?![a-z])|\\right(?![a-z])|\\[!,;: ]")
+_CANON_FRAC = re.compile(r"\\[dt]frac")
+_ANSWER_PHRASE = re.compile(r"(?:\bthe\s+)?(?:\bfinal\s+)?\banswer\b\**\s*(?:is\b|:|=)\s*:?", re.IGNORECASE)
+_TAG = re.compile(r"</?[A-Za-z_]+>")
+_MATHY = re.compile(r"[0-9\\$]")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)")
+_INTEGER = re.compile(r"\s*[-+]?\d{1,18}\s*")
+_SCIENTIFIC = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*[eE]\s*([-+]?\d+)\s*")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _LATEX_NAMES = re.compile(r"\\(?:begin|end)\{[^}]*\}|\\[A-Za-z]+")  # \begin{pmatrix}, \frac, \text, ...
-_WORD = re.compile(r"[A-Za-z]{2,}")
+# A word: 2+ letters standing alone (not glued to digits or operators, as the variables of 2RC+R+C are).
+_WORD = re.compile(r"(?:^|(?<=[\s{(,;:]))[A-Za-z]{2,}(?=$|[\s}),.;:!?])")
 
 #: Seconds a helper process may take to start (Python + import of sympy/math-verify), checked once per helper.
 _HELPER_START_TIMEOUT_S = 60.0
@@ -70,29 +104,189 @@ _GOLD_PARSE_TIMEOUT_S = 5
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def extract_answer_tag(completion: str) -> str | None:
-    """Content of the last ``<answer>…</answer>`` block, stripped; None if there is none or it is empty.
+def final_region(completion: str) -> str:
+    """The part of a completion that may state the final answer.
 
-    Example: ``"<think>2+2</think> <answer>3</answer><answer> 4 </answer>"`` → ``"4"``.
+    The text after the last ``</think>`` (R1 and R1-Zero formats); ``""`` when a ``<think>`` was opened and never
+    closed (the reasoning was cut off, so any answer in it is only a thought); the whole completion when it has no
+    think tags. A ``<think>`` re-opened after the last ``</think>`` ends the region. Trailing end-of-sequence texts
+    (``<|im_end|>``, ``</s>``, ...) are dropped.
+
+    Examples: ``"<think>\\boxed{1}</think> \\boxed{2}"`` → ``" \\boxed{2}"``; ``"<think>so \\boxed{1}"`` → ``""``.
     """
-    blocks = _ANSWER_BLOCK.findall(completion)
+    head, sep, tail = completion.rpartition("</think>")
+    if sep:
+        region = tail
+    elif "<think>" in completion:
+        return ""
+    else:
+        region = completion
+    region = region.split("<think>", 1)[0]
+    stripped = region.rstrip()
+    for eos in DEFAULT_EOS_TEXTS:
+        if stripped.endswith(eos):
+            return stripped[: -len(eos)]
+    return region
+
+
+def _find_boxes(text: str) -> list[tuple[int, int, str]]:
+    """Complete, non-nested ``\\boxed{…}`` / ``\\fbox{…}`` of ``text``: ``(start, end, content)`` left to right.
+
+    A box whose braces never close (a truncated completion) is skipped; a box inside another box is part of the
+    outer one's content.
+    """
+    boxes, pos = [], 0
+    while True:
+        m = _BOXED_OPEN.search(text, pos)
+        if m is None:
+            return boxes
+        content = _balanced_content(text, m.end())
+        if content is None:
+            pos = m.end()
+            continue
+        end = m.end() + len(content) + 1
+        boxes.append((m.start(), end, content.strip()))
+        pos = end
+
+
+def _canonical(answer: str) -> str:
+    """A spelling-insensitive key for "is this the same answer text": no spaces, ``$``, ``\\left``/``\\right``,
+    thin spaces or trailing period; ``\\dfrac``/``\\tfrac`` → ``\\frac``."""
+    key = _CANON_DROP.sub("", answer)
+    key = _CANON_FRAC.sub(r"\\frac", key)
+    return key.rstrip(".")
+
+
+def _join_answers(answers: list[str]) -> str | None:
+    """One answer from several stated together: the answer itself if they are all the same text, else the set
+    ``"a, b"`` (math-verify compares it with the gold as a whole, so it never matches a single-valued gold)."""
+    answers = [a for a in answers if a]
+    if not answers:
+        return None
+    distinct: dict[str, str] = {}
+    for a in answers:
+        distinct.setdefault(_canonical(a), a)
+    if len(distinct) == 1:
+        return answers[-1]
+    return ", ".join(distinct.values())
+
+
+def _final_box_group(text: str) -> str | None:
+    """The final answer stated in boxes: the last complete, non-empty box and the boxes joined to it by connectives
+    only (``$\\boxed{2}$ or $\\boxed{3}$``, ``x=\\boxed{2}, x=\\boxed{3}``), combined by :func:`_join_answers`.
+    Boxes separated by other words (``\\boxed{1}. Wait, no: \\boxed{2}``) are revisions: the last one counts."""
+    boxes = [b for b in _find_boxes(text) if b[2]]
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        between = text[prev[1] : group[0][0]]
+        if _CONNECTIVES.sub("", between).strip():
+            break
+        group.insert(0, prev)
+    return _join_answers([_split_alternatives(b[2]) for b in group])
+
+
+def _split_alternatives(answer: str) -> str:
+    """``3 or 4`` / ``x=3 \\text{ or } x=4`` → ``3, 4``: alternatives are one set answer, so a hedge between a
+    right and a wrong value does not match a single gold (math-verify alone accepts ``3 or 4`` for the gold 4)."""
+    return _OR.sub(", ", answer).strip()
+
+
+def extract_answer_tag(completion: str) -> str | None:
+    """Content of the last ``<answer>…</answer>`` block of the final region, stripped; None if none or empty.
+
+    A later block replaces an earlier one (the strict format reward asks for exactly one). Inside the block, one box
+    is kept as is (math-verify reads it); several boxes are combined as in :func:`extract_last_boxed`; ``A or B`` is
+    the set ``A, B``. Example: ``"<think>2+2</think> <answer>3</answer><answer> 4 </answer>"`` → ``"4"``.
+    """
+    blocks = _ANSWER_BLOCK.findall(final_region(completion))
     if not blocks:
         return None
-    return blocks[-1].strip() or None
+    block = blocks[-1].strip()
+    if not block:
+        return None
+    if len(_find_boxes(block)) > 1:
+        return _final_box_group(block)
+    return _split_alternatives(block) or None
 
 
 def extract_last_boxed(completion: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` with balanced braces, searched after the last ``</think>`` if there is one.
+    """The final boxed answer of the final region (see :func:`final_region`): the content of the last complete
+    ``\\boxed{…}``, or the set of the boxes stated together with it.
 
-    A box inside the reasoning does not count once the reasoning is closed; an unbalanced (truncated) box is skipped
-    in favour of an earlier complete one. Example: ``r"so \\boxed{\\frac{1}{2}}."`` → ``r"\\frac{1}{2}"``.
+    A box inside closed reasoning does not count; an unbalanced (truncated) or empty box is skipped in favour of an
+    earlier complete one; boxes joined only by connectives (``,``, ``or``, ``and``, ``$``, ``x =``) are one answer,
+    so ``\\boxed{3} or \\boxed{4}`` gives ``3, 4`` (a set, never equal to a single gold), while equal boxes count once
+    (``\\boxed{2}`` … ``\\boxed{2}``). Example: ``r"so \\boxed{\\frac{1}{2}}."`` → ``r"\\frac{1}{2}"``.
     """
-    _, sep, tail = completion.rpartition("</think>")
-    text = tail if sep else completion
-    for m in reversed(list(_BOXED_OPEN.finditer(text))):
-        content = _balanced_content(text, m.end())
-        if content is not None and content.strip():
-            return content.strip()
+    return _final_box_group(final_region(completion))
+
+
+def extract_answer_phrase(completion: str) -> str | None:
+    """R1 format only (reasoning closed by ``</think>``): the answer stated in words after the reasoning, e.g.
+    ``"the answer is 42."``, ``"Final answer: $x=3$"``, ``"**Answer:** 7"``; the last such phrase counts.
+
+    The answer runs to the end of its sentence (a period followed by a space or the end) or line; if the phrase ends
+    its line (``"The final answer is:"``), the next non-empty line is the answer. Without ``</think>`` this extractor
+    finds nothing: a plain completion's prose is not read (the R1-Zero template asks for tags, the R1 summary ends
+    its reasoning with ``</think>``).
+    """
+    if "</think>" not in completion:
+        return None
+    region = final_region(completion)
+    matches = list(_ANSWER_PHRASE.finditer(region))
+    if not matches:
+        return None
+    rest = region[matches[-1].end() :]
+    lines = rest.split("\n")
+    first = lines[0].strip()
+    if not first.strip("*:. "):
+        first = next((ln.strip() for ln in lines[1:] if ln.strip()), "")
+    answer = _SENTENCE_END.split(first, 1)[0]
+    answer = answer.strip().strip("*").strip().rstrip(".").strip()
+    return _split_alternatives(answer) or None
+
+
+def extract_after_think(completion: str) -> str | None:
+    """R1 format only: the whole text after ``</think>`` when it is one short line (at most
+    :data:`MAX_BARE_ANSWER_CHARS` characters) that is math, not prose: it has a digit, a LaTeX command or ``$``, and
+    no word of two letters outside LaTeX commands unless the math is in ``$…$``. ``"<think>…</think>\\n\\n42"`` → ``"42"``; ``"…</think> I am done"``
+    → None; ``"…</think> So we get $x=5$."`` → ``"So we get $x=5$"`` (math-verify reads the ``$…$``)."""
+    if "</think>" not in completion:
+        return None
+    tail = final_region(completion).strip()
+    if not tail or "\n" in tail or len(tail) > MAX_BARE_ANSWER_CHARS:
+        return None
+    if (_is_prose(tail) and not _is_delimited(tail)) or _TAG.search(tail) or not _MATHY.search(tail):
+        return None  # prose, an (empty) <answer> block, or no digit, LaTeX or $ at all: not a bare answer
+    return _split_alternatives(tail.rstrip(".").strip()) or None
+
+
+#: Longest text after ``</think>`` that :func:`extract_after_think` takes as a bare answer.
+MAX_BARE_ANSWER_CHARS = 80
+
+#: Extractors tried in order by :func:`extract_answer`; the first non-None result wins.
+EXTRACTORS: list[Extractor] = [extract_answer_tag, extract_last_boxed, extract_answer_phrase, extract_after_think]
+
+
+def extract_answer(completion: str, extractors: list[Extractor] | None = None) -> str | None:
+    """The final answer of a completion, or None if it states none.
+
+    Tries :data:`EXTRACTORS` in order (``<answer>`` block, boxed, "the answer is", bare text after ``</think>``),
+    each reading only :func:`final_region`. Several answers stated together become one set answer (``"3, 4"``),
+    which does not match a single-valued gold, so hedging is never rewarded.
+
+    Args:
+        completion: the generated text (after the prompt).
+        extractors: override of :data:`EXTRACTORS` (tried in order).
+    Returns:
+        The answer text (not yet normalized), e.g. ``r"\\dfrac{1}{2}"``, or None.
+    """
+    for extract in EXTRACTORS if extractors is None else extractors:
+        answer = extract(completion)
+        if answer is not None:
+            return answer
     return None
 
 
@@ -111,26 +305,6 @@ def _balanced_content(text: str, start: int) -> str | None:
             if depth == 0:
                 return text[start:i]
         i += 1
-    return None
-
-
-#: Extractors tried in order by :func:`extract_answer`; the first non-None result wins.
-EXTRACTORS: list[Extractor] = [extract_answer_tag, extract_last_boxed]
-
-
-def extract_answer(completion: str, extractors: list[Extractor] | None = None) -> str | None:
-    """The final answer of a completion, or None if it states none.
-
-    Args:
-        completion: the generated text (after the prompt).
-        extractors: override of :data:`EXTRACTORS` (tried in order).
-    Returns:
-        The answer text (not yet normalized), e.g. ``r"\\dfrac{1}{2}"``, or None.
-    """
-    for extract in EXTRACTORS if extractors is None else extractors:
-        answer = extract(completion)
-        if answer is not None:
-            return answer
     return None
 
 
@@ -154,13 +328,33 @@ class _OutOfTime(Exception):
 
 @functools.lru_cache(maxsize=1 << 16)  # a training run grades each gold answer many times
 def _parse_gold(gold: str, use_alarm: bool) -> tuple:
-    from math_verify import parse
-
     text = gold if _is_delimited(gold) else f"${gold}$"
-    parsed = parse(text, parsing_timeout=_GOLD_PARSE_TIMEOUT_S if use_alarm else None)
+    parsed = _parse_prediction(text, _GOLD_PARSE_TIMEOUT_S if use_alarm else None)  # shares the parse cache
     if not parsed:
         raise _GoldUnparsable(gold)
-    return tuple(parsed)
+    return parsed
+
+
+#: Parsed predictions by text: math-verify's ``parse`` costs ~3-10 ms and the same answer text recurs across the
+#: samples of a problem and across problems. A parse that times out raises and is not cached.
+_PARSE_CACHE: dict[str, tuple] = {}
+_PARSE_CACHE_MAX = 1 << 16
+
+
+def _parse_prediction(text: str, timeout: int | None) -> tuple:
+    hit = _PARSE_CACHE.get(text)
+    if hit is not None:
+        return hit
+    from math_verify import parse
+
+    try:
+        parsed = tuple(parse(text, parsing_timeout=timeout, raise_on_error=True))
+    except Exception:  # unparsable: as math-verify's own parse (raise_on_error=False) would return []
+        parsed = ()
+    if len(_PARSE_CACHE) >= _PARSE_CACHE_MAX:
+        _PARSE_CACHE.clear()
+    _PARSE_CACHE[text] = parsed
+    return parsed
 
 
 def _can_use_alarm() -> bool:
@@ -169,7 +363,7 @@ def _can_use_alarm() -> bool:
 
 def _verify_here(gold: str, predicted: str, timeout_s: float) -> bool:
     """``verify_math`` in this thread, with math-verify's own alarms where possible. May raise."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
     use_alarm = _can_use_alarm()
     deadline = time.monotonic() + timeout_s
@@ -184,7 +378,7 @@ def _verify_here(gold: str, predicted: str, timeout_s: float) -> bool:
     golds = _parse_gold(gold, use_alarm)
     for alternatives in _readings(predicted):
         for text in alternatives:
-            preds = parse(text, parsing_timeout=budget())
+            preds = _parse_prediction(text, budget())
             if preds:
                 break
         for pred in preds:
@@ -211,7 +405,9 @@ def _readings(predicted: str) -> list[list[str]]:
 
 
 def _is_prose(text: str) -> bool:
-    """Whether ``text`` has a word of 2+ letters outside LaTeX command and environment names."""
+    """Whether ``text`` has a word (2+ letters between spaces, braces or punctuation) outside LaTeX command and
+    environment names: ``18 dollars`` and ``\\text{east}`` are prose, ``2RC+R+C`` and ``ab+c`` are not (read bare,
+    math-verify would take the first number of ``2RC+R+C`` and accept it for the gold 2)."""
     return _WORD.search(_LATEX_NAMES.sub(" ", text)) is not None
 
 
@@ -280,13 +476,16 @@ def _verify_in_helper(gold: str, predicted: str, timeout_s: float) -> bool:
     return verdict
 
 
-def verify_math(gold: str, predicted: str, timeout_s: float = 5.0) -> bool:
+def verify_math(gold: str, predicted: str, timeout_s: float = 5.0, *, warn: bool = True) -> bool:
     """Whether ``predicted`` is mathematically equivalent to ``gold`` (math-verify), within ``timeout_s``.
 
     Args:
         gold: the reference answer, e.g. ``r"\\frac{1}{2}"``; wrapped as ``$gold$`` unless it has ``$`` or ``\\boxed``.
+            A plain number in e-notation (``4.5e33``, as in Minerva's golds) is read as ``4.5\\times 10^{33}``, on
+            both sides.
         predicted: an extracted answer, e.g. ``"0.5"``; read as described in the module docstring.
         timeout_s: deadline for the whole call (see the module docstring for how it is enforced).
+        warn: log (once per gold) that a gold does not parse; off when comparing two predictions.
     Returns:
         True if equivalent. Any error, an unparsable gold or prediction, or a timeout gives False.
 
@@ -295,13 +494,18 @@ def verify_math(gold: str, predicted: str, timeout_s: float = 5.0) -> bool:
     try:
         if not gold.strip() or not predicted.strip():
             return False
+        gold, predicted = _scientific_to_latex(gold), _scientific_to_latex(predicted)
+        if _INTEGER.fullmatch(gold) and _INTEGER.fullmatch(predicted):  # fast path, same verdict as math-verify
+            return int(gold) == int(predicted)
+        if predicted.strip() == gold.strip() and _can_use_alarm():  # the gold's own text, once it parses
+            return bool(_parse_gold(gold, True))
         if _can_use_alarm() or not hasattr(signal, "SIGALRM"):
             return _verify_here(gold, predicted, timeout_s)
         return _verify_in_helper(gold, predicted, timeout_s)
     except _OutOfTime:
         return False
     except _GoldUnparsable:
-        if gold not in _warned_golds:
+        if warn and gold not in _warned_golds:
             _warned_golds.add(gold)
             logger.warning("verify_math: gold answer %r does not parse; every prediction scores 0", gold)
         return False
@@ -316,22 +520,138 @@ def verify_math(gold: str, predicted: str, timeout_s: float = 5.0) -> bool:
         raise
 
 
-def grade_math(completion: str, gold: str, timeout_s: float = 5.0) -> float:
-    """1.0 if the answer extracted from ``completion`` verifies against ``gold``, else 0.0 (no answer → 0.0).
-
-    Example: ``grade_math(" <think>1/2 = 0.5</think> <answer>0.5</answer>", r"\\frac{1}{2}")`` → 1.0.
-    """
-    answer = extract_answer(completion)
+def grade_math_answer(answer: str | None, gold: str, timeout_s: float = 5.0) -> float:
+    """1.0 if an extracted ``answer`` verifies against ``gold``, else 0.0 (None → 0.0). ``grade_math`` = this after
+    :func:`extract_answer`; evaluation calls the two halves separately to cache by ``(gold, answer)``."""
     if answer is None:
         return 0.0
     return 1.0 if verify_math(gold, answer, timeout_s=timeout_s) else 0.0
 
 
+def grade_math(completion: str, gold: str, timeout_s: float = 5.0) -> float:
+    """1.0 if the answer extracted from ``completion`` verifies against ``gold``, else 0.0 (no answer → 0.0).
+
+    Example: ``grade_math(" <think>1/2 = 0.5</think> <answer>0.5</answer>", r"\\frac{1}{2}")`` → 1.0.
+    """
+    return grade_math_answer(extract_answer(completion), gold, timeout_s=timeout_s)
+
+
+def equivalent_math_answers(a: str, b: str, timeout_s: float = 5.0) -> bool:
+    """Whether two extracted answers state the same value (for majority voting, cons@k).
+
+    The same text up to spacing and ``\\dfrac`` (:func:`_canonical`) → True; two constant values (numbers, or
+    expressions without variables such as ``\\frac{\\sqrt{3}}{2}``) that differ by more than a relative 1e-6 →
+    False, without a math-verify call (most wrong answers are numbers); else math-verify either way round (it is not
+    quite symmetric: ``x=5`` matches the gold ``5`` but not the reverse).
+    """
+    if _canonical(a) == _canonical(b):
+        return True
+    x, y = _constant_values(a), _constant_values(b)
+    if x is not None and y is not None and not _same_values(x, y):
+        return False
+    if (x is not None and _is_variable_expression(b)) or (y is not None and _is_variable_expression(a)):
+        return False  # constants never equal an expression in variables (6r^2-4r-24 vs 106)
+    return verify_math(a, b, timeout_s, warn=False) or verify_math(b, a, timeout_s, warn=False)
+
+
+def _same_values(xs: tuple[complex, ...], ys: tuple[complex, ...]) -> bool:
+    """Whether two sets of values are equal up to a relative 1e-6 (a value and a set of copies of it are equal)."""
+
+    def close(x: complex, y: complex) -> bool:
+        return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
+
+    return all(any(close(x, y) for y in ys) for x in xs) and all(any(close(x, y) for x in xs) for y in ys)
+
+
+def _parsed_expression(text: str):
+    """math-verify's first parse of an answer (main thread only, 1 s alarm), or None."""
+    if not _can_use_alarm():
+        return None
+    from math_verify.errors import TimeoutException
+
+    try:
+        parsed = _parse_prediction(text if _is_delimited(text) else f"${text}$", 1)
+    except (Exception, TimeoutException):  # noqa: BLE001 - no fast path; math-verify decides
+        return None
+    return parsed[0] if parsed else None
+
+
+def _is_variable_expression(text: str) -> bool:
+    """Whether an answer parses to an algebraic expression with variables (not an equation, set, or text)."""
+    import sympy
+
+    expr = _parsed_expression(text)
+    return isinstance(expr, sympy.Expr) and bool(expr.free_symbols) and not isinstance(expr, sympy.Symbol)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _constant_values(text: str) -> tuple[complex, ...] | None:
+    """The values of an answer that is a constant (``7``, ``\\frac{1}{2}``, ``2\\sqrt{3}``) or a set of constants
+    (``1, 2``), else None. Main thread only (the parse needs its alarm); elsewhere None."""
+    text = _scientific_to_latex(text)
+    if _INTEGER.fullmatch(text):
+        return (complex(int(text)),)
+    import sympy
+
+    expr = _parsed_expression(text)
+    items = list(expr.args) if isinstance(expr, sympy.FiniteSet) else [expr]
+    values = []
+    for item in items:
+        if not _is_small_constant(item):
+            return None
+        try:
+            value = complex(item.evalf(15))
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        if value != value or abs(value) == float("inf"):
+            return None
+        values.append(value)
+    return tuple(values) or None
+
+
+def _is_small_constant(expr, depth: int = 0) -> bool:
+    """Whether ``expr`` is a constant that evaluates fast: moderate numbers, π, e, i, sums, products and powers with
+    small rational exponents (radicals). Anything else (a power tower such as ``9^{9^{9^{9}}}``, whose evaluation
+    sits in one long C call that no alarm interrupts, functions, symbols) is left to math-verify."""
+    import sympy
+
+    if depth > 12:
+        return False
+    if isinstance(expr, sympy.Rational):  # Integer too
+        return abs(expr.p) < 10**40 and expr.q < 10**40
+    if isinstance(expr, sympy.Float):
+        return True
+    if expr in (sympy.pi, sympy.E, sympy.I):
+        return True
+    if isinstance(expr, sympy.Pow):
+        base, exponent = expr.args
+        return isinstance(exponent, sympy.Rational) and abs(exponent) <= 64 and _is_small_constant(base, depth + 1)
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        return all(_is_small_constant(a, depth + 1) for a in expr.args)
+    return False
+
+
+def _scientific_to_latex(text: str) -> str:
+    """``"4.5e33"`` → ``"4.5\\times 10^{33}"``; any other text unchanged. math-verify reads e-notation as a float
+    that never equals the LaTeX spelling (``4.5e33`` vs ``4.5 \\times 10^{33}`` is False), so both sides are
+    rewritten."""
+    m = _SCIENTIFIC.fullmatch(text)
+    if m is None:
+        return text
+    return f"{m.group(1)}\\times 10^{{{int(m.group(2))}}}"
+
+
 __all__ = [
     "EXTRACTORS",
+    "MAX_BARE_ANSWER_CHARS",
+    "equivalent_math_answers",
+    "extract_after_think",
     "extract_answer",
+    "extract_answer_phrase",
     "extract_answer_tag",
     "extract_last_boxed",
+    "final_region",
     "grade_math",
+    "grade_math_answer",
     "verify_math",
 ]

@@ -1,0 +1,387 @@
+"""``r1 eval`` and ``r1 grade``: sample → grade → metrics → report, with DeepSeek-R1's protocol.
+
+``evaluate(cfg)`` (R1 report, arXiv 2501.12948 section 3.1): for each benchmark, sample k completions per problem
+with a rollout engine (temperature 0.6, top-p 0.95 by default), then grade them with the task's grader and report
+pass@1 (mean over k) ± standard error, unbiased pass@k, cons@k, mean length and the share truncated
+(``r1.eval.metrics``). ``grade_file(...)`` runs the same grading and reporting on completions made elsewhere.
+
+Run directory ``<run.out_dir>/<run.name>/``::
+
+    config.yaml            resolved config (+ git_sha.txt)
+    results.json           every benchmark's metrics (r1.eval.report)
+    results.md             the table that is printed
+    <benchmark>/completions.jsonl   raw samples: id, index, completion, num_tokens, finish_reason (append-only)
+    <benchmark>/samples.jsonl       graded: id, index, answer, score, num_tokens, finish_reason, completion
+    <benchmark>/sampling.json       what the samples were drawn with (model, sampling, template, k, task, data, ...)
+
+**Resume.** Sampling appends each batch's completions to ``completions.jsonl`` as soon as the batch is done. A
+re-run reads the file back and samples only problems that do not yet have k completions (a torn last line from a
+killed run is dropped). Problems are cut into fixed batches of ``eval.prompts_per_batch`` and each batch draws from
+a generator seeded with ``(run.seed, benchmark, batch number)``, so the samples do not depend on where a run was
+interrupted (raising a benchmark's ``limit`` re-samples a last batch that was cut short with fewer rows, so those
+problems get other, equally valid, draws). A re-run whose sampling settings differ from ``sampling.json`` is an
+error (``run.overwrite=true`` starts over). Grading always re-runs over all samples (it is fast and cached).
+
+Left out: data-parallel sampling over ranks and vLLM (an engine name away once ``r1.rollout`` has them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from r1.config import BenchmarkConfig, EvalConfig, save_config
+from r1.errors import R1Error
+from r1.eval.grade import grade_benchmark, read_completions
+from r1.eval.report import results_header, write_results, write_samples
+
+
+def _benchmark_name(b: BenchmarkConfig) -> str:
+    return b.name or b.task
+
+
+def _validate(cfg: EvalConfig) -> None:
+    if not cfg.benchmarks:
+        raise R1Error("benchmarks is empty: list at least one, e.g. benchmarks=[{task: math500, limit: 20}]")
+    names = [_benchmark_name(b) for b in cfg.benchmarks]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise R1Error(f"benchmark names must be unique, repeated: {', '.join(dup)} (set benchmarks.N.name)")
+    for n in names:
+        if not n or "/" in n or n.startswith("."):
+            raise R1Error(f"bad benchmark name {n!r}: it names a folder")
+    if cfg.eval.samples_per_problem < 1:
+        raise R1Error("eval.samples_per_problem must be >= 1")
+    if cfg.eval.prompts_per_batch < 1:
+        raise R1Error("eval.prompts_per_batch must be >= 1")
+    if any(k < 1 for k in cfg.eval.pass_k):
+        raise R1Error(f"eval.pass_k must hold positive integers, got {list(cfg.eval.pass_k)}")
+    if cfg.rollout.max_new_tokens < 1:
+        raise R1Error("rollout.max_new_tokens must be >= 1")
+    for b in cfg.benchmarks:
+        if b.limit < 0:
+            raise R1Error(f"benchmark {_benchmark_name(b)!r}: limit must be >= 0")
+
+
+def _load_benchmark(b: BenchmarkConfig):
+    from r1.tasks import build_task
+
+    task = build_task(b.task, b.data, **b.params)
+    samples = task.load(b.split)
+    if b.limit:
+        samples = samples[: b.limit]
+    return task, samples
+
+
+def _data_location(task, b: BenchmarkConfig) -> str | None:
+    """The problems file behind a benchmark, for the report (tasks spell ``data_path`` with or without a split)."""
+    fn = getattr(task, "data_path", None)
+    if fn is None:
+        return b.data
+    try:
+        try:
+            path = fn(b.split)
+        except TypeError:
+            path = fn()
+        return str(Path(path).resolve())
+    except R1Error:
+        return b.data
+
+
+def _rollout_summary(cfg: EvalConfig) -> dict[str, Any]:
+    """The model and sampling settings every benchmark of a run shares."""
+    r = cfg.rollout
+    return {
+        "model": cfg.model.path,
+        "dtype": cfg.model.dtype,
+        "engine": r.engine,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "top_k": r.top_k,
+        "max_new_tokens": r.max_new_tokens,
+        "stop": list(r.stop),
+        "template": cfg.eval.template,
+        "samples_per_problem": cfg.eval.samples_per_problem,
+        "prompts_per_batch": cfg.eval.prompts_per_batch,
+        "seed": cfg.run.seed,
+    }
+
+
+def _sampling_key(cfg: EvalConfig, b: BenchmarkConfig, task) -> dict[str, Any]:
+    """What a benchmark's samples depend on; a resumed run must match it."""
+    return {
+        **_rollout_summary(cfg),
+        "task": b.task,
+        "task_version": getattr(task, "version", None),
+        "data": _data_location(task, b),
+        "split": b.split,
+        "instruction": b.instruction,
+        "params": dict(b.params),
+    }
+
+
+def _read_sampled(path: Path) -> dict[str, list[dict]]:
+    """``completions.jsonl`` of an earlier run: id → records. A torn last line (a killed run) is dropped."""
+    out: dict[str, list[dict]] = {}
+    if not path.is_file():
+        return out
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the last line, cut off mid-write
+                break
+            raise R1Error(f"{path}:{i + 1}: malformed JSON; delete the file or pass run.overwrite=true") from None
+        out.setdefault(rec["id"], []).append(rec)
+    return out
+
+
+def _rewrite_complete(path: Path, sampled: dict[str, list[dict]], k: int) -> dict[str, list[dict]]:
+    """Keep only problems with all k samples (a batch is written whole, but a torn write may leave part of one)."""
+    done = {sid: recs[:k] for sid, recs in sampled.items() if len(recs) >= k}
+    with open(path, "w", encoding="utf-8") as f:
+        for recs in done.values():
+            for r in recs:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return done
+
+
+class _Sampler:
+    """The model, tokenizer and engine, loaded on first use (a fully sampled run never loads the model)."""
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+        self.engine = None
+
+    def load(self) -> None:
+        if self.engine is not None:
+            return
+        import torch
+
+        from r1.models import load as load_model
+        from r1.models import resolve_device, resolve_dtype
+        from r1.rollout import SamplingParams, build_engine
+
+        c = self.cfg
+        if c.run.threads > 0:
+            torch.set_num_threads(c.run.threads)
+        device, dtype = resolve_device(c.model.device), resolve_dtype(c.model.dtype)
+        self.model, self.tok = load_model(c.model.path, device=device, dtype=dtype, seed=c.run.seed)
+        self.model.eval()
+        self.model.config.use_cache = True
+        self.engine = build_engine(c.rollout.engine, self.model, self.tok)
+        r = c.rollout
+        self.sampling = SamplingParams(
+            temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, max_new_tokens=r.max_new_tokens, stop=list(r.stop)
+        )
+
+    def prompt_ids(self, task, sample, instruction: str) -> list[int]:
+        from r1.data.templates import render_prompt
+
+        question = task.question(sample)
+        if instruction:
+            question = f"{question}\n\n{instruction}"
+        text = render_prompt(self.cfg.eval.template, question, self.tok)
+        ids = self.tok(text, add_special_tokens=self.cfg.eval.template != "chat").input_ids
+        if not ids:
+            raise R1Error(f"problem {sample.id!r} renders to an empty prompt")
+        return ids
+
+    def generate(self, prompts: list[list[int]], seed: int) -> list[list[dict]]:
+        import torch
+
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad():
+            outs = self.engine.generate(prompts, self.cfg.eval.samples_per_problem, self.sampling, generator=gen)
+        return [
+            [
+                {
+                    "completion": self.tok.decode(c.token_ids, skip_special_tokens=True),
+                    "num_tokens": len(c.token_ids),
+                    "finish_reason": c.finish_reason,
+                }
+                for c in comps
+            ]
+            for comps in outs
+        ]
+
+
+def _batch_seed(seed: int, bench: str, batch: int) -> int:
+    return zlib.crc32(f"{seed}:{bench}:{batch}".encode())
+
+
+def _prepare_run_dir(cfg: EvalConfig) -> Path:
+    run_dir = Path(cfg.run.out_dir) / cfg.run.name
+    if cfg.run.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    from r1.train.common import git_sha
+
+    sha = git_sha()
+    if sha:
+        (run_dir / "git_sha.txt").write_text(sha + "\n")
+    return run_dir
+
+
+def _check_resume(bench_dir: Path, key: dict[str, Any]) -> None:
+    """Refuse to mix samples: an existing ``sampling.json`` must match ``key``."""
+    meta = bench_dir / "sampling.json"
+    if not meta.is_file():
+        return
+    old = json.loads(meta.read_text())
+    diff = [k for k in key if old.get(k) != key[k]]
+    if diff:
+        k = diff[0]
+        raise R1Error(
+            f"{bench_dir} holds samples drawn with {k}={old.get(k)!r}, not {key[k]!r}; use another run.name, "
+            f"or run.overwrite=true to discard them"
+        )
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run ``r1 eval``: sample, grade, write the run directory (module docstring), print the table.
+
+    Returns the ``results.json`` dict.
+    """
+    from r1.train.common import console, make_progress
+
+    _validate(cfg)
+    loaded = [(b, *_load_benchmark(b)) for b in cfg.benchmarks]  # fail on bad tasks/files before loading a model
+    keys = {_benchmark_name(b): _sampling_key(cfg, b, task) for b, task, _ in loaded}
+    if not cfg.run.overwrite:
+        for name, key in keys.items():
+            _check_resume(Path(cfg.run.out_dir) / cfg.run.name / name, key)
+    run_dir = _prepare_run_dir(cfg)
+    sampler = _Sampler(cfg)
+    k = cfg.eval.samples_per_problem
+    results = results_header(_rollout_summary(cfg))
+    t_start = time.perf_counter()
+    with make_progress(cfg.run.progress) as progress:
+        for b, task, samples in loaded:
+            name = _benchmark_name(b)
+            bench_dir = run_dir / name
+            key = keys[name]
+            bench_dir.mkdir(parents=True, exist_ok=True)
+            (bench_dir / "sampling.json").write_text(json.dumps(key, indent=2) + "\n")
+            comp_path = bench_dir / "completions.jsonl"
+            done = _rewrite_complete(comp_path, _read_sampled(comp_path), k)
+            ids = {s.id for s in samples}
+            todo = sum(1 for s in samples if s.id not in done)
+            bar = progress.add_task(f"sample {name}", total=len(samples), info="", completed=len(samples) - todo)
+            t0 = time.perf_counter()
+            P = cfg.eval.prompts_per_batch
+            with open(comp_path, "a", encoding="utf-8") as f:
+                for bi in range(0, len(samples), P):
+                    batch = [s for s in samples[bi : bi + P] if s.id not in done]
+                    if not batch:
+                        continue
+                    sampler.load()
+                    prompts = [sampler.prompt_ids(task, s, b.instruction) for s in batch]
+                    outs = sampler.generate(prompts, _batch_seed(cfg.run.seed, name, bi // P))
+                    for s, comps in zip(batch, outs):
+                        for j, rec in enumerate(comps):
+                            f.write(json.dumps({"id": s.id, "index": j, **rec}, ensure_ascii=False) + "\n")
+                        done[s.id] = comps
+                    f.flush()
+                    progress.advance(bar, len(batch))
+            sample_s = time.perf_counter() - t0
+            sampled = {sid: recs for sid, recs in done.items() if sid in ids}
+            t0 = time.perf_counter()
+            rows, metrics = grade_benchmark(
+                task,
+                samples,
+                sampled,
+                pass_ks=list(cfg.eval.pass_k) or None,
+                workers=cfg.eval.grade_workers,
+                progress=progress,
+                label=f"grade {name}",
+            )
+            metrics["time/sample_s"] = round(sample_s, 2)
+            metrics["time/grade_s"] = round(time.perf_counter() - t0, 2)
+            write_samples(bench_dir / "samples.jsonl", rows, include_completion=True)
+            results["benchmarks"][name] = {
+                "task": b.task,
+                "version": getattr(task, "version", None),
+                "data": key["data"],
+                "split": b.split,
+                "metrics": metrics,
+            }
+            write_results(run_dir, results)  # a partial report survives an interrupted multi-benchmark run
+    results["time_s"] = round(time.perf_counter() - t_start, 2)
+    table = write_results(run_dir, results)
+    console.print(table, soft_wrap=True)
+    names = ", ".join(f"{_benchmark_name(b)}/samples.jsonl" for b in cfg.benchmarks)
+    console.print(f"wrote {run_dir}/: results.json, results.md, {names}", soft_wrap=True)
+    return results
+
+
+def grade_file(
+    task_name: str,
+    completions: str | Path,
+    *,
+    data: str | None = None,
+    out_dir: str | Path | None = None,
+    split: str | None = None,
+    pass_ks: list[int] | None = None,
+    workers: int = 0,
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``r1 grade``: grade completions made elsewhere with a task's grader, write the same outputs as ``r1 eval``.
+
+    Args:
+        task_name: a registered task (``math`` or ``gpqa`` read any file given as ``data``).
+        completions: JSONL of ``{"id": ..., "completion": ...}`` lines (see :func:`r1.eval.grade.read_completions`).
+        data: the problems file (default: the task's own file).
+        out_dir: where ``results.json``, ``results.md`` and ``samples.jsonl`` go (default:
+            ``runs/grade/<completions file stem>``).
+        split: split of the task (default: the benchmark's evaluation split, ``test``).
+        pass_ks: ks of pass@k (default 1, 2, 4, ... up to the samples per problem).
+        workers: grading processes (0 = in this process).
+        params: task constructor parameters.
+    Returns:
+        The ``results.json`` dict.
+    """
+    from r1.tasks import build_task
+    from r1.tasks.benchmarks import BENCHMARKS
+    from r1.train.common import console, make_progress
+
+    task = build_task(task_name, data, **(params or {}))
+    split = split or BENCHMARKS.get(task_name, "test")
+    samples = task.load(split)
+    comp = read_completions(completions, samples, task_name)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / "grade" / Path(completions).name.split(".")[0]
+    t0 = time.perf_counter()
+    with make_progress(progress) as bar:
+        rows, metrics = grade_benchmark(task, samples, comp, pass_ks=pass_ks, workers=workers, progress=bar,
+                                        label=f"grade {task_name}")
+    metrics["time/grade_s"] = round(time.perf_counter() - t0, 2)
+    write_samples(out / "samples.jsonl", rows, include_completion=False)
+    results = results_header({"completions": str(Path(completions).resolve())})
+    b = BenchmarkConfig(task=task_name, data=data, split=split)
+    results["benchmarks"][task_name] = {
+        "task": task_name,
+        "version": getattr(task, "version", None),
+        "data": _data_location(task, b),
+        "split": split,
+        "metrics": metrics,
+    }
+    table = write_results(out, results)
+    console.print(table, soft_wrap=True)
+    missing = metrics["num_problems_missing"]
+    if missing:
+        console.print(f"note: {missing} of {len(samples)} problems had no completions and are not in the metrics")
+    console.print(f"wrote {out}/: results.json, results.md, samples.jsonl", soft_wrap=True)
+    return results
+
+
+__all__ = ["evaluate", "grade_file"]
