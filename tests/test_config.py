@@ -64,10 +64,19 @@ def test_resolved_yaml_roundtrip(tmp_path):
     assert load_config(GRPOConfig, p) == cfg
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "grpo").rglob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_grpo_configs_validate(path):
-    cfg = load_config(GRPOConfig, path)
-    assert cfg.run.steps > 0
+def _schema_for(path):
+    from r1.config import DemoConfig, EvalConfig, SFTConfig
+
+    return {"grpo": GRPOConfig, "pretrain": SFTConfig, "sft": SFTConfig, "demo": DemoConfig, "eval": EvalConfig}[
+        path.parent.name
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_shipped_config_validates(path):
+    load_config(_schema_for(path), path)
     assert path.read_text().startswith("# r1 "), "each shipped YAML opens with its launch command"
 
 

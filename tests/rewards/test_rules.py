@@ -85,3 +85,15 @@ def test_registered_rewards_in_a_composite(tmp_path):
     assert reward(" <think>2+2</think> <answer>4</answer>", sample) == (1.5, {"accuracy": 1.0, "format": 1.0})
     assert reward(" <think>2+2</think> <answer>5</answer>", sample) == (0.5, {"accuracy": 0.0, "format": 1.0})
     assert reward("it is \\boxed{4}", sample) == (1.0, {"accuracy": 1.0, "format": 0.0})
+
+
+def test_accuracy_reward_skips_sandbox_failures():
+    from r1.data.sample import Sample
+    from r1.rewards.rules import accuracy_reward
+    from r1.sandbox.core import SandboxError
+
+    class Broken:
+        def grade(self, completion, sample):
+            raise SandboxError("bwrap failed")
+
+    assert accuracy_reward("x", Sample("1", "p", "a"), task=Broken()) is None

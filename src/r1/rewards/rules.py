@@ -31,7 +31,12 @@ def accuracy_reward(completion: str, sample: Sample, *, task, **params) -> Optio
     """
     if params:
         raise R1Error(f"reward 'accuracy' takes no parameters, got {', '.join(sorted(params))}")
-    return task.grade(completion, sample)
+    try:
+        return task.grade(completion, sample)
+    except RuntimeError as e:  # a grader's infrastructure failure (e.g. the code sandbox) is not a wrong answer
+        if type(e).__name__ == "SandboxError":
+            return None  # excluded from the statistics, 0 in the total (see r1.rewards)
+        raise
 
 
 def format_reward(
