@@ -6,7 +6,7 @@ import random
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,13 @@ from r1.config import save_config
 from r1.errors import R1Error
 
 console = Console(highlight=False)
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """Mixed precision for ``dtype`` on ``device`` (fp32: no-op). Weights and optimizer state stay fp32."""
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:

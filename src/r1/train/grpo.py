@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,7 +40,7 @@ from r1.rewards import CompositeReward
 from r1.rollout import SamplingParams, build_engine
 from r1.tasks import build_task
 from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from r1.train.common import PhaseTimer, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.common import PhaseTimer, autocast_context, console, make_progress, prepare_run_dir, seed_everything
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
 
@@ -197,9 +196,7 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------------------------------------ helpers
     def autocast(self):
-        if self.dtype == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast_context(self.device, self.dtype)
 
     def prompt_ids(self, i: int) -> list[int]:
         if i not in self._prompt_cache:

@@ -12,7 +12,6 @@ pretraining setups; use ``bucket`` when that matters), multi-process training.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.tasks import build_task
 from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from r1.train.common import PhaseTimer, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.common import PhaseTimer, autocast_context, console, make_progress, prepare_run_dir, seed_everything
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
 
@@ -179,9 +178,7 @@ class SFTTrainer:
         self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
 
     def autocast(self):
-        if self.dtype == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast_context(self.device, self.dtype)
 
     def step(self) -> dict:
         c = self.cfg
