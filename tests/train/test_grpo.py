@@ -177,3 +177,10 @@ def test_printable_escapes_control_characters():
 
     assert printable("a\x1b[31mb\nc") == "a\\x1b[31mb\nc"
     assert printable("x" * 10, limit=4) == "xxxx…"
+
+
+def test_bad_input_leaves_no_run_directory(tmp_path):
+    for i, bad in enumerate([f"model.path={tmp_path}/missing", "rollout.engine=warp", "task.name=nope"]):
+        with pytest.raises(R1Error):
+            GRPOTrainer(tiny_cfg(tmp_path, f"bad{i}", bad))
+        assert not (tmp_path / f"bad{i}").exists()

@@ -33,15 +33,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_run_dir(out_dir: str, name: str, cfg, *, overwrite: bool) -> Path:
-    """Create ``<out_dir>/<name>`` for a fresh run and save the resolved config (+ git SHA when available)."""
+def check_run_dir(out_dir: str, name: str, *, overwrite: bool) -> Path:
+    """Fail early (before any model is loaded) if a fresh run would clobber a non-empty run directory."""
     run_dir = Path(out_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise R1Error(
+            f"run directory {run_dir} is not empty; resume it with --resume {run_dir}, pick another run.name, "
+            "or pass run.overwrite=true"
+        )
+    return run_dir
+
+
+def prepare_run_dir(out_dir: str, name: str, cfg, *, overwrite: bool) -> Path:
+    """Create ``<out_dir>/<name>`` for a fresh run and save the resolved config (+ git SHA when available).
+
+    Called once the model and data have loaded, so bad input leaves no half-made run directory behind."""
+    run_dir = check_run_dir(out_dir, name, overwrite=overwrite)
     if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise R1Error(
-                f"run directory {run_dir} is not empty; resume it with --resume {run_dir}, pick another run.name, "
-                "or pass run.overwrite=true"
-            )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")

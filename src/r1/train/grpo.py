@@ -37,10 +37,18 @@ from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.rewards import CompositeReward
-from r1.rollout import SamplingParams, build_engine
+from r1.rollout import ENGINES, SamplingParams, build_engine
 from r1.tasks import build_task
 from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from r1.train.common import PhaseTimer, autocast_context, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.common import (
+    PhaseTimer,
+    autocast_context,
+    check_run_dir,
+    console,
+    make_progress,
+    prepare_run_dir,
+    seed_everything,
+)
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
 
@@ -150,6 +158,7 @@ class GRPOTrainer:
         if not self.samples:
             raise R1Error(f"task {c.task.name!r} split {c.task.train_split!r} is empty")
         self.reward = CompositeReward([(r.name, r.weight, r.params) for r in c.rewards], self.task)
+        ENGINES.get(c.rollout.engine)  # an unknown engine name fails here, before anything is loaded or written
 
         # --- run directory, model, optimizer
         self.start_step = 0
@@ -158,10 +167,12 @@ class GRPOTrainer:
             self.run_dir = Path(resume)
             ckpt = latest_checkpoint(self.run_dir)
         else:
-            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+            self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
         seed_everything(c.run.seed)
         self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
         self.model.config.use_cache = True
+        if resume is None:  # model and data are good: now the run directory may be (re)made
+            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
         self.ref_model = None
         if c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
             self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)

@@ -25,7 +25,15 @@ from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.tasks import build_task
 from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from r1.train.common import PhaseTimer, autocast_context, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.common import (
+    PhaseTimer,
+    autocast_context,
+    check_run_dir,
+    console,
+    make_progress,
+    prepare_run_dir,
+    seed_everything,
+)
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
 
@@ -154,13 +162,15 @@ class SFTTrainer:
             self.run_dir = Path(resume)
             ckpt = latest_checkpoint(self.run_dir)
         else:
-            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+            self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
         seed_everything(c.run.seed)
         self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
         records = load_records(c, self.tok)
         self.examples = tokenize_records(records, self.tok, c)
         if not any(any(m) for _, m in self.examples):
             raise R1Error("no example has a token to train on (empty completions?)")
+        if resume is None:  # model and data are good: now the run directory may be (re)made
+            self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
         self.sampler = BatchSampler(
             [len(ids) for ids, _ in self.examples], c.data.examples_per_step, c.data.batching, c.run.seed
         )
