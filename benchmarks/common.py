@@ -1,0 +1,121 @@
+"""Shared pieces of the benchmark scripts (issue 6): the ``bench_sum`` task, the r1 GRPO config, peak RSS.
+
+The task is a raw prompt ``"a+b="`` with two random two-digit numbers; reward 1 if the completion starts with the
+right sum (``"57+38="`` → ``"95..."``). It is registered at runtime, so it never enters ``r1.tasks``. A random
+model scores ~0 on it; the benchmarks time the machinery, not learning.
+
+Not a package module: the scripts put this folder on ``sys.path`` (``python benchmarks/<script>.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+PRESETS = {"tiny": "qwen2-3m", "small": "qwen2-23m"}
+"""Benchmark preset name → r1 model preset (``r1.models.PRESETS``)."""
+
+NUM_PROBLEMS = 1024
+PROMPTS_PER_STEP = 8
+SAMPLES_PER_PROMPT = 8
+MAX_NEW_TOKENS = 32
+TEMPERATURE = 1.0
+KL_COEF = 0.04
+LR = 1e-5
+
+
+def make_problems(n: int = NUM_PROBLEMS, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` pairs ``(prompt, answer)``, e.g. ``("57+38=", "95")``; deterministic in ``seed``."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        out.append((f"{a}+{b}=", str(a + b)))
+    return out
+
+
+def register_bench_task() -> None:
+    """Register ``bench_sum`` in ``r1.tasks.TASKS`` (idempotent)."""
+    from r1.data.sample import Sample
+    from r1.tasks import TASKS, Task
+
+    class BenchSumTask(Task):
+        name = "bench_sum"
+        version = "1"
+        default_template = "plain"
+
+        def load(self, split: str) -> list[Sample]:
+            return [Sample(id=f"{i}", problem=p, answer=a) for i, (p, a) in enumerate(make_problems())]
+
+        def grade(self, completion: str, sample: Sample) -> float:
+            return float(completion.startswith(sample.answer))
+
+    try:
+        TASKS.register("bench_sum", BenchSumTask)
+    except Exception:  # noqa: BLE001 - already registered in this process
+        pass
+
+
+def r1_overrides(model_dir: str, steps: int, threads: int, out_dir: str, engine: str = "native") -> list[str]:
+    """Dotted overrides for ``load_config(GRPOConfig, None, ...)``: the issue's mirrored setting."""
+    return [
+        f"model.path={model_dir}",
+        "model.dtype=fp32",
+        "model.device=cpu",
+        "task.name=bench_sum",
+        "task.template=plain",
+        f"rollout.engine={engine}",
+        f"rollout.temperature={TEMPERATURE}",
+        f"rollout.max_new_tokens={MAX_NEW_TOKENS}",
+        f"grpo.prompts_per_step={PROMPTS_PER_STEP}",
+        f"grpo.samples_per_prompt={SAMPLES_PER_PROMPT}",
+        "grpo.mu=1",
+        f"grpo.kl_coef={KL_COEF}",
+        f"optim.lr={LR}",
+        "optim.schedule=constant",
+        f"run.steps={steps}",
+        f"run.threads={threads}",
+        f"run.out_dir={out_dir}",
+        "run.name=bench",
+        "run.overwrite=true",
+        "run.sample_every=0",
+        "run.log_every=0",
+        "run.progress=false",
+    ]
+
+
+def build_r1_trainer(model_dir: str, steps: int, threads: int, engine: str = "native"):
+    """An ``r1`` ``GRPOTrainer`` on ``bench_sum`` with its run directory in a temporary folder."""
+    from r1.config import GRPOConfig, load_config
+    from r1.train.grpo import GRPOTrainer
+
+    register_bench_task()
+    out = tempfile.mkdtemp(prefix="r1_bench_")
+    cfg = load_config(GRPOConfig, None, r1_overrides(model_dir, steps, threads, out, engine))
+    return GRPOTrainer(cfg)
+
+
+def save_preset(preset: str, path: str | Path, seed: int = 0) -> str:
+    """Build the r1 preset once and save it as an HF directory both sides load."""
+    from r1.models import build_preset, save
+
+    model, tok = build_preset(PRESETS.get(preset, preset), seed=seed)
+    save(model, tok, path)
+    return str(path)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return float("nan")
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])

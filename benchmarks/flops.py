@@ -1,0 +1,119 @@
+"""The physical limit: this machine's matmul peak and the model-FLOPs utilisation (MFU) of an ``r1`` GRPO step
+(issue 6, item 3).
+
+    python benchmarks/flops.py                        # peak fp32/bf16, then MFU of the tiny preset, 6 steps
+    python benchmarks/flops.py --presets tiny,small --steps 4 --warmup 1
+
+Peak: the best of ``--matmul-repeats`` timed loops (~0.5 s each) of square matmuls (``--matmul-sizes``) per dtype,
+``2·n³`` FLOPs each, at ``--threads`` torch threads. It is what ``torch.matmul`` reaches here, not a datasheet number.
+
+Model FLOPs of one GRPO step (the standard ``2·params·tokens`` forward estimate, Kaplan et al. 2020,
+arXiv:2001.08361; ×3 for forward + backward), counted from what the step actually processed:
+
+- rollout: ``2·N·(prompt tokens of each distinct prompt + generated tokens)`` (a cache makes each token one forward);
+- reference: ``2·N·(prompt + completion tokens of every row)``;
+- train: ``6·N·(prompt + completion tokens of every row)`` (μ = 1: one forward + backward).
+
+``N`` is the parameter count with the tied embedding counted once (it is the LM head's matmul; the lookup is free).
+Attention score FLOPs are left out (sequences here are ≤ ~40 tokens, under 2% of the total). MFU = model FLOPs /
+(step time · fp32 peak), per phase and for the whole step (fp32 is the benchmarks' dtype).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def matmul_peak(dtype, sizes: list[int], repeats: int) -> tuple[float, int]:
+    """Best sustained FLOP/s of ``a @ b`` over square sizes; returns ``(flops_per_s, best_size)``."""
+    import torch
+
+    best, best_n = 0.0, 0
+    for n in sizes:
+        a = torch.randn(n, n, dtype=dtype)
+        b = torch.randn(n, n, dtype=dtype)
+        t = time.perf_counter()
+        a @ b  # warm-up (thread pool, packing buffers); also sizes the timed loop
+        inner = max(1, int(0.5 / max(time.perf_counter() - t, 1e-6)))  # ~0.5 s per timed sample
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for _ in range(inner):
+                a @ b
+            rate = inner * 2 * n**3 / (time.perf_counter() - t)
+            if rate > best:
+                best, best_n = rate, n
+    return best, best_n
+
+
+def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float) -> dict:
+    """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum``."""
+    trainer = common.build_r1_trainer(
+        common.save_preset(preset, Path(tempfile.mkdtemp(prefix="flops_model_")) / preset), steps, threads
+    )
+    N = sum(p.numel() for p in trainer.model.parameters())  # shared (tied) tensors are yielded once
+    rows = common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT
+    prompt_len = len(trainer.prompt_ids(0))  # every bench_sum prompt has the same length ("ab+cd=")
+    per_step = []
+    for step in range(1, steps + 1):
+        m = trainer.step(step)
+        gen = m["response_length/mean"] * rows
+        seq_tokens = gen + rows * prompt_len
+        flops = {
+            "rollout": 2 * N * (common.PROMPTS_PER_STEP * prompt_len + gen),
+            "ref": 2 * N * seq_tokens,
+            "train": 6 * N * seq_tokens,
+        }
+        flops["step"] = sum(flops.values())
+        per_step.append({k: (flops[k], m[f"time/{k}"]) for k in flops})
+    timed = per_step[warmup:]
+    out = {"params": N, "prompt_len": prompt_len}
+    for k in ("rollout", "ref", "train", "step"):
+        t = common.median([s[k][1] for s in timed])
+        f = common.median([s[k][0] for s in timed])
+        out[k] = {"time_s": t, "gflop": f / 1e9, "gflops_per_s": f / t / 1e9, "mfu": f / t / peak}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", default="tiny", help="comma list of: " + ", ".join(common.PRESETS))
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--matmul-sizes", default="512,1024")
+    ap.add_argument("--matmul-repeats", type=int, default=3)
+    args = ap.parse_args()
+    if args.steps <= args.warmup:
+        raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sizes = [int(x) for x in args.matmul_sizes.split(",") if x]
+    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}")
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        rate, n = matmul_peak(dtype, sizes, args.matmul_repeats)
+        peaks[name] = rate
+        print(f"matmul peak {name}: {rate / 1e9:.1f} GFLOP/s (n = {n})")
+    for preset in [p for p in args.presets.split(",") if p]:
+        r = step_mfu(preset, args.steps, args.warmup, args.threads, peaks["fp32"])
+        print(f"\n{preset} ({common.PRESETS.get(preset, preset)}): {r['params'] / 1e6:.2f} M params, "
+              f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, fp32")
+        print(f"{'phase':<9}{'s':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'MFU':>8}")
+        for k in ("rollout", "ref", "train", "step"):
+            p = r[k]
+            print(f"{k:<9}{p['time_s']:>8.3f}{p['gflop']:>9.1f}{p['gflops_per_s']:>10.1f}{p['mfu']:>8.1%}")
+    print(f"(load {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""GRPO step time: ``r1`` vs TRL's ``GRPOTrainer`` on the same model, data and settings (issue 6, item 1).
+
+    python benchmarks/grpo_vs_trl.py                              # tiny + small, 10 steps, 2 repeats
+    python benchmarks/grpo_vs_trl.py --presets tiny --steps 4 --repeats 1   # quick look
+
+The model is built once (an ``r1`` preset, Qwen2 architecture, byte tokenizer) and saved as an HF directory that
+both sides load. Every measurement runs in its own subprocess (clean peak RSS, no shared caches), and the sides
+alternate within each repeat: ``r1``, TRL with gradient checkpointing (TRL's default), TRL without it.
+
+Mirrored setting: raw prompt ``"a+b="`` (no chat template), reward 1 if the completion starts with the sum;
+8 prompts × 8 generations = 64 completions per step; max 32 new tokens; temperature 1.0; μ = 1; β = 0.04 (reference
+model on, k3 estimator on both sides); lr 1e-5, constant; fp32 on CPU; per-sequence token-mean loss (TRL
+``loss_type="grpo"`` = r1 ``seq_mean_token_mean``); group-std advantages; clip ε = 0.2; grad-norm clip 1.0.
+Differences left in: TRL's AdamW betas (0.9, 0.999) vs r1's (0.9, 0.99), and TRL tokenises prompts without BOS.
+
+Reported per preset and setting: median s/step over steps after the warm-up (pooled over repeats), generated
+tokens per second of step time (generated tokens / step time, the same definition both sides), peak RSS, and for
+``r1`` and TRL the rollout share (``r1``: its rollout phase; TRL: ``_generate_and_score_completions``, which also
+holds the reference forward and rewards). Skips with a message when TRL is not installed (``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+SETTINGS = ("r1", "trl", "trl_no_gc")
+"""``trl``: TRL defaults (gradient checkpointing on); ``trl_no_gc``: gradient checkpointing off."""
+
+
+# ---------------------------------------------------------------------------------------------------- workers
+def run_r1(model_dir: str, steps: int, threads: int) -> dict:
+    trainer = common.build_r1_trainer(model_dir, steps, threads)
+    times, tokens, rollout, phases = [], [], [], {}
+    for step in range(1, steps + 1):
+        m = trainer.step(step)
+        times.append(m["time/step"])
+        tokens.append(m["response_length/mean"] * common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT)
+        rollout.append(m.get("time/rollout", 0.0))
+        for k, v in m.items():
+            if k.startswith("time/"):
+                phases.setdefault(k[5:], []).append(v)
+    return {"times": times, "tokens": tokens, "rollout": rollout, "phases": phases}
+
+
+def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    data = Dataset.from_list([{"prompt": p, "answer": a} for p, a in common.make_problems()])
+
+    def reward_sum(completions, answer, **kw) -> list[float]:
+        return [float(c.startswith(a)) for c, a in zip(completions, answer)]
+
+    times, tokens, rollout = [], [], []
+    t0 = [0.0]
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            t0[0] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - t0[0])
+
+    out = tempfile.mkdtemp(prefix="trl_bench_")
+    args = GRPOConfig(
+        output_dir=out,
+        per_device_train_batch_size=common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT,
+        num_generations=common.SAMPLES_PER_PROMPT,
+        max_completion_length=common.MAX_NEW_TOKENS,
+        temperature=common.TEMPERATURE,
+        beta=common.KL_COEF,
+        learning_rate=common.LR,
+        lr_scheduler_type="constant",
+        loss_type="grpo",
+        num_iterations=1,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=gradient_checkpointing,
+        max_steps=steps,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_sum,
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        callbacks=[StepTimer()],
+    )
+    original = trainer._generate_and_score_completions
+
+    def timed_generate(inputs):
+        t = time.perf_counter()
+        batch = original(inputs)
+        rollout.append(time.perf_counter() - t)
+        tokens.append(float(batch["completion_mask"].sum()))
+        return batch
+
+    trainer._generate_and_score_completions = timed_generate
+    torch.set_num_threads(threads)  # Trainer setup may reset it
+    trainer.train()
+    return {"times": times, "tokens": tokens, "rollout": rollout, "phases": {}}
+
+
+def worker(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.worker == "r1":
+        res = run_r1(args.model_dir, args.steps, args.threads)
+    else:
+        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=args.worker == "trl")
+    res["peak_rss_mib"] = common.peak_rss_mib()
+    res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
+    print("BENCH_JSON " + json.dumps(res), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+def spawn(setting: str, model_dir: str, steps: int, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", setting, "--model-dir", model_dir, "--steps", str(steps)]
+    cmd += ["--threads", str(threads)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON ") :])
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+    raise SystemExit(f"worker {setting} failed (exit {proc.returncode}):\n{tail}")
+
+
+def summarise(runs: list[dict], warmup: int) -> dict:
+    times = [t for r in runs for t in r["times"][warmup:]]
+    tok = [x for r in runs for x in r["tokens"][warmup:]]
+    roll = [x for r in runs for x in r["rollout"][warmup:]]
+    med = common.median(times)
+    out = {
+        "s_per_step": med,
+        "gen_tok_per_s": common.median([k / t for k, t in zip(tok, times)]) if tok else float("nan"),
+        "rollout_s": common.median(roll) if roll else float("nan"),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "num_steps": len(times),
+        "load_1min": max(r["load_1min"] for r in runs),
+    }
+    phases: dict[str, list[float]] = {}
+    for r in runs:
+        for k, v in r["phases"].items():
+            phases.setdefault(k, []).extend(v[warmup:])
+    out["phases"] = {k: common.median(v) for k, v in phases.items()}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", default="tiny,small", help="comma list of: " + ", ".join(common.PRESETS))
+    ap.add_argument("--steps", type=int, default=10, help="steps per run (the first --warmup are not timed)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="runs per setting, alternating between settings")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.steps <= args.warmup:
+        raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
+    settings = [s for s in args.settings.split(",") if s]
+    if any(s.startswith("trl") for s in settings):
+        try:
+            import trl  # noqa: F401
+        except ImportError:
+            print("TRL is not installed: skipping the r1 vs TRL benchmark (pip install -e '.[bench]').")
+            return
+        print(f"trl {trl.__version__}")
+    import torch
+
+    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
+        for preset in [p for p in args.presets.split(",") if p]:
+            model_dir = common.save_preset(preset, Path(tmp) / preset)
+            runs = {s: [] for s in settings}
+            for rep in range(args.repeats):
+                order = settings if rep % 2 == 0 else settings[::-1]
+                for s in order:
+                    t = time.perf_counter()
+                    runs[s].append(spawn(s, model_dir, args.steps, args.threads))
+                    med = common.median(runs[s][-1]["times"][args.warmup :])
+                    load = runs[s][-1]["load_1min"]
+                    took = time.perf_counter() - t
+                    print(f"  [{preset}] {s} repeat {rep + 1}: {med:.3f} s/step ({took:.0f}s, load {load:.2f})")
+            summary = {s: summarise(runs[s], args.warmup) for s in settings}
+            results[preset] = {"summary": summary, "runs": runs}
+            print_table(preset, summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def print_table(preset: str, summary: dict) -> None:
+    name = f"{preset} ({common.PRESETS.get(preset, preset)})"
+    print(f"\n{name}: median over {summary[next(iter(summary))]['num_steps']} timed steps")
+    print(f"{'setting':<12}{'s/step':>9}{'gen tok/s':>11}{'rollout s':>11}{'peak RSS MiB':>14}{'max load':>10}")
+    for s, r in summary.items():
+        print(f"{s:<12}{r['s_per_step']:>9.3f}{r['gen_tok_per_s']:>11.0f}{r['rollout_s']:>11.3f}"
+              f"{r['peak_rss_mib']:>14.0f}{r['load_1min']:>10.2f}")
+    if "r1" in summary and summary["r1"]["phases"]:
+        ph = summary["r1"]["phases"]
+        print("r1 phases (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items() if k != "step"))
+    for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
+        if "r1" in summary and s in summary:
+            x = summary[s]["s_per_step"] / summary["r1"]["s_per_step"]
+            print(f"speedup r1 vs TRL ({preset}, {label}): {x:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
