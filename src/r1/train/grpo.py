@@ -31,7 +31,7 @@ from r1.algo import (
     gather_logprobs,
     group_zero_variance,
 )
-from r1.config import GRPOConfig
+from r1.config import GRPOConfig, save_config
 from r1.data.templates import render_prompt
 from r1.errors import R1Error
 from r1.models import load as load_model
@@ -201,6 +201,7 @@ class GRPOTrainer:
             self.gen.set_state(state["sampler_rng"])
             self.prompt_sampler.load_state_dict(state["data"])
             self.start_step = state["step"]
+            save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
         self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
         (self.run_dir / "samples").mkdir(exist_ok=True)

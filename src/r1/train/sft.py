@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from r1.algo.sft import sft_loss
-from r1.config import SFTConfig
+from r1.config import SFTConfig, save_config
 from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
 from r1.models import load as load_model
@@ -184,6 +184,7 @@ class SFTTrainer:
             set_rng_state(state["rng"])
             self.sampler.load_state_dict(state["data"])
             self.start_step = state["step"]
+            save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
         self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
 
