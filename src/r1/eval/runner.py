@@ -34,7 +34,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from r1.config import BenchmarkConfig, EvalConfig, save_config
+from r1.config import BenchmarkConfig, EvalConfig
 from r1.errors import R1Error
 from r1.eval.grade import grade_benchmark, read_completions
 from r1.eval.report import results_header, write_results, write_samples
@@ -223,12 +223,9 @@ def _prepare_run_dir(cfg: EvalConfig) -> Path:
     if cfg.run.overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    from r1.train.common import git_sha
+    from r1.train.common import write_run_metadata
 
-    sha = git_sha()
-    if sha:
-        (run_dir / "git_sha.txt").write_text(sha + "\n")
+    write_run_metadata(run_dir, cfg)
     return run_dir
 
 

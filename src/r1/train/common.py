@@ -52,11 +52,16 @@ def prepare_run_dir(out_dir: str, name: str, cfg, *, overwrite: bool) -> Path:
     if run_dir.exists() and any(run_dir.iterdir()):
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    write_run_metadata(run_dir, cfg)
+    return run_dir
+
+
+def write_run_metadata(run_dir: Path, cfg) -> None:
+    """``config.yaml`` (the resolved config) and ``git_sha.txt`` (when the code is a git checkout)."""
+    save_config(cfg, Path(run_dir) / "config.yaml")
     sha = git_sha()
     if sha:
-        (run_dir / "git_sha.txt").write_text(sha + "\n")
-    return run_dir
+        (Path(run_dir) / "git_sha.txt").write_text(sha + "\n")
 
 
 def git_sha() -> str | None:
