@@ -76,3 +76,26 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 def load_trainer_state(ckpt: Path) -> dict[str, Any]:
     return torch.load(Path(ckpt) / "trainer_state.pt", map_location="cpu", weights_only=False)
+
+
+def trainer_state(step: int, optimizer, scheduler, sampler, **extra: Any) -> dict[str, Any]:
+    """What a trainer checkpoints besides the model: optimizer, scheduler, RNGs, data position, and ``extra``."""
+    return {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "data": sampler.state_dict(),
+        **extra,
+    }
+
+
+def restore_trainer_state(ckpt: Path, optimizer, scheduler, sampler) -> dict[str, Any]:
+    """Load ``trainer_state.pt`` into the optimizer, scheduler, global RNGs and data sampler; returns the state
+    (for the step and any trainer-specific extras)."""
+    state = load_trainer_state(ckpt)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    sampler.load_state_dict(state["data"])
+    return state

@@ -39,7 +39,7 @@ from r1.models import resolve_device, resolve_dtype
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, SamplingParams, build_engine
 from r1.tasks import build_task
-from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from r1.train.checkpoint import latest_checkpoint, restore_trainer_state, save_checkpoint, trainer_state
 from r1.train.common import (
     PhaseTimer,
     autocast_context,
@@ -194,12 +194,8 @@ class GRPOTrainer:
         self._eval_samples: list | None = None
 
         if ckpt is not None:
-            state = load_trainer_state(ckpt)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
+            state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.prompt_sampler)
             self.gen.set_state(state["sampler_rng"])
-            self.prompt_sampler.load_state_dict(state["data"])
             self.start_step = state["step"]
             save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
@@ -496,14 +492,9 @@ class GRPOTrainer:
         return {f"eval/{k}": v for k, v in metrics.items()}
 
     def checkpoint(self, step: int) -> Path:
-        state = {
-            "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": rng_state(),
-            "sampler_rng": self.gen.get_state(),
-            "data": self.prompt_sampler.state_dict(),
-        }
+        state = trainer_state(
+            step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state()
+        )
         return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
 
     def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:

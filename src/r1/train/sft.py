@@ -24,7 +24,7 @@ from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.tasks import build_task
-from r1.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from r1.train.checkpoint import latest_checkpoint, restore_trainer_state, save_checkpoint, trainer_state
 from r1.train.common import (
     PhaseTimer,
     autocast_context,
@@ -178,11 +178,7 @@ class SFTTrainer:
         self.scheduler = build_scheduler(self.optimizer, c.run.steps, c.optim)
         self.start_step = 0
         if ckpt is not None:
-            state = load_trainer_state(ckpt)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            self.sampler.load_state_dict(state["data"])
+            state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.sampler)
             self.start_step = state["step"]
             save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
@@ -223,13 +219,7 @@ class SFTTrainer:
         }
 
     def checkpoint(self, step: int) -> Path:
-        state = {
-            "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": rng_state(),
-            "data": self.sampler.state_dict(),
-        }
+        state = trainer_state(step, self.optimizer, self.scheduler, self.sampler)
         return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
 
     def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
