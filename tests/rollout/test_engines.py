@@ -122,10 +122,13 @@ def test_registry_builds_both_engines():
 
 @pytest.mark.parametrize("name", ARCHS)
 @pytest.mark.parametrize("n", [1, 3])
-def test_greedy_native_equals_hf(name, n):
+@pytest.mark.parametrize("fast", [True, False])
+def test_greedy_native_equals_hf(name, n, fast):
     model, tok, prompts = make(name)
     sp = SamplingParams(temperature=0, max_new_tokens=12)
-    native = NativeEngine(model, tok).generate(prompts, n, sp)
+    engine = NativeEngine(model, tok, fast=fast)
+    assert (engine.fast is not None) == fast  # both presets are covered by r1.models.fast
+    native = engine.generate(prompts, n, sp)
     assert_same(native, HFEngine(model, tok).generate(prompts, n, sp))
     assert all(c.finish_reason == "length" and len(c.token_ids) == 12 for c in flat(native))
     # Identical greedy samples within a group.
@@ -137,8 +140,8 @@ def test_greedy_with_eos_native_equals_hf(name):
     model, tok, prompts = make(name)
     model.generation_config.eos_token_id = [tok.eos_token_id, *greedy_eos_ids(model, tok, prompts, 16)]
     sp = SamplingParams(temperature=0, max_new_tokens=16)
-    for threshold in (0.0, 2.0):  # compact at once / never
-        native = NativeEngine(model, tok, compact_threshold=threshold).generate(prompts, 3, sp)
+    for threshold, fast in [(0.0, True), (2.0, True), (0.0, False)]:  # compact at once / never; transformers path
+        native = NativeEngine(model, tok, compact_threshold=threshold, fast=fast).generate(prompts, 3, sp)
         assert_same(native, HFEngine(model, tok).generate(prompts, 3, sp))
     lengths = [len(c.token_ids) for c in flat(native)]
     assert len(set(lengths)) >= 2 and min(lengths) <= 4  # rows finished at different steps
@@ -154,7 +157,7 @@ def test_sampled_logprobs_match_teacher_forcing(name):
     model, tok, prompts = make(name)
     sp = SamplingParams(max_new_tokens=10, **SAMPLED)
     torch.manual_seed(0)  # the hf engine's RNG
-    for engine in (NativeEngine(model, tok), HFEngine(model, tok)):
+    for engine in (NativeEngine(model, tok), NativeEngine(model, tok, fast=False), HFEngine(model, tok)):
         result = engine.generate(prompts, 2, sp, torch.Generator().manual_seed(0))
         for prompt, group in zip(prompts, result):
             for c in group:
@@ -195,9 +198,11 @@ def test_compaction_matches_cache_free_reference(name):
     model, tok, prompts = make(name, extra_eos=list(range(ord("a"), ord("z") + 1)))
     sp = SamplingParams(temperature=0.9, top_p=0.95, max_new_tokens=20, stop=["<think>", "Z"])
     reference = reference_generate(model, tok, prompts, 3, sp, torch.Generator().manual_seed(0))
-    # Compact at every finish / in batches (finished rows ride along meanwhile) / never; and the plain DynamicLayer.
-    for threshold, buffered in [(0.0, True), (0.5, True), (2.0, True), (0.0, False)]:
-        native = NativeEngine(model, tok, compact_threshold=threshold, buffered_cache=buffered)
+    # Compact at every finish / in batches (finished rows ride along meanwhile) / never; the transformers forward
+    # with the buffered cache and with the plain DynamicLayer.
+    for threshold, buffered, fast in [(0.0, True, True), (0.5, True, True), (2.0, True, True), (0.5, True, False),
+                                      (0.0, False, False)]:
+        native = NativeEngine(model, tok, compact_threshold=threshold, buffered_cache=buffered, fast=fast)
         assert_same(native.generate(prompts, 3, sp, torch.Generator().manual_seed(0)), reference)
     lengths = [len(c.token_ids) for c in flat(reference)]
     reasons = {c.finish_reason for c in flat(reference)}

@@ -1,7 +1,11 @@
 """The project's own rollout engine: a batched sampler with a KV cache over any Hugging Face causal LM.
 
-Variant: plain autoregressive sampling (temperature, top-k, top-p; greedy at temperature 0) with a
-``transformers.DynamicCache``, in the spirit of gpt-fast ``generate.py`` and nanochat ``engine.py``:
+Variant: plain autoregressive sampling (temperature, top-k, top-p; greedy at temperature 0) with a KV cache, in the
+spirit of gpt-fast ``generate.py`` and nanochat ``engine.py``:
+
+- Llama-family models (llama, qwen2, qwen3, mistral) run through ``r1.models.fast``: a lean forward over the model's
+  own parameters (fused q/k/v and gate/up, an in-place KV cache, no mask when no row is padded); other models run
+  their ``transformers`` forward with a ``DynamicCache``;
 
 - the cache's full-attention layers write into buffers sized for prompt + max_new_tokens (gpt-fast's static KV
   cache) instead of re-copying themselves with ``torch.cat`` at every token (``buffered_cache``);
@@ -277,20 +281,33 @@ class NativeEngine:
         buffered_cache: keep each layer's keys/values in a buffer sized for prompt + max_new_tokens, written in
             place (models whose cache layers are all plain full attention); False = transformers' DynamicLayer,
             which re-copies the cache at every token.
+        fast: use ``r1.models.fast`` for the models it covers (False = always the ``transformers`` forward).
     """
 
-    def __init__(self, model, tokenizer, *, compact_threshold: float = 0.125, buffered_cache: bool = True):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        compact_threshold: float = 0.125,
+        buffered_cache: bool = True,
+        fast: bool = True,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.compact_threshold = compact_threshold
         self.buffered_cache = buffered_cache
+        self.use_fast = fast
         self._stops: dict[tuple[str, ...], StopStrings] = {}
-        self._cache_kwargs(model)
+        self.update_weights(model)
 
     def update_weights(self, model) -> None:
         """The trainer passes the very object it optimises: keep the reference, no copy."""
+        from r1.models.fast import FastLM, unsupported_reason
+
         self.model = model
         self._cache_kwargs(model)
+        self.fast = FastLM(model) if self.use_fast and unsupported_reason(model) is None else None
 
     def _stop_strings(self, stop: list[str]) -> StopStrings:
         # Kept per stop list: its token filter decodes the whole vocabulary once.
@@ -359,8 +376,15 @@ class NativeEngine:
         ids, mask = left_pad([list(p) for p in distinct], pad_id)  # (U, P)
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)  # (U, P) left padding: real tokens count from 0
-        cache = self._new_cache(capacity=ids.shape[1] + max_new)
-        logits = self._forward(ids, mask, positions, cache)  # (U, V)
+        capacity = ids.shape[1] + max_new
+        if self.fast is not None:  # the lean forward (r1.models.fast): weights fused once per call
+            cache, weights = self.fast.new_cache(), self.fast.weights()
+
+            def forward(ids, mask, positions, cache):
+                return self.fast.forward(ids, mask, positions, cache, weights, capacity)
+        else:
+            cache, forward = self._new_cache(capacity=capacity), self._forward
+        logits = forward(ids, mask, positions, cache)  # (U, V)
         expand = torch.tensor([source[i] for i in range(num_prompts) for _ in range(n)], device=device)  # (B*G,)
         cache.batch_select_indices(expand)
         logits = logits[expand]  # (B*G, V)
@@ -383,7 +407,7 @@ class NativeEngine:
 
         for t in range(max_new):
             if t > 0:
-                logits = self._forward(next_ids[:, None], mask, next_pos[:, None], cache)  # (R_batch, V)
+                logits = forward(next_ids[:, None], mask, next_pos[:, None], cache)  # (R_batch, V)
                 next_pos = next_pos + 1
             step_logits = logits if alive_slots is None else logits.index_select(0, alive_slots)  # (R_alive, V)
             toks, lps = sample_next_tokens(

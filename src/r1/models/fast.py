@@ -1,0 +1,337 @@
+"""A lean forward pass of Llama-family decoders, over the Hugging Face model's own parameters.
+
+Why by hand: on a CPU (and for small batches anywhere) a decode step of a small model is bound by per-operator
+overhead, not FLOPs. ``transformers``' forward builds a 4-D mask, RoPE tables and cache bookkeeping at every call and
+runs q/k/v and gate/up as separate matmuls. This module runs the same maths with about half the operators: q/k/v
+and gate/up fused into one matmul each (weights concatenated once per call, so it always reads the live
+parameters), one RoPE table per call, a KV cache written in place, and no mask at all when no row is padded
+(measured: a 32-token decode of 64 rows of the 3M preset, 0.36 s → 0.27 s on 2 CPU threads).
+
+It also gives the trainer the forward it needs and ``transformers`` does not have: **the prompt computed once per
+group**. GRPO scores G completions of each prompt; ``train_logits`` runs the U distinct prompts once, then the
+N = U·G completions attending to their prompt's keys/values (gradients from the G rows sum into the shared prompt
+pass), and returns logits only at the positions that predict completion tokens. The plain alternative runs
+N·(prompt + completion) tokens; this runs U·prompt + N·(completion − 1).
+
+Scope: ``model_type`` llama, qwen2, qwen3, mistral with full attention everywhere, SiLU MLPs, and a RoPE that does
+not depend on the sequence length (default, linear, llama3, yarn; not dynamic NTK or longrope). ``unsupported_reason``
+says why another model is not covered, and callers fall back to the ``transformers`` forward.
+
+Reference: the ``transformers`` forward itself. ``tests/models/test_fast.py`` checks logits (every architecture,
+padded prompts, a cache across prefill and decode) and gradients against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+
+
+def unsupported_reason(model) -> str | None:
+    """None when ``FastLM`` computes exactly what ``model``'s own forward does; else a short reason."""
+    cfg = getattr(model, "config", None)
+    model_type = getattr(cfg, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model_type {model_type!r} (covered: {', '.join(SUPPORTED_MODEL_TYPES)})"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"hidden_act {cfg.hidden_act!r}"
+    if getattr(cfg, "use_sliding_window", False) or (
+        model_type == "mistral" and getattr(cfg, "sliding_window", None) is not None
+    ):
+        return "sliding-window attention"
+    if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
+        return "layers other than full attention"
+    if float(getattr(cfg, "attention_dropout", 0.0) or 0.0) != 0.0:
+        return "attention dropout"
+    inner = getattr(model, "model", None)
+    if inner is None or not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+        return "not the usual <Arch>ForCausalLM(model=<Arch>Model) layout"
+    rope = getattr(inner.rotary_emb, "rope_type", "default")
+    if "dynamic" in rope or rope == "longrope":
+        return f"rope_type {rope!r} (depends on the sequence length)"
+    head_dim = getattr(inner.layers[0].self_attn, "head_dim", None)
+    if head_dim is None or inner.rotary_emb.inv_freq.numel() * 2 != head_dim:
+        return "partial rotary embeddings"
+    for layer in inner.layers:
+        a = layer.self_attn
+        if len({p.bias is None for p in (a.q_proj, a.k_proj, a.v_proj)}) != 1:
+            return "q/k/v projections that differ in bias"
+        if len({p.bias is None for p in (layer.mlp.gate_proj, layer.mlp.up_proj)}) != 1:
+            return "gate/up projections that differ in bias"
+    return None
+
+
+def _eps(norm) -> float:
+    return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """HF's Llama RMSNorm: normalise in float32, cast back, then scale (``F.rms_norm`` in float32, one kernel)."""
+    if x.dtype == torch.float32 and weight.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (…, heads, D) by (…, 1, D) cos/sin: HF's ``x * cos + rotate_half(x) * sin``."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+@dataclass
+class _Layer:
+    n1: torch.Tensor
+    eps1: float
+    wqkv: torch.Tensor  # ((H + 2 KV) D, E)
+    bqkv: torch.Tensor | None
+    q_norm: torch.Tensor | None  # (D,) Qwen3
+    k_norm: torch.Tensor | None
+    eps_qk: float
+    wo: torch.Tensor
+    bo: torch.Tensor | None
+    n2: torch.Tensor
+    eps2: float
+    wgu: torch.Tensor  # (2 I, E)
+    bgu: torch.Tensor | None
+    wd: torch.Tensor
+    bd: torch.Tensor | None
+
+
+def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if tensors[0] is None else torch.cat(tensors)
+
+
+class FastCache:
+    """Per-layer key/value buffers ``(R, KV, capacity, D)`` written in place; ``length`` positions are filled."""
+
+    def __init__(self, num_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.length = 0
+        self.masked = False  # some row has padding: attention needs the key mask
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (R, KV, T, D) keys/values of ``layer``; return views of everything filled so far."""
+        end = self.length + k.shape[2]
+        buf_k, buf_v = self.keys[layer], self.values[layer]
+        if buf_k is None or end > buf_k.shape[2]:
+            shape = (k.shape[0], k.shape[1], max(end, capacity), k.shape[3])
+            grown_k, grown_v = k.new_empty(shape), v.new_empty(shape)
+            if buf_k is not None:
+                grown_k[:, :, : self.length] = buf_k[:, :, : self.length]
+                grown_v[:, :, : self.length] = buf_v[:, :, : self.length]
+            buf_k, buf_v = self.keys[layer], self.values[layer] = grown_k, grown_v
+        buf_k[:, :, self.length : end] = k
+        buf_v[:, :, self.length : end] = v
+        return buf_k[:, :, :end], buf_v[:, :, :end]
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep (and reorder / repeat) rows: the same call as ``transformers.DynamicCache``."""
+        self.keys = [None if k is None else k[indices] for k in self.keys]
+        self.values = [None if v is None else v[indices] for v in self.values]
+
+
+class FastLM:
+    """``FastLM(model)``: the lean forward of a supported HF causal LM (``unsupported_reason(model) is None``)."""
+
+    def __init__(self, model):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"FastLM does not cover this model: {reason}")
+        self.model = model
+        inner = model.model
+        cfg = model.config
+        attn = inner.layers[0].self_attn
+        self.head_dim = attn.head_dim
+        self.num_heads = cfg.num_attention_heads
+        self.num_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
+        self.scale = float(getattr(attn, "scaling", self.head_dim**-0.5))
+
+    # ------------------------------------------------------------------------------------------------ weights
+    def weights(self) -> list[_Layer]:
+        """Fused per-layer weights. Under autograd the concatenations are differentiable (gradients reach the
+        model's parameters); under ``no_grad`` they are plain copies of the current values."""
+        out = []
+        for layer in self.model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            qn, kn = getattr(a, "q_norm", None), getattr(a, "k_norm", None)
+            out.append(
+                _Layer(
+                    n1=layer.input_layernorm.weight,
+                    eps1=_eps(layer.input_layernorm),
+                    wqkv=torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                    bqkv=_cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
+                    q_norm=None if qn is None else qn.weight,
+                    k_norm=None if kn is None else kn.weight,
+                    eps_qk=_eps(qn) if qn is not None else 0.0,
+                    wo=a.o_proj.weight,
+                    bo=a.o_proj.bias,
+                    n2=layer.post_attention_layernorm.weight,
+                    eps2=_eps(layer.post_attention_layernorm),
+                    wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]),
+                    bgu=_cat([m.gate_proj.bias, m.up_proj.bias]),
+                    wd=m.down_proj.weight,
+                    bd=m.down_proj.bias,
+                )
+            )
+        return out
+
+    def rope_table(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(…,) positions → (…, 1, D) cos and sin, as HF's rotary embedding computes them (float32, then cast)."""
+        rot = self.model.model.rotary_emb
+        freqs = positions.float()[..., None] * rot.inv_freq.float().to(positions.device)  # (…, D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (…, D)
+        scaling = float(getattr(rot, "attention_scaling", 1.0))
+        return (emb.cos() * scaling).to(dtype)[..., None, :], (emb.sin() * scaling).to(dtype)[..., None, :]
+
+    # ------------------------------------------------------------------------------------------------ blocks
+    def _qkv(self, w: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """(R, T, E) hidden → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
+        R, T, _ = x.shape
+        H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
+        h = rms_norm(x, w.n1, w.eps1)
+        qkv = F.linear(h, w.wqkv, w.bqkv)  # (R, T, (H + 2 KV) D)
+        v = qkv[..., (H + KV) * D :].view(R, T, KV, D)
+        if w.q_norm is None:  # one RoPE call over the q and k heads together
+            qk = rope(qkv[..., : (H + KV) * D].view(R, T, H + KV, D), cos, sin)
+            q, k = qk[:, :, :H], qk[:, :, H:]
+        else:
+            q = rope(rms_norm(qkv[..., : H * D].view(R, T, H, D), w.q_norm, w.eps_qk), cos, sin)
+            k = rope(rms_norm(qkv[..., H * D : (H + KV) * D].view(R, T, KV, D), w.k_norm, w.eps_qk), cos, sin)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def _attend(self, q, k, v, mask):
+        """q (R, H, T, D) over k/v (R, KV, S, D); ``mask`` (R, 1, T, S) bool or None (every key visible)."""
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.num_heads != self.num_kv_heads
+        )  # (R, H, T, D)
+        return o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)  # (R, T, H D)
+
+    def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+        x = x + F.linear(attn_out, w.wo, w.bo)
+        gate, up = F.linear(rms_norm(x, w.n2, w.eps2), w.wgu, w.bgu).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, w.wd, w.bd)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.model.model.norm
+        return F.linear(rms_norm(x, norm.weight, _eps(norm)), self.model.lm_head.weight, self.model.lm_head.bias)
+
+    # ------------------------------------------------------------------------------------------------ decoding
+    def new_cache(self) -> FastCache:
+        return FastCache(len(self.model.model.layers))
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: FastCache,
+        weights: list[_Layer],
+        capacity: int = 0,
+    ) -> torch.Tensor:
+        """(R, T) new ids → (R, V) logits at the last position, appending T entries to ``cache``.
+
+        ``mask`` (R, cache.length + T) marks real tokens (1) and left padding (0), as for ``transformers``;
+        ``positions`` (R, T) are the RoPE positions of the new tokens; ``weights`` from ``self.weights()``.
+        A padded position attends to itself so no row of the softmax is empty (its output is never read).
+        """
+        R, T = ids.shape
+        past = cache.length
+        if past == 0:
+            cache.masked = not bool(mask.all())
+        attn_mask = None
+        if cache.masked or T > 1:
+            keys = mask.bool()[:, None, None, :]  # (R, 1, 1, S)
+            if T > 1:
+                q_pos = torch.arange(past, past + T, device=ids.device)[:, None]  # (T, 1)
+                k_pos = torch.arange(past + T, device=ids.device)[None, :]  # (1, S)
+                keys = (keys & (k_pos <= q_pos)) | (k_pos == q_pos)  # (R, 1, T, S)
+            attn_mask = keys
+        x = F.embedding(ids, self.model.model.embed_tokens.weight)  # (R, T, E)
+        cos, sin = self.rope_table(positions, x.dtype)  # (R, T, 1, D)
+        for i, w in enumerate(weights):
+            q, k, v = self._qkv(w, x, cos, sin)
+            k_all, v_all = cache.write(i, k, v, capacity)
+            x = self._finish_layer(w, x, self._attend(q, k_all, v_all, attn_mask))
+        cache.length = past + T
+        return self._logits(x[:, -1])  # (R, V)
+
+    # ------------------------------------------------------------------------------------------------ training
+    def train_logits(
+        self, prompts: list[list[int]], group: list[int], completions: list[list[int]], pad_id: int = 0
+    ) -> torch.Tensor:
+        """Logits predicting each completion token: (N, Tc, V), Tc = the longest completion, zero-free padding.
+
+        ``prompts``: the U distinct prompts; ``group[i]``: the prompt of completion i. Row i, position t holds the
+        logits of ``completions[i][t]`` given ``prompts[group[i]] + completions[i][:t]`` (beyond a completion's
+        length: padding, not to be read). Differentiable with respect to the model's parameters.
+        """
+        device = self.model.model.embed_tokens.weight.device
+        U, N = len(prompts), len(completions)
+        H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
+        P = max(len(p) for p in prompts)
+        Tc = max(1, max(len(c) for c in completions))
+        p_ids = torch.full((U, P), pad_id, dtype=torch.long)
+        p_mask = torch.zeros((U, P), dtype=torch.bool)
+        for u, p in enumerate(prompts):
+            p_ids[u, P - len(p) :] = torch.tensor(p, dtype=torch.long)
+            p_mask[u, P - len(p) :] = True
+        p_ids, p_mask = p_ids.to(device), p_mask.to(device)
+        p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
+        # Completion inputs: every completion token but the last of the longest (its logits predict nothing).
+        c_ids = torch.full((N, Tc - 1), pad_id, dtype=torch.long)
+        for i, c in enumerate(completions):
+            c = c[: Tc - 1]
+            if c:
+                c_ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+        c_ids = c_ids.to(device)
+        grp = torch.tensor(group, dtype=torch.long, device=device)  # (N,)
+        lens = p_mask.sum(-1)  # (U,)
+        c_pos = lens[grp][:, None] + torch.arange(Tc - 1, device=device)[None, :]  # (N, Tc - 1)
+
+        # Masks. Prompt pass: causal within the left-padded prompt (padding attends to itself). Completion pass:
+        # the prompt's real tokens, then causal over the completion. None when nothing is masked.
+        ar_p = torch.arange(P, device=device)
+        p_attn = None
+        if not bool(p_mask.all()):
+            p_attn = ((p_mask[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | torch.eye(P, dtype=torch.bool,
+                      device=device))  # (U, 1, P, P)
+        ar_c = torch.arange(Tc - 1, device=device)
+        causal_c = (ar_c[None, :] <= ar_c[:, None])[None, None]  # (1, 1, Tc-1, Tc-1)
+        c_attn = torch.cat(
+            [p_mask[grp][:, None, None, :].expand(N, 1, Tc - 1, P), causal_c.expand(N, 1, Tc - 1, Tc - 1)], dim=-1
+        )  # (N, 1, Tc-1, P + Tc-1)
+
+        weights = self.weights()
+        embed = self.model.model.embed_tokens.weight
+        xp = F.embedding(p_ids, embed)  # (U, P, E)
+        cos_p, sin_p = self.rope_table(p_pos, xp.dtype)
+        prompt_kv = []
+        for w in weights:
+            q, k, v = self._qkv(w, xp, cos_p, sin_p)
+            prompt_kv.append((k, v))
+            if p_attn is None:
+                o = F.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, scale=self.scale, enable_gqa=H != KV
+                ).transpose(1, 2).reshape(U, P, H * D)
+            else:
+                o = self._attend(q, k, v, p_attn)
+            xp = self._finish_layer(w, xp, o)
+        first = self._logits(xp[:, -1])[grp]  # (N, V): predicts completion token 0
+        if Tc == 1:
+            return first[:, None]
+        xc = F.embedding(c_ids, embed)  # (N, Tc-1, E)
+        cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
+        for w, (pk, pv) in zip(weights, prompt_kv):
+            q, k, v = self._qkv(w, xc, cos_c, sin_c)
+            k_all = torch.cat([pk[grp], k], dim=2)  # (N, KV, P + Tc-1, D)
+            v_all = torch.cat([pv[grp], v], dim=2)
+            xc = self._finish_layer(w, xc, self._attend(q, k_all, v_all, c_attn))
+        rest = self._logits(xc)  # (N, Tc-1, V)
+        return torch.cat([first[:, None], rest], dim=1)  # (N, Tc, V)
