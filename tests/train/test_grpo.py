@@ -11,6 +11,8 @@ import torch
 
 from r1.config import GRPOConfig, load_config
 from r1.errors import R1Error
+from r1.algo import compute_group_advantages
+from r1.train.common import PhaseTimer
 from r1.train.grpo import TIMING_PREFIXES, GRPOTrainer, micro_batches, overlong_soft_penalty, train_grpo
 from r1.train.metrics import read_metrics
 
@@ -145,6 +147,40 @@ def test_micro_batching_does_not_change_the_update(tmp_path):
     assert ma["reward/total"] == mb["reward/total"]
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["tiny-qwen2", "tiny-llama"])
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_shared_prompt_forward_gives_the_transformers_gradient(tmp_path, preset):
+    """The lean policy/reference forward (each prompt once per group) against the plain transformers forward, on
+    the same rollouts: the same loss, KL, entropy and gradient, with prompts of different lengths and micro-batches
+    that split groups."""
+    over = [f"model.path={preset}", "grpo.kl_coef=0.1", "task.params={digits: 3, min_digits: 1, num_train: 64}",
+            "optim.tokens_per_micro_batch=40", "rollout.temperature=1.5", "grpo.prompts_per_step=3"]
+    t = GRPOTrainer(tiny_cfg(tmp_path, "fast", *over))
+    assert len(t.fast) == 2  # policy and reference
+    with torch.no_grad():  # move the policy off the reference, so the KL term is live
+        g = torch.Generator().manual_seed(0)
+        for p in t.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    by_len = {len(t.prompt_ids(i)): i for i in range(len(t.samples))}
+    assert len(by_len) >= 2
+    picks = [by_len[min(by_len)], by_len[max(by_len)], by_len[min(by_len)]]  # two lengths: left padding is exercised
+    t.prompt_sampler.take = lambda k: picks[:k]
+    r, _ = t.rollout(PhaseTimer())
+    adv = compute_group_advantages(r.rewards, 3, "group_std", 1e-6) + torch.linspace(-1, 1, len(r.rewards))
+    grads = []
+    t.optimizer.step = lambda: grads.append([p.grad.clone() for p in t.model.parameters()])  # capture, no update
+    fast = t.fast
+    stats_fast = t.train_on(r, adv, PhaseTimer())
+    t.fast = None
+    stats_plain = t.train_on(r, adv, PhaseTimer())
+    t.fast = fast
+    assert stats_fast["kl"] > 0
+    for k in ("loss", "kl", "entropy", "logprob_diff_rollout_vs_train", "grad_norm"):
+        assert stats_fast[k] == pytest.approx(stats_plain[k], rel=1e-4, abs=1e-7), k
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

@@ -36,6 +36,7 @@ from r1.data.templates import render_prompt
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
+from r1.models.fast import FastLM, unsupported_reason
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, SamplingParams, build_engine
 from r1.tasks import build_task
@@ -178,6 +179,10 @@ class GRPOTrainer:
             self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)
             self.ref_model.eval().requires_grad_(False)
         self.optimizer = build_optimizer(self.model, c.optim)
+        # The lean forward for the policy and reference passes, by model identity (None: transformers' forward).
+        self.fast: dict[int, FastLM] | None = {
+            id(m): FastLM(m) for m in (self.model, self.ref_model) if m is not None and unsupported_reason(m) is None
+        }
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.engine = build_engine(c.rollout.engine, self.model, self.tok)
@@ -283,9 +288,19 @@ class GRPOTrainer:
     def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
         """Logits at the positions that predict each row's completion tokens: (n, comp_len, V).
 
-        Rows are prompt + completion, right-padded; row i's completion token t is predicted at position
-        ``len(prompt_i) - 1 + t``, gathered so the result lines up with the completion-major tensors.
+        Models that ``r1.models.fast`` covers run each distinct prompt once for all its rows (the group's G
+        completions attend to one prompt pass) and never compute logits at prompt positions. Other models, and the
+        reference this is tested against: rows are prompt + completion, right-padded, through the ``transformers``
+        forward; row i's completion token t is predicted at position ``len(prompt_i) - 1 + t``.
         """
+        fast = self.fast.get(id(model)) if self.fast else None
+        if fast is not None:
+            distinct: dict[tuple[int, ...], int] = {}
+            group = [distinct.setdefault(tuple(r.prompt_ids[i]), len(distinct)) for i in rows]
+            logits = fast.train_logits(
+                [list(p) for p in distinct], group, [r.completion_ids[i] for i in rows], self.tok.pad_token_id
+            )  # (n, longest completion, V)
+            return logits[:, :comp_len]
         seqs = [r.prompt_ids[i] + r.completion_ids[i] for i in rows]
         pad = self.tok.pad_token_id
         input_ids = _pad(seqs, pad, torch.long).to(self.device)  # (n, L)
