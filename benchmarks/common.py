@@ -87,14 +87,17 @@ def r1_overrides(model_dir: str, steps: int, threads: int, out_dir: str, engine:
     ]
 
 
-def build_r1_trainer(model_dir: str, steps: int, threads: int, engine: str = "native"):
-    """An ``r1`` ``GRPOTrainer`` on ``bench_sum`` with its run directory in a temporary folder."""
+def build_r1_trainer(
+    model_dir: str, steps: int, threads: int, engine: str = "native", out: str | None = None, extra: tuple = ()
+):
+    """An ``r1`` ``GRPOTrainer`` on ``bench_sum`` with its run directory in ``out`` (default: a temporary folder);
+    ``extra``: more dotted overrides (e.g. ``run.workers=2`` inside data-parallel workers)."""
     from r1.config import GRPOConfig, load_config
     from r1.train.grpo import GRPOTrainer
 
     register_bench_task()
-    out = tempfile.mkdtemp(prefix="r1_bench_")
-    cfg = load_config(GRPOConfig, None, r1_overrides(model_dir, steps, threads, out, engine))
+    out = out or tempfile.mkdtemp(prefix="r1_bench_")
+    cfg = load_config(GRPOConfig, None, r1_overrides(model_dir, steps, threads, out, engine) + list(extra))
     return GRPOTrainer(cfg)
 
 

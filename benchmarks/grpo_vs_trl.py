@@ -5,7 +5,8 @@
 
 The model is built once (an ``r1`` preset, Qwen2 architecture, byte tokenizer) and saved as an HF directory that
 both sides load. Every measurement runs in its own subprocess (clean peak RSS, no shared caches), and the sides
-alternate within each repeat: ``r1``, TRL with gradient checkpointing (TRL's default), TRL without it.
+alternate within each repeat: ``r1`` (one process), ``r1_2w`` (two data-parallel workers, ``run.workers=2``, the
+threads split between them), TRL with gradient checkpointing (TRL's default), TRL without it.
 
 Mirrored setting: raw prompt ``"a+b="`` (no chat template), reward 1 if the completion starts with the sum;
 8 prompts × 8 generations = 64 completions per step; max 32 new tokens; temperature 1.0; μ = 1; β = 0.04 (reference
@@ -33,13 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SETTINGS = ("r1", "trl", "trl_no_gc")
-"""``trl``: TRL defaults (gradient checkpointing on); ``trl_no_gc``: gradient checkpointing off."""
+SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
+"""``r1``: one process with all threads; ``r1_2w``: two data-parallel r1 workers (``run.workers=2``) with half
+the threads each; ``trl``: TRL defaults (gradient checkpointing on); ``trl_no_gc``: gradient checkpointing off."""
 
 
 # ---------------------------------------------------------------------------------------------------- workers
-def run_r1(model_dir: str, steps: int, threads: int) -> dict:
-    trainer = common.build_r1_trainer(model_dir, steps, threads)
+def run_r1(model_dir: str, steps: int, threads: int, out: str | None = None, extra: tuple = ()) -> dict:
+    trainer = common.build_r1_trainer(model_dir, steps, threads, out=out, extra=extra)
     times, tokens, rollout, phases = [], [], [], {}
     for step in range(1, steps + 1):
         m = trainer.step(step)
@@ -50,6 +52,26 @@ def run_r1(model_dir: str, steps: int, threads: int) -> dict:
             if k.startswith("time/"):
                 phases.setdefault(k[5:], []).append(v)
     return {"times": times, "tokens": tokens, "rollout": rollout, "phases": phases}
+
+
+def _r1_dp_worker(model_dir: str, steps: int, threads: int, out_dir: str, result_file: str) -> None:
+    """One of the ``r1_2w`` workers (``r1.train.dist.spawn`` calls it in each process); rank 0 writes the result."""
+    from r1.train import dist
+
+    res = run_r1(model_dir, steps, threads, out=out_dir, extra=("run.workers=2",))
+    rss = dist.all_gather_objects(common.peak_rss_mib())
+    if dist.is_main():
+        res["peak_rss_mib"] = sum(rss)  # both workers' processes
+        Path(result_file).write_text(json.dumps(res))
+
+
+def run_r1_dp(model_dir: str, steps: int, threads: int) -> dict:
+    from r1.train import dist
+
+    with tempfile.TemporaryDirectory(prefix="r1_bench_dp_") as tmp:
+        result = Path(tmp, "result.json")
+        dist.spawn(_r1_dp_worker, 2, model_dir, steps, max(1, threads // 2), str(Path(tmp, "run")), str(result))
+        return json.loads(result.read_text())
 
 
 def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool) -> dict:
@@ -129,9 +151,11 @@ def worker(args) -> None:
     torch.manual_seed(0)
     if args.worker == "r1":
         res = run_r1(args.model_dir, args.steps, args.threads)
+    elif args.worker == "r1_2w":
+        res = run_r1_dp(args.model_dir, args.steps, args.threads)
     else:
         res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=args.worker == "trl")
-    res["peak_rss_mib"] = common.peak_rss_mib()
+    res.setdefault("peak_rss_mib", common.peak_rss_mib())
     res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
     print("BENCH_JSON " + json.dumps(res), flush=True)
 
@@ -225,13 +249,15 @@ def print_table(preset: str, summary: dict) -> None:
     for s, r in summary.items():
         print(f"{s:<12}{r['s_per_step']:>9.3f}{r['gen_tok_per_s']:>11.0f}{r['rollout_s']:>11.3f}"
               f"{r['peak_rss_mib']:>14.0f}{r['load_1min']:>10.2f}")
-    if "r1" in summary and summary["r1"]["phases"]:
-        ph = summary["r1"]["phases"]
-        print("r1 phases (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items() if k != "step"))
-    for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
-        if "r1" in summary and s in summary:
-            x = summary[s]["s_per_step"] / summary["r1"]["s_per_step"]
-            print(f"speedup r1 vs TRL ({preset}, {label}): {x:.2f}x")
+    for mine in ("r1", "r1_2w"):
+        if mine in summary and summary[mine]["phases"]:
+            ph = summary[mine]["phases"]
+            print(f"{mine} phases (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items() if k != "step"))
+    for mine, who in (("r1", "r1"), ("r1_2w", "r1 2 workers")):
+        for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
+            if mine in summary and s in summary:
+                x = summary[s]["s_per_step"] / summary[mine]["s_per_step"]
+                print(f"speedup {who} vs TRL ({preset}, {label}): {x:.2f}x")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,10 @@ class RunConfig:
     seed: int = 0
     """Seed for python, numpy, torch and the sampler."""
     threads: int = 0
-    """torch CPU threads (0 = torch default)."""
+    """torch CPU threads (0 = torch default); with several workers, the threads are split between them."""
+    workers: int = 1
+    """Data-parallel worker processes (``r1 grpo`` only): each samples and trains on 1/workers of the batch, and
+    gradients are summed (torch.distributed). Under ``torchrun`` the process group comes from torchrun instead."""
     log_every: int = 1
     """Print a metrics line every N steps (metrics.jsonl gets every step)."""
     sample_every: int = 10

@@ -14,9 +14,11 @@ multi-process training (a later ``torchrun`` path), vLLM.
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +52,7 @@ from r1.train.common import (
     prepare_run_dir,
     seed_everything,
 )
+from r1.train import dist
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
 
@@ -152,6 +155,15 @@ class GRPOTrainer:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
         self.dtype = resolve_dtype(c.model.dtype)
+        dist.init_from_env(self.device)
+        self.rank, self.world = dist.world()
+        if c.grpo.prompts_per_step % self.world:
+            raise R1Error(
+                f"grpo.prompts_per_step ({c.grpo.prompts_per_step}) must be a multiple of the {self.world} "
+                "data-parallel workers"
+            )
+        if c.grpo.num_minibatches > c.grpo.prompts_per_step // self.world:
+            raise R1Error("grpo.num_minibatches must be at most grpo.prompts_per_step / workers")
 
         # --- task, prompts, rewards (fail fast on bad input before any model is loaded)
         self.task = build_task(c.task.name, c.task.data, **c.task.params)
@@ -172,12 +184,15 @@ class GRPOTrainer:
         seed_everything(c.run.seed)
         self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
         self.model.config.use_cache = True
-        if resume is None:  # model and data are good: now the run directory may be (re)made
+        dist.barrier()  # every worker has checked the run directory before rank 0 (re)makes it
+        if resume is None and self.rank == 0:  # model and data are good: now the run directory may be (re)made
             self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
         self.ref_model = None
         if c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
             self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)
             self.ref_model.eval().requires_grad_(False)
+            dist.broadcast_params_(self.ref_model)
+        dist.broadcast_params_(self.model)  # workers start from rank 0's weights, whatever their loaders did
         self.optimizer = build_optimizer(self.model, c.optim)
         # The lean forward for the policy and reference passes, by model identity (None: transformers' forward).
         self.fast: dict[int, FastLM] | None = {
@@ -193,19 +208,30 @@ class GRPOTrainer:
             max_new_tokens=c.rollout.max_new_tokens,
             stop=list(c.rollout.stop),
         )
-        self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed)
-        self.prompt_sampler = PromptSampler(len(self.samples), c.run.seed)
+        # Each worker samples its own prompts and completions (rank 0's streams are the single-process ones).
+        self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed + 1_000_003 * self.rank)
+        self.prompt_sampler = PromptSampler(len(self.samples), c.run.seed + self.rank)
         self._prompt_cache: dict[int, list[int]] = {}
         self._eval_samples: list | None = None
 
         if ckpt is not None:
             state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.prompt_sampler)
-            self.gen.set_state(state["sampler_rng"])
+            ranks = state.get("ranks", [{"sampler_rng": state["sampler_rng"], "data": state["data"]}])
+            if len(ranks) != self.world:
+                raise R1Error(
+                    f"--resume: {ckpt} was written by {len(ranks)} data-parallel worker(s); resume it with "
+                    f"run.workers={len(ranks)}"
+                )
+            self.gen.set_state(ranks[self.rank]["sampler_rng"])
+            self.prompt_sampler.load_state_dict(ranks[self.rank]["data"])
             self.start_step = state["step"]
-            save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
-            console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
-        self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
+            if self.rank == 0:
+                save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
+                console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
+        self.logger = None
+        if self.rank == 0:  # rank 0 writes the run directory; the other workers only compute
+            self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
 
     # ------------------------------------------------------------------------------------------------ helpers
     def autocast(self):
@@ -230,7 +256,7 @@ class GRPOTrainer:
         """Sample G completions for P prompts and score them; with dynamic sampling, keep only groups whose rewards
         vary and sample again (at most ``max_sampling_rounds`` rounds) until P groups are kept."""
         c, G = self.cfg, self.cfg.grpo.samples_per_prompt
-        P = c.grpo.prompts_per_step
+        P = c.grpo.prompts_per_step // self.world  # this worker's share of the step's prompts
         kept: list[tuple] = []  # per group: (idx, prompt, comps, texts, rewards, parts)
         rounds = groups_seen = zero_var_seen = 0
         max_rounds = c.grpo.max_sampling_rounds if c.grpo.dynamic_sampling else 1
@@ -265,8 +291,10 @@ class GRPOTrainer:
                     if c.grpo.dynamic_sampling and zero_var:
                         continue
                     kept.append((i, prompt, comps, texts, rewards, parts))
+        stats = {"groups/seen": groups_seen, "groups/zero_variance": zero_var_seen, "groups/kept": len(kept),
+                 "groups/sampling_rounds": rounds}
         if not kept:
-            return None, {"groups/zero_variance_share": zero_var_seen / max(groups_seen, 1), "groups/kept": 0}
+            return None, stats
         part_names = list(kept[0][5])
         r = Rollouts(
             prompt_ids=[g[1] for g in kept for _ in range(G)],
@@ -278,11 +306,6 @@ class GRPOTrainer:
             rewards=torch.tensor([x for g in kept for x in g[4]], dtype=torch.float32),
             reward_parts={k: [x for g in kept for x in g[5][k]] for k in part_names},
         )
-        stats = {
-            "groups/zero_variance_share": zero_var_seen / max(groups_seen, 1),
-            "groups/kept": len(kept),
-            "groups/sampling_rounds": rounds,
-        }
         return r, stats
 
     def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
@@ -341,9 +364,15 @@ class GRPOTrainer:
         self.model.train()
         with timer("train"):
             for epoch in range(c.grpo.mu):
-                for mb_groups in _split(group_order, c.grpo.num_minibatches):
+                # Every worker runs the same number of minibatches (some may be empty on some workers); the loss
+                # normalisers count the minibatch over all workers, so summed gradients are the whole batch's.
+                for mb_groups in _split(group_order, c.grpo.num_minibatches, keep_empty=True):
                     rows = [g * G + j for g in mb_groups for j in range(G)]
-                    num_tokens = mask[rows].sum().clamp(min=1)
+                    counts = torch.stack([mask[rows].sum().double(), torch.tensor(float(len(rows)))])
+                    dist.all_reduce_sum_([counts])
+                    if counts[1] == 0:  # an empty minibatch everywhere: no update
+                        continue
+                    num_tokens, num_seqs = counts[0].clamp(min=1).float().to(self.device), int(counts[1])
                     for micro in micro_batches(lengths, rows, c.optim.tokens_per_micro_batch):
                         tc = max(comp_lens[i] for i in micro)
                         m = mask[micro, :tc]  # (n, tc)
@@ -368,7 +397,7 @@ class GRPOTrainer:
                             per_tok,
                             m,
                             c.grpo.loss_agg,
-                            num_seqs=len(rows),
+                            num_seqs=num_seqs,
                             num_tokens=num_tokens,
                             max_len=c.rollout.max_new_tokens,
                         )
@@ -380,6 +409,7 @@ class GRPOTrainer:
                             with torch.no_grad():
                                 acc["entropy"] += (entropy_from_logits(logits, T) * m).sum()
                                 acc["diff"] += ((logps.detach() - old_logps[micro, :tc]).abs() * m).sum()
+                    dist.all_reduce_grads_(self.model)
                     if c.optim.grad_clip > 0:
                         gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
                     else:
@@ -388,8 +418,12 @@ class GRPOTrainer:
                     self.optimizer.step()
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
+        acc["tokens_first"] = mask.sum().double()
+        totals = torch.stack([acc[k].double() for k in acc])
+        dist.all_reduce_sum_([totals])
+        acc = dict(zip(acc, totals))
         tokens_all = acc["tokens"].clamp(min=1)
-        tokens_first = mask.sum().clamp(min=1)
+        tokens_first = acc["tokens_first"].clamp(min=1)
         return {
             "loss": (acc["loss"] / self.opt_steps_per_step).item(),
             "clip_fraction": (acc["clipped"] / tokens_all).item(),
@@ -405,28 +439,43 @@ class GRPOTrainer:
         timer = PhaseTimer()
         t0 = time.perf_counter()
         r, stats = self.rollout(timer)
-        if r is None:  # dynamic sampling found no informative group: nothing to learn from this step
+        # Every worker sees the whole batch's rewards (advantages may normalise over the batch) and rank 0 its
+        # texts (metrics, samples); the per-token tensors stay where they were sampled.
+        with timer("gather"):
+            parts = dist.all_gather_objects((r if r is None else replace(r, old_logps=[]), stats))
+        stats = {
+            "groups/zero_variance_share": sum(p[1]["groups/zero_variance"] for p in parts)
+            / max(1, sum(p[1]["groups/seen"] for p in parts)),
+            "groups/kept": sum(p[1]["groups/kept"] for p in parts),
+            "groups/sampling_rounds": max(p[1]["groups/sampling_rounds"] for p in parts),
+        }
+        full = _concat([p[0] for p in parts if p[0] is not None])
+        if full is None:  # dynamic sampling found no informative group anywhere: nothing to learn from this step
             return {**stats, "skipped": 1, "time/step": time.perf_counter() - t0}
         with timer("advantages"):
-            advantages = compute_group_advantages(
-                r.rewards, c.grpo.samples_per_prompt, c.grpo.adv_norm, c.grpo.adv_eps
-            )  # (N,)
+            advantages_all = compute_group_advantages(
+                full.rewards, c.grpo.samples_per_prompt, c.grpo.adv_norm, c.grpo.adv_eps
+            )  # (N_all,)
+            offset = sum(len(p[0].completion_ids) for p in parts[: self.rank] if p[0] is not None)
+            if r is None:  # this worker kept no group: it still joins the collectives, with no rows
+                r = Rollouts([], [], [], [], [], [], torch.zeros(0), {k: [] for k in full.reward_parts})
+            advantages = advantages_all[offset : offset + len(r.completion_ids)]  # (N,) this worker's rows
         train_stats = self.train_on(r, advantages, timer)
         with timer("sync"):
             self.engine.update_weights(self.model)
-        metrics = self.step_metrics(r, advantages)
+        metrics = self.step_metrics(full, advantages_all)
         metrics.update(stats)
         metrics.update(train_stats)
         metrics["lr"] = self.scheduler.get_last_lr()[0]
-        gen_tokens = sum(len(x) for x in r.completion_ids)
+        gen_tokens = sum(len(x) for x in full.completion_ids)
         step_time = time.perf_counter() - t0
         for k, v in timer.times.items():
             metrics[f"time/{k}"] = v
         metrics["time/step"] = step_time
         metrics["throughput/gen_tokens_per_s"] = gen_tokens / max(timer.times.get("rollout", 1e-9), 1e-9)
-        metrics["throughput/tokens_per_s"] = (gen_tokens + sum(len(p) for p in r.prompt_ids)) / step_time
-        if c.run.sample_every and (step % c.run.sample_every == 0 or step == c.run.steps):
-            self.write_samples(step, r, advantages)
+        metrics["throughput/tokens_per_s"] = (gen_tokens + sum(len(p) for p in full.prompt_ids)) / step_time
+        if self.rank == 0 and c.run.sample_every and (step % c.run.sample_every == 0 or step == c.run.steps):
+            self.write_samples(step, full, advantages_all)
         return metrics
 
     def step_metrics(self, r: Rollouts, advantages: torch.Tensor) -> dict:
@@ -507,43 +556,54 @@ class GRPOTrainer:
         return {f"eval/{k}": v for k, v in metrics.items()}
 
     def checkpoint(self, step: int) -> Path:
-        state = trainer_state(
-            step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state()
-        )
-        return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+        """Rank 0 writes the checkpoint; with several workers it holds every worker's sampler streams."""
+        ranks = dist.all_gather_objects({"sampler_rng": self.gen.get_state(), "data": self.prompt_sampler.state_dict()})
+        path = self.run_dir / "checkpoints" / f"step_{step:06d}"
+        if self.rank == 0:
+            extra = {"ranks": ranks} if self.world > 1 else {}
+            state = trainer_state(
+                step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state(), **extra
+            )
+            path = save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+        dist.barrier()
+        return path
 
     def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
+        """Run the remaining steps. With several workers, rank 0 evaluates, logs, prints and checkpoints."""
         c = self.cfg
+        main = self.rank == 0
         first = self.start_step + 1
-        progress = make_progress(c.run.progress)
+        progress = make_progress(c.run.progress and main)
         try:
             with progress:
                 bar = progress.add_task("grpo", total=c.run.steps, completed=self.start_step, info="")
-                if c.eval.every and self.start_step == 0:
+                if main and c.eval.every and self.start_step == 0:
                     ev = self.evaluate(0)
                     self.logger.log(0, ev)
                     progress.console.print(_format_eval(0, ev))
                 for step in range(first, c.run.steps + 1):
                     metrics = self.step(step)
-                    if c.eval.every and (step % c.eval.every == 0 or step == c.run.steps):
+                    if main and c.eval.every and (step % c.eval.every == 0 or step == c.run.steps):
                         ev = self.evaluate(step)
                         metrics.update(ev)
                         progress.console.print(_format_eval(step, ev))
-                    self.logger.log(step, metrics)
-                    info = (
-                        f"reward {metrics.get('reward/total', float('nan')):.3f} "
-                        f"acc {metrics.get('accuracy', float('nan')):.3f} "
-                        f"len {metrics.get('response_length/mean', float('nan')):.1f}"
-                    )
-                    progress.update(bar, advance=1, info=info)
-                    if c.run.log_every and step % c.run.log_every == 0:
-                        progress.console.print(_format_line(step, metrics))
+                    if main:
+                        self.logger.log(step, metrics)
+                        info = (
+                            f"reward {metrics.get('reward/total', float('nan')):.3f} "
+                            f"acc {metrics.get('accuracy', float('nan')):.3f} "
+                            f"len {metrics.get('response_length/mean', float('nan')):.1f}"
+                        )
+                        progress.update(bar, advance=1, info=info)
+                        if c.run.log_every and step % c.run.log_every == 0:
+                            progress.console.print(_format_line(step, metrics))
                     if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
                         self.checkpoint(step)
                     if on_step_end is not None:
                         on_step_end(step, metrics)
         finally:
-            self.logger.close()
+            if self.logger is not None:
+                self.logger.close()
         return self.run_dir
 
 
@@ -554,11 +614,28 @@ def printable(text: str, limit: int = 400) -> str:
     return out if len(out) <= limit else out[:limit] + "…"
 
 
-def _split(items: list[int], k: int) -> list[list[int]]:
-    """``k`` contiguous, near-equal chunks."""
+def _split(items: list[int], k: int, keep_empty: bool = False) -> list[list[int]]:
+    """``k`` contiguous, near-equal chunks (empty ones dropped unless ``keep_empty``)."""
     n = len(items)
     bounds = [round(i * n / k) for i in range(k + 1)]
-    return [items[bounds[i] : bounds[i + 1]] for i in range(k) if bounds[i + 1] > bounds[i]]
+    return [items[bounds[i] : bounds[i + 1]] for i in range(k) if keep_empty or bounds[i + 1] > bounds[i]]
+
+
+def _concat(parts: list[Rollouts]) -> Rollouts | None:
+    """Rollout batches one after another; None for no batch."""
+    if not parts:
+        return None
+    names = list(parts[0].reward_parts)
+    return Rollouts(
+        prompt_ids=[x for p in parts for x in p.prompt_ids],
+        completion_ids=[x for p in parts for x in p.completion_ids],
+        old_logps=[x for p in parts for x in p.old_logps],
+        finish_reasons=[x for p in parts for x in p.finish_reasons],
+        texts=[x for p in parts for x in p.texts],
+        sample_idx=[x for p in parts for x in p.sample_idx],
+        rewards=torch.cat([p.rewards for p in parts]),
+        reward_parts={k: [x for p in parts for x in p.reward_parts[k]] for k in names},
+    )
 
 
 def _format_eval(step: int, m: dict) -> str:
@@ -585,12 +662,37 @@ def _format_line(step: int, m: dict) -> str:
 def train_grpo(
     cfg: GRPOConfig, resume: str | Path | None = None, on_step_end: Callable[[int, dict], None] | None = None
 ) -> Path:
-    """Run GRPO; returns the run directory. ``resume`` continues a run directory from its latest checkpoint."""
+    """Run GRPO; returns the run directory. ``resume`` continues a run directory from its latest checkpoint.
+
+    ``run.workers > 1`` starts that many data-parallel worker processes (``r1.train.dist``) and returns when they
+    are done; ``on_step_end`` then needs ``run.workers=1`` (it would run in another process)."""
+    workers = cfg.run.workers
+    if workers < 1:
+        raise R1Error(f"run.workers must be >= 1, got {workers}")
+    if workers > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        if on_step_end is not None:
+            raise R1Error("an on_step_end callback needs run.workers=1")
+        if cfg.grpo.prompts_per_step % workers:
+            raise R1Error(
+                f"grpo.prompts_per_step ({cfg.grpo.prompts_per_step}) must be a multiple of run.workers ({workers})"
+            )
+        cfg = copy.deepcopy(cfg)
+        cfg.run.threads = max(1, (cfg.run.threads or torch.get_num_threads()) // workers)
+        t0 = time.perf_counter()
+        dist.spawn(_worker_main, workers, cfg, None if resume is None else str(resume))
+        run_dir = Path(resume) if resume is not None else Path(cfg.run.out_dir) / cfg.run.name
+        console.print(f"done in {time.perf_counter() - t0:.1f}s ({workers} workers); run directory: {run_dir}")
+        return run_dir
     trainer = GRPOTrainer(cfg, resume=resume)
     t0 = time.perf_counter()
     run_dir = trainer.train(on_step_end=on_step_end)
-    console.print(f"done in {time.perf_counter() - t0:.1f}s; run directory: {run_dir}")
+    if trainer.rank == 0:
+        console.print(f"done in {time.perf_counter() - t0:.1f}s; run directory: {run_dir}")
     return run_dir
+
+
+def _worker_main(cfg: GRPOConfig, resume: str | None) -> None:
+    GRPOTrainer(cfg, resume=resume).train()
 
 
 __all__ = ["GRPOTrainer", "train_grpo", "overlong_soft_penalty", "micro_batches", "PromptSampler", "TIMING_PREFIXES"]

@@ -153,6 +153,8 @@ class SFTTrainer:
     def __init__(self, cfg: SFTConfig, resume: str | Path | None = None):
         self.cfg = cfg
         c = cfg
+        if c.run.workers != 1:
+            raise R1Error("run.workers: data-parallel workers are supported by r1 grpo only; use run.workers=1")
         if c.run.threads > 0:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
