@@ -121,3 +121,22 @@ def test_worker_errors_are_one_line(tmp_path):
     with pytest.raises(R1Error, match="^model .*neither a preset|not a Hugging Face|no-such"):
         train_grpo(tiny_cfg(tmp_path, "bad", "run.workers=2", "model.path=no-such-model"))
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_launch_writes_one_run_directory(tmp_path):
+    """``torchrun --standalone --nproc-per-node 2 -m r1 grpo ...``: the process group comes from torchrun."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "r1", "grpo",
+           "-c", "configs/grpo/smoke.yaml", f"run.out_dir={tmp_path}", "run.name=tr", "run.steps=2",
+           "run.threads=1", "run.progress=false", "run.sample_every=0"]
+    from tests.train.test_grpo import REPO
+
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_metrics(tmp_path / "tr")
+    assert [r["step"] for r in rows] == [1, 2] and all(r["groups/kept"] == 4 for r in rows)
+    state = torch.load(tmp_path / "tr" / "checkpoints" / "step_000002" / "trainer_state.pt", weights_only=False)
+    assert len(state["ranks"]) == 2
