@@ -75,8 +75,12 @@ def _worker(rank: int, workers: int, rendezvous: str, error_dir: str, fn: Callab
 
 def spawn(fn: Callable, workers: int, *args: Any) -> None:
     """Run ``fn(*args)`` in ``workers`` processes joined in one process group; re-raise the first error here."""
+    import logging
+
     import torch.multiprocessing as mp
 
+    # When one worker fails, torch terminates the others with a warning per process; the error we raise says it all.
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="r1_dist_") as tmp:
         error_dir = Path(tmp, "errors")
         error_dir.mkdir()
