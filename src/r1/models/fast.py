@@ -107,6 +107,19 @@ def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if tensors[0] is None else torch.cat(tensors)
 
 
+def append_kv(buffer: torch.Tensor | None, length: int, states: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Write (R, KV, T, D) ``states`` at ``[length, length + T)`` of a (R, KV, cap, D) buffer (gpt-fast's static KV
+    cache, kept growable): a new or grown buffer is returned when it is missing or too small."""
+    end = length + states.shape[2]
+    if buffer is None or end > buffer.shape[2]:
+        grown = states.new_empty((*states.shape[:2], max(end, capacity), states.shape[3]))
+        if buffer is not None:
+            grown[:, :, :length] = buffer[:, :, :length]
+        buffer = grown
+    buffer[:, :, length:end] = states
+    return buffer
+
+
 class FastCache:
     """Per-layer key/value buffers ``(R, KV, capacity, D)`` written in place; ``length`` positions are filled."""
 
@@ -119,17 +132,9 @@ class FastCache:
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Append (R, KV, T, D) keys/values of ``layer``; return views of everything filled so far."""
         end = self.length + k.shape[2]
-        buf_k, buf_v = self.keys[layer], self.values[layer]
-        if buf_k is None or end > buf_k.shape[2]:
-            shape = (k.shape[0], k.shape[1], max(end, capacity), k.shape[3])
-            grown_k, grown_v = k.new_empty(shape), v.new_empty(shape)
-            if buf_k is not None:
-                grown_k[:, :, : self.length] = buf_k[:, :, : self.length]
-                grown_v[:, :, : self.length] = buf_v[:, :, : self.length]
-            buf_k, buf_v = self.keys[layer], self.values[layer] = grown_k, grown_v
-        buf_k[:, :, self.length : end] = k
-        buf_v[:, :, self.length : end] = v
-        return buf_k[:, :, :end], buf_v[:, :, :end]
+        self.keys[layer] = append_kv(self.keys[layer], self.length, k, capacity)
+        self.values[layer] = append_kv(self.values[layer], self.length, v, capacity)
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep (and reorder / repeat) rows: the same call as ``transformers.DynamicCache``."""
@@ -275,14 +280,12 @@ class FastLM:
         device = self.model.model.embed_tokens.weight.device
         U, N = len(prompts), len(completions)
         H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
-        P = max(len(p) for p in prompts)
         Tc = max(1, max(len(c) for c in completions))
-        p_ids = torch.full((U, P), pad_id, dtype=torch.long)
-        p_mask = torch.zeros((U, P), dtype=torch.bool)
-        for u, p in enumerate(prompts):
-            p_ids[u, P - len(p) :] = torch.tensor(p, dtype=torch.long)
-            p_mask[u, P - len(p) :] = True
-        p_ids, p_mask = p_ids.to(device), p_mask.to(device)
+        from r1.rollout.native import left_pad
+
+        p_ids, p_mask = left_pad(prompts, pad_id)  # (U, P)
+        p_ids, p_mask = p_ids.to(device), p_mask.bool().to(device)
+        P = p_ids.shape[1]
         p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
         # Completion inputs: every completion token but the last of the longest (its logits predict nothing).
         c_ids = torch.full((N, Tc - 1), pad_id, dtype=torch.long)

@@ -218,24 +218,15 @@ def _buffered_layer_class():
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-            num_new = key_states.shape[-2]
-            end = self.length + num_new
-            if self.key_buffer is None or end > self.key_buffer.shape[-2]:
-                self.key_buffer = self._grow(self.key_buffer, key_states, end)
-                self.value_buffer = self._grow(self.value_buffer, value_states, end)
-            self.key_buffer[:, :, self.length : end] = key_states
-            self.value_buffer[:, :, self.length : end] = value_states
+            from r1.models.fast import append_kv
+
+            end = self.length + key_states.shape[-2]
+            self.key_buffer = append_kv(self.key_buffer, self.length, key_states, self.capacity)
+            self.value_buffer = append_kv(self.value_buffer, self.length, value_states, self.capacity)
             self.length = end
             self.keys = self.key_buffer[:, :, :end]  # (R, H, T, D) views: no copy
             self.values = self.value_buffer[:, :, :end]
             return self.keys, self.values
-
-        def _grow(self, buffer, states, end):
-            shape = (*states.shape[:2], max(end, self.capacity), states.shape[-1])
-            grown = states.new_empty(shape)
-            if buffer is not None:
-                grown[:, :, : self.length] = buffer[:, :, : self.length]
-            return grown
 
         def get_seq_length(self) -> int:
             return self.length
