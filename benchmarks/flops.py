@@ -20,6 +20,11 @@ implementations):
 ``N`` is the parameter count with the tied embedding counted once (it is the LM head's matmul; the lookup is free).
 Attention score FLOPs are left out (sequences here are ≤ ~40 tokens, under 2% of the total). MFU = model FLOPs /
 (step time · fp32 peak), per phase and for the whole step (fp32 is the benchmarks' dtype).
+
+Floor: the time of the step's matrix products alone (``step_gemms``: the shapes r1 runs, forward and backward), each
+timed back to back (``gemm_floor``: the better of all threads on one product, or one thread per product with the
+products spread perfectly over the threads), with no attention, norms, sampling or Python: what the step would take
+if everything but the matmuls were free. ``grpo_vs_trl.py`` prints it beside TRL's time too.
 """
 
 from __future__ import annotations
@@ -56,6 +61,80 @@ def matmul_peak(dtype, sizes: list[int], repeats: int) -> tuple[float, int]:
     return best, best_n
 
 
+def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int) -> dict[str, dict]:
+    """The matrix products of one ``r1`` GRPO step, as r1 runs them, per phase: ``{phase: {(M, K, N): count}}`` for
+    ``(M, K) @ (K, N)``, phases ``rollout``, ``ref`` and ``train``.
+
+    ``config``: the model's HF config (Llama-family fields); ``prompts`` distinct prompts of ``prompt_len`` tokens,
+    ``rows`` completions of ``gen_len`` tokens each. Rollout: one prefill of the prompts (LM head on their last
+    token), then ``gen_len - 1`` decode steps of ``rows`` rows. Reference and train passes (``train_logits``): the
+    prompts once, then ``gen_len - 1`` completion tokens per row, LM head on every predicting position; train adds
+    the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). Attention scores, norms and activations are left
+    out, so the time these products take is a floor under the step's time, not an estimate of it.
+    """
+    from collections import Counter
+
+    E, V, L = config.hidden_size, config.vocab_size, config.num_hidden_layers
+    H = config.num_attention_heads
+    KV = getattr(config, "num_key_value_heads", None) or H
+    D = getattr(config, "head_dim", None) or E // H
+    weights = [(E, (H + 2 * KV) * D), (H * D, E), (E, 2 * config.intermediate_size), (config.intermediate_size, E)]
+
+    def forward(out: Counter, m: int, head_rows: int, backward: bool = False) -> None:
+        for k, n in weights + [(E, V)]:
+            times, mm = (1, head_rows) if n == V else (L, m)
+            out[(mm, k, n)] += times
+            if backward:
+                out[(mm, n, k)] += times  # dX
+                out[(n, mm, k)] += times  # dW
+
+    phases = {"rollout": Counter(), "ref": Counter(), "train": Counter()}
+    forward(phases["rollout"], prompts * prompt_len, prompts)  # prefill
+    for _ in range(gen_len - 1):
+        forward(phases["rollout"], rows, rows)  # decode
+    c = rows * (gen_len - 1)
+    for phase, backward in (("ref", False), ("train", True)):
+        forward(phases[phase], prompts * prompt_len, prompts, backward=backward)
+        forward(phases[phase], c, c, backward=backward)
+    return {k: dict(v) for k, v in phases.items()}
+
+
+def _best_time(a, b, repeats: int, inner: int) -> float:
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / inner)
+    return best
+
+
+def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3) -> float:
+    """Seconds the products take run alone, back to back, each shape at its best of ``repeats`` timed loops.
+
+    Each shape counts at the better of: all torch threads on one product, or one thread per product with the
+    products spread perfectly over the threads (one-thread time / threads), as data-parallel workers could run them.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    total = 0.0
+    try:
+        for (m, k, n), count in gemms.items():
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            inner = max(1, min(count, 50))
+            torch.set_num_threads(threads)
+            best = _best_time(a, b, repeats, inner)
+            if threads > 1:
+                torch.set_num_threads(1)
+                best = min(best, _best_time(a, b, repeats, inner) / threads)
+            total += best * count
+    finally:
+        torch.set_num_threads(threads)
+    return total
+
+
 def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float) -> dict:
     """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum``."""
     trainer = common.build_r1_trainer(
@@ -78,6 +157,9 @@ def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float) ->
         per_step.append({k: (flops[k], m[f"time/{k}"]) for k in flops})
     timed = per_step[warmup:]
     out = {"params": N, "prompt_len": prompt_len}
+    gemms = step_gemms(trainer.model.config, common.PROMPTS_PER_STEP, rows, prompt_len, common.MAX_NEW_TOKENS)
+    out["floor_s"] = {k: gemm_floor(v) for k, v in gemms.items()}
+    out["floor_s"]["step"] = sum(out["floor_s"].values())
     for k in ("rollout", "ref", "train", "step"):
         t = common.median([s[k][1] for s in timed])
         f = common.median([s[k][0] for s in timed])
@@ -118,11 +200,15 @@ def main() -> None:
     for preset, r in results.items():
         print(f"\n{preset} ({common.PRESETS.get(preset, preset)}): {r['params'] / 1e6:.2f} M params, "
               f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, fp32")
-        print(f"{'phase':<9}{'s':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'MFU':>8}")
+        print(f"{'phase':<9}{'s':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'MFU':>8}{'floor s':>9}{'of floor':>10}")
         for k in ("rollout", "ref", "train", "step"):
             p = r[k]
             mfu = p["gflops_per_s"] * 1e9 / peak
-            print(f"{k:<9}{p['time_s']:>8.3f}{p['gflop']:>9.1f}{p['gflops_per_s']:>10.1f}{mfu:>8.1%}")
+            fl = r["floor_s"][k]
+            print(f"{k:<9}{p['time_s']:>8.3f}{p['gflop']:>9.1f}{p['gflops_per_s']:>10.1f}{mfu:>8.1%}"
+                  f"{fl:>9.3f}{fl / p['time_s']:>10.0%}")
+    print("floor s: the phase's matrix products alone, as r1 runs them (step_gemms), timed back to back on this "
+          "machine; 'of floor': floor / measured time")
     print(f"(load {os.getloadavg()[0]:.2f})")
 
 

@@ -226,6 +226,7 @@ def main() -> None:
         for preset in [p for p in args.presets.split(",") if p]:
             model_dir = common.save_preset(preset, Path(tmp) / preset)
             runs = {s: [] for s in settings}
+            floors = [preset_floor(preset, model_dir, args.threads)]
             for rep in range(args.repeats):
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
@@ -235,11 +236,52 @@ def main() -> None:
                     load = runs[s][-1]["load_1min"]
                     took = time.perf_counter() - t
                     print(f"  [{preset}] {s} repeat {rep + 1}: {med:.3f} s/step ({took:.0f}s, load {load:.2f})")
+            floors.append(preset_floor(preset, model_dir, args.threads))
             summary = {s: summarise(runs[s], args.warmup) for s in settings}
-            results[preset] = {"summary": summary, "runs": runs}
+            results[preset] = {"summary": summary, "runs": runs, "gemm_floor_s": floors}
             print_table(preset, summary)
+            print_bound(preset, summary, floors)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def preset_floor(preset: str, model_dir: str, threads: int) -> dict[str, float]:
+    """The matmul floor of r1's step on this preset, per phase (``flops.step_gemms``/``gemm_floor``), timed here."""
+    import torch
+    from transformers import AutoConfig
+
+    import flops
+
+    torch.set_num_threads(threads)
+    gemms = flops.step_gemms(
+        AutoConfig.from_pretrained(model_dir),
+        common.PROMPTS_PER_STEP,
+        common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT,
+        common.PROMPT_TOKENS,
+        common.MAX_NEW_TOKENS,
+    )
+    out = {phase: flops.gemm_floor(g) for phase, g in gemms.items()}
+    out["step"] = sum(out.values())
+    return out
+
+
+def print_bound(preset: str, summary: dict, floors: list[dict[str, float]]) -> None:
+    """The most r1 could gain: its step's matrix products alone, with everything else free. The machine's speed
+    drifts, so the floor is timed before and after the runs and the lower time is kept (per phase)."""
+    floor = {k: min(f[k] for f in floors) for k in floors[0] if k != "step"}
+    floor["step"] = sum(floor.values())
+    print(f"r1 matmul floor ({preset}): {floor['step']:.3f} s/step = its step's matrix products alone, back to back "
+          f"(attention, norms, sampling, optimizer and Python left out): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in floor.items() if k != "step"))
+    for mine in ("r1", "r1_2w"):
+        if mine in summary:
+            ph = summary[mine]["phases"]
+            at = ", ".join(f"{k} {floor[k] / ph[k]:.0%}" for k in ("rollout", "ref", "train") if ph.get(k))
+            print(f"{mine} runs at {floor['step'] / summary[mine]['s_per_step']:.0%} of the floor's speed ({at})")
+    for s, label in (("trl", "TRL defaults"), ("trl_no_gc", "gradient checkpointing off")):
+        if s in summary:
+            print(f"most speedup r1 can reach vs TRL ({preset}, {label}) at the floor: "
+                  f"{summary[s]['s_per_step'] / floor['step']:.2f}x")
 
 
 def print_table(preset: str, summary: dict) -> None:

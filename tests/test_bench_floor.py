@@ -1,0 +1,87 @@
+"""``benchmarks/flops.py``: ``step_gemms`` lists exactly the matrix products r1's GRPO step runs.
+
+The matmul floor that ``grpo_vs_trl.py`` and ``flops.py`` print is the time of these products alone; here they are
+compared with the ``mm``/``addmm`` calls caught (below autograd, so the backward's too) while the native engine
+samples and ``FastLM.train_logits`` runs the reference and train passes.
+
+Run: ``python -m pytest tests/test_bench_floor.py -q``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from r1.models import build_preset
+from r1.models.fast import FastLM
+from r1.rollout.base import SamplingParams
+from r1.rollout.native import NativeEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import flops  # noqa: E402
+
+PROMPTS, SAMPLES, PROMPT_LEN, NEW = 2, 3, 5, 6
+
+
+class CatchGemms(TorchDispatchMode):
+    """Counts ``(M, K, N)`` of every ``(M, K) @ (K, N)`` product dispatched while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.mm.default:
+            a, b = args[0], args[1]
+            self.seen[(a.shape[0], a.shape[1], b.shape[1])] += 1
+        elif func is torch.ops.aten.addmm.default:
+            a, b = args[1], args[2]
+            self.seen[(a.shape[0], a.shape[1], b.shape[1])] += 1
+        elif func is torch.ops.aten.linear.default:  # inference mode dispatches it undecomposed
+            x, w = args[0], args[1]
+            self.seen[(x.numel() // x.shape[-1], w.shape[1], w.shape[0])] += 1
+        elif func in (torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default, torch.ops.aten.matmul.default):
+            self.seen["batched"] += 1  # not expected: would mean products the floor does not count
+        return func(*args, **(kwargs or {}))
+
+
+def test_step_gemms_are_the_products_r1_runs():
+    torch.manual_seed(0)
+    model, tok = build_preset("tiny-qwen2", seed=0, initializer_range=0.2)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(3, 200, (PROMPT_LEN,), generator=g).tolist() for _ in range(PROMPTS)]
+    expected = flops.step_gemms(model.config, PROMPTS, PROMPTS * SAMPLES, PROMPT_LEN, NEW)
+
+    engine = NativeEngine(model, tok)
+    assert engine.fast is not None
+    with CatchGemms() as rollout:
+        out = engine.generate(prompts, SAMPLES, SamplingParams(max_new_tokens=NEW), torch.Generator().manual_seed(0))
+    comps = [c.token_ids for group in out for c in group]
+    assert all(len(c) == NEW for c in comps), "precondition: no row may stop early (fixed seed)"
+    assert rollout.seen == Counter(expected["rollout"])
+
+    fast = FastLM(model)
+    group = [i // SAMPLES for i in range(len(comps))]
+    with torch.no_grad(), CatchGemms() as ref:
+        fast.train_logits(prompts, group, comps, tok.pad_token_id)
+    assert ref.seen == Counter(expected["ref"])
+
+    with CatchGemms() as train:
+        logits = fast.train_logits(prompts, group, comps, tok.pad_token_id)
+        torch.log_softmax(logits, -1).gather(-1, torch.tensor(comps)[..., None]).mean().backward()
+    assert train.seen == Counter(expected["train"])
+    # Six weight products per layer in the backward for each forward one (dX and dW), the LM head's too.
+    assert sum(expected["train"].values()) == 3 * sum(expected["ref"].values())
+
+
+def test_gemm_floor_grows_with_the_work_and_restores_the_threads():
+    threads = torch.get_num_threads()
+    t4 = flops.gemm_floor({(64, 128, 128): 4}, repeats=2)
+    t64 = flops.gemm_floor({(64, 128, 128): 64}, repeats=2)
+    assert 0 < t4 < t64
+    assert torch.get_num_threads() == threads
