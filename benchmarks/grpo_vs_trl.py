@@ -226,7 +226,7 @@ def main() -> None:
         for preset in [p for p in args.presets.split(",") if p]:
             model_dir = common.save_preset(preset, Path(tmp) / preset)
             runs = {s: [] for s in settings}
-            floors = [preset_floor(preset, model_dir, args.threads)]
+            floors = [preset_floor(model_dir, args.threads)]
             for rep in range(args.repeats):
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
@@ -236,7 +236,7 @@ def main() -> None:
                     load = runs[s][-1]["load_1min"]
                     took = time.perf_counter() - t
                     print(f"  [{preset}] {s} repeat {rep + 1}: {med:.3f} s/step ({took:.0f}s, load {load:.2f})")
-            floors.append(preset_floor(preset, model_dir, args.threads))
+            floors.append(preset_floor(model_dir, args.threads))
             summary = {s: summarise(runs[s], args.warmup) for s in settings}
             results[preset] = {"summary": summary, "runs": runs, "gemm_floor_s": floors}
             print_table(preset, summary)
@@ -245,7 +245,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
 
-def preset_floor(preset: str, model_dir: str, threads: int) -> dict[str, float]:
+def preset_floor(model_dir: str, threads: int) -> dict[str, float]:
     """The matmul floor of r1's step on this preset, per phase (``flops.step_gemms``/``gemm_floor``), timed here."""
     import torch
     from transformers import AutoConfig
