@@ -135,6 +135,10 @@ class GRPOAlgoConfig:
     """μ: optimisation passes over each rollout batch (GRPO's μ). μ = 1 needs no old-logprob pass."""
     num_minibatches: int = 1
     """Optimizer steps per pass: the batch is split into this many minibatches of whole groups."""
+    replay_rollout: bool = True
+    """μ = 1, one minibatch, native engine, fp32: the train pass runs only the backward, over the activations the
+    rollout's forward recorded while sampling (the policy has not changed since; ``r1.models.replay``). Used when the
+    rollout fits one micro-batch (``optim.tokens_per_micro_batch``) and sampling took one round."""
     adv_norm: str = "group_std"
     """Advantage normalisation: group_std (GRPO) | batch_std | none (Dr. GRPO, arXiv:2503.20783)."""
     adv_eps: float = 1e-4

@@ -4,6 +4,7 @@ Run: ``python -m pytest tests/train/test_grpo.py -q``.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from r1.config import GRPOConfig, load_config
 from r1.errors import R1Error
+from r1.models.replay import replay_logits
 from r1.algo import compute_group_advantages
 from r1.train.common import PhaseTimer
 from r1.train.grpo import TIMING_PREFIXES, GRPOTrainer, micro_batches, overlong_soft_penalty, train_grpo
@@ -181,6 +183,53 @@ def test_shared_prompt_forward_gives_the_transformers_gradient(tmp_path, preset)
         assert stats_fast[k] == pytest.approx(stats_plain[k], rel=1e-4, abs=1e-7), k
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["tiny-qwen2", "tiny-llama"])
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, monkeypatch):
+    """grpo.replay_rollout: the backward over the rollout's recorded forward gives the loss, KL, entropy and
+    gradient of the usual train forward + backward on the same rollouts."""
+    import r1.train.grpo as grpo_mod
+
+    over = [f"model.path={preset}", "grpo.kl_coef=0.1", "task.params={digits: 3, min_digits: 1, num_train: 64}",
+            "rollout.temperature=1.5", "grpo.prompts_per_step=3"]
+    t = GRPOTrainer(tiny_cfg(tmp_path, "replay", *over))
+    with torch.no_grad():  # move the policy off the reference, so the KL term is live
+        g = torch.Generator().manual_seed(0)
+        for p in t.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    t.model.generation_config.eos_token_id = [t.tok.eos_token_id, *range(60, 100)]  # rows stop at different steps
+    by_len = {len(t.prompt_ids(i)): i for i in range(len(t.samples))}
+    t.prompt_sampler.take = lambda k: [by_len[min(by_len)], by_len[max(by_len)], by_len[min(by_len)]][:k]
+    r, _ = t.rollout(PhaseTimer())
+    assert r.record is not None and len(set(map(len, r.completion_ids))) > 1
+    assert len(set(map(len, r.prompt_ids))) > 1  # left padding
+    adv = compute_group_advantages(r.rewards, 3, "group_std", 1e-6) + torch.linspace(-1, 1, len(r.rewards))
+    grads = []
+    t.optimizer.step = lambda: grads.append([p.grad.clone() for p in t.model.parameters()])  # capture, no update
+    calls = []
+    monkeypatch.setattr(grpo_mod, "replay_logits", lambda *a: calls.append(1) or replay_logits(*a))
+    stats_replay = t.train_on(r, adv, PhaseTimer())
+    assert calls == [1]
+    stats_plain = t.train_on(replace(r, record=None), adv, PhaseTimer())
+    assert calls == [1] and stats_replay["kl"] > 0
+    for k in ("loss", "kl", "entropy", "grad_norm"):
+        assert stats_replay[k] == pytest.approx(stats_plain[k], rel=1e-4, abs=1e-7), k
+    assert stats_replay["logprob_diff_rollout_vs_train"] < 1e-6  # the very forward that sampled
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_rollout_is_recorded_only_when_the_train_pass_can_replay_it(tmp_path):
+    base = ["run.steps=1"]
+    assert GRPOTrainer(tiny_cfg(tmp_path, "a", *base)).records_rollout(16, 10)
+    for i, extra in enumerate(["grpo.mu=2", "grpo.num_minibatches=2", "rollout.engine=hf",
+                               "grpo.replay_rollout=false", "optim.tokens_per_micro_batch=64"]):
+        t = GRPOTrainer(tiny_cfg(tmp_path, f"b{i}", *base, extra, "grpo.prompts_per_step=2"))
+        assert not t.records_rollout(16, 10), extra
+        r, _ = t.rollout(PhaseTimer())
+        assert r.record is None, extra
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

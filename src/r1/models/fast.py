@@ -198,10 +198,12 @@ class FastLM:
     # ------------------------------------------------------------------------------------------------ blocks
     def _qkv(self, w: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, E) hidden → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
-        R, T, _ = x.shape
+        return self._split_qkv(w, F.linear(rms_norm(x, w.n1, w.eps1), w.wqkv, w.bqkv), cos, sin)
+
+    def _split_qkv(self, w: _Layer, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """(R, T, (H + 2 KV) D) projections → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
+        R, T, _ = qkv.shape
         H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
-        h = rms_norm(x, w.n1, w.eps1)
-        qkv = F.linear(h, w.wqkv, w.bqkv)  # (R, T, (H + 2 KV) D)
         v = qkv[..., (H + KV) * D :].view(R, T, KV, D)
         if w.q_norm is None:  # one RoPE call over the q and k heads together
             qk = rope(qkv[..., : (H + KV) * D].view(R, T, H + KV, D), cos, sin)
@@ -239,11 +241,13 @@ class FastLM:
         cache: FastCache,
         weights: list[_Layer],
         capacity: int = 0,
+        record=None,
     ) -> torch.Tensor:
         """(R, T) new ids → (R, V) logits at the last position, appending T entries to ``cache``.
 
         ``mask`` (R, cache.length + T) marks real tokens (1) and left padding (0), as for ``transformers``;
-        ``positions`` (R, T) are the RoPE positions of the new tokens; ``weights`` from ``self.weights()``.
+        ``positions`` (R, T) are the RoPE positions of the new tokens; ``weights`` from ``self.weights()``;
+        ``record`` (an ``r1.models.replay.ForwardRecord``) keeps every layer's activations for a later backward.
         A padded position attends to itself so no row of the softmax is empty (its output is never read).
         """
         R, T = ids.shape
@@ -261,10 +265,28 @@ class FastLM:
         x = F.embedding(ids, self.model.model.embed_tokens.weight)  # (R, T, E)
         cos, sin = self.rope_table(positions, x.dtype)  # (R, T, 1, D)
         for i, w in enumerate(weights):
-            q, k, v = self._qkv(w, x, cos, sin)
+            if record is None:
+                q, k, v = self._qkv(w, x, cos, sin)
+                k_all, v_all = cache.write(i, k, v, capacity)
+                x = self._finish_layer(w, x, self._attend(q, k_all, v_all, attn_mask))
+                continue
+            # The same maths, keeping what the backward needs (r1.models.replay).
+            record.put("x", i, x)
+            qkv = F.linear(rms_norm(x, w.n1, w.eps1), w.wqkv, w.bqkv)  # (R, T, (H + 2 KV) D)
+            record.put("qkv", i, qkv)
+            q, k, v = self._split_qkv(w, qkv, cos, sin)
             k_all, v_all = cache.write(i, k, v, capacity)
-            x = self._finish_layer(w, x, self._attend(q, k_all, v_all, attn_mask))
+            o = self._attend(q, k_all, v_all, attn_mask)  # (R, T, H D)
+            record.put("o", i, o)
+            x = x + F.linear(o, w.wo, w.bo)
+            record.put("x2", i, x)
+            gu = F.linear(rms_norm(x, w.n2, w.eps2), w.wgu, w.bgu)  # (R, T, 2 I)
+            record.put("gu", i, gu)
+            gate, up = gu.chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, w.wd, w.bd)
         cache.length = past + T
+        if record is not None:
+            record.put("x", len(weights), x)
         return self._logits(x[:, -1])  # (R, V)
 
     # ------------------------------------------------------------------------------------------------ training

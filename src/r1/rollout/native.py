@@ -290,6 +290,8 @@ class NativeEngine:
         self.buffered_cache = buffered_cache
         self.use_fast = fast
         self._stops: dict[tuple[str, ...], StopStrings] = {}
+        self.last_record = None  # the ForwardRecord of the last generate(..., record=True), when one was taken
+        self._last_taken = None  # the newest record, whose memory the next one reuses (and so invalidates)
         self.update_weights(model)
 
     def update_weights(self, model) -> None:
@@ -344,11 +346,16 @@ class NativeEngine:
         n: int,
         sampling: SamplingParams,
         generator: torch.Generator | None = None,
+        record: bool = False,
     ) -> list[list[Completion]]:
         """``n`` completions per prompt: ``result[i][j]`` is sample j of prompt i (rows ordered prompt-major).
 
-        ``generator`` must live on the model's device; None uses torch's default generator there.
+        ``generator`` must live on the model's device; None uses torch's default generator there. ``record``: keep
+        the forward's activations in ``self.last_record`` (an ``r1.models.replay.ForwardRecord``, row i·n + j), so
+        a trainer can run the backward of this very forward (models ``r1.models.fast`` covers, float32, no
+        autocast; otherwise ``last_record`` is None).
         """
+        self.last_record = None
         num_prompts, max_new = len(prompt_ids), sampling.max_new_tokens
         if num_prompts == 0 or n <= 0:
             return [[] for _ in prompt_ids]
@@ -368,15 +375,25 @@ class NativeEngine:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)  # (U, P) left padding: real tokens count from 0
         capacity = ids.shape[1] + max_new
+        expand = torch.tensor([source[i] for i in range(num_prompts) for _ in range(n)], device=device)  # (B*G,)
+        rec = None
         if self.fast is not None:  # the lean forward (r1.models.fast): weights fused once per call
             cache, weights = self.fast.new_cache(), self.fast.weights()
+            if record and weights[0].wqkv.dtype == torch.float32 and not torch.is_autocast_enabled(device.type):
+                from r1.models.replay import ForwardRecord
+
+                rec = ForwardRecord(self.fast, weights, ids, mask, expand, max_new, reuse=self._last_taken)
+                self._last_taken = rec
+                rec.at_prefill()
 
             def forward(ids, mask, positions, cache):
-                return self.fast.forward(ids, mask, positions, cache, weights, capacity)
+                return self.fast.forward(ids, mask, positions, cache, weights, capacity, record=rec)
         else:
             cache, forward = self._new_cache(capacity=capacity), self._forward
         logits = forward(ids, mask, positions, cache)  # (U, V)
-        expand = torch.tensor([source[i] for i in range(num_prompts) for _ in range(n)], device=device)  # (B*G,)
+        if rec is not None:
+            rec.put_logits(logits)
+            slot_rows = None  # (R_batch,) the row each batch slot holds; None while slot i holds row i
         cache.batch_select_indices(expand)
         logits = logits[expand]  # (B*G, V)
         mask = mask[expand]  # (B*G, P)
@@ -398,7 +415,11 @@ class NativeEngine:
 
         for t in range(max_new):
             if t > 0:
+                if rec is not None:
+                    rec.at_step(t, slot_rows)
                 logits = forward(next_ids[:, None], mask, next_pos[:, None], cache)  # (R_batch, V)
+                if rec is not None:
+                    rec.put_logits(logits)
                 next_pos = next_pos + 1
             step_logits = logits if alive_slots is None else logits.index_select(0, alive_slots)  # (R_alive, V)
             toks, lps = sample_next_tokens(
@@ -441,6 +462,12 @@ class NativeEngine:
             if batch_size - len(slots_host) >= max(1e-9, self.compact_threshold * batch_size):
                 # Compaction: finished rows leave the cache, the mask, the positions and the next input.
                 slots = slots_host.to(device)
+                if rec is not None:
+                    rows_before = torch.arange(batch_size, device=device) if slot_rows is None else slot_rows
+                    gone = torch.ones(batch_size, dtype=torch.bool)
+                    gone[slots_host] = False
+                    rec.drop_rows(rows_before[gone.to(device)], t)
+                    slot_rows = rows_before[slots]
                 cache.batch_select_indices(slots)
                 mask, next_pos, next_ids = mask[slots], next_pos[slots], next_ids[slots]
                 batch_size = len(slots_host)
@@ -449,6 +476,9 @@ class NativeEngine:
                 alive_slots_host = slots_host
                 alive_slots = slots_host.to(device)
 
+        if rec is not None:
+            rec.finish(tokens_host)
+            self.last_record = rec
         logps_host = logps_out.cpu()  # (B*G, M)
         out: list[list[Completion]] = []
         for i in range(num_prompts):

@@ -39,8 +39,10 @@ from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.models.fast import FastLM, unsupported_reason
+from r1.models.replay import replay_logits
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, SamplingParams, build_engine
+from r1.rollout.native import NativeEngine
 from r1.tasks import build_task
 from r1.train.checkpoint import latest_checkpoint, restore_trainer_state, save_checkpoint, trainer_state
 from r1.train.common import (
@@ -101,6 +103,8 @@ class Rollouts:
     sample_idx: list[int]  # index into the task's samples, per row
     rewards: torch.Tensor  # (N,)
     reward_parts: dict[str, list[float | None]]
+    record: object = None  # the rollout's ForwardRecord (r1.models.replay), when one was taken
+    record_rows: list[int] | None = None  # (N,) each row's row in the record
 
 
 def _pad(rows: list[list[int]] | list[torch.Tensor], value, dtype) -> torch.Tensor:
@@ -264,11 +268,15 @@ class GRPOTrainer:
             rounds += 1
             idx = self.prompt_sampler.take(P - len(kept))
             prompts = [self.prompt_ids(i) for i in idx]
+            record = rounds == 1 and self.records_rollout(len(prompts) * G, max(map(len, prompts)))
             with timer("rollout"), self.autocast():
                 self.model.eval()
-                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen)
+                extra = {"record": True} if record else {}
+                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, **extra)
+            if rounds == 1:
+                rec = self.engine.last_record if record else None
             with timer("rewards"):
-                for i, prompt, comps in zip(idx, prompts, outs):
+                for k, (i, prompt, comps) in enumerate(zip(idx, prompts, outs)):
                     texts = [self.decode(cp.token_ids) for cp in comps]
                     scored = [self.reward(t, self.samples[i]) for t in texts]
                     rewards = [s[0] for s in scored]
@@ -290,7 +298,7 @@ class GRPOTrainer:
                     zero_var_seen += zero_var
                     if c.grpo.dynamic_sampling and zero_var:
                         continue
-                    kept.append((i, prompt, comps, texts, rewards, parts))
+                    kept.append((i, prompt, comps, texts, rewards, parts, (rounds, k)))
         stats = {"groups/seen": groups_seen, "groups/zero_variance": zero_var_seen, "groups/kept": len(kept),
                  "groups/sampling_rounds": rounds}
         if not kept:
@@ -306,7 +314,24 @@ class GRPOTrainer:
             rewards=torch.tensor([x for g in kept for x in g[4]], dtype=torch.float32),
             reward_parts={k: [x for g in kept for x in g[5][k]] for k in part_names},
         )
+        if rec is not None and all(g[6][0] == 1 for g in kept):  # every kept group comes from the recorded round
+            r.record, r.record_rows = rec, [g[6][1] * G + j for g in kept for j in range(G)]
         return r, stats
+
+    def records_rollout(self, rows: int, longest_prompt: int) -> bool:
+        """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
+        pass will differentiate the very policy that samples (μ = 1, one minibatch: one optimizer step, after
+        the rollout), through the lean forward in fp32, and the record is no larger than one micro-batch's."""
+        c = self.cfg
+        return (
+            c.grpo.replay_rollout
+            and c.grpo.mu == 1
+            and c.grpo.num_minibatches == 1
+            and self.dtype == torch.float32
+            and isinstance(self.engine, NativeEngine)
+            and self.engine.fast is not None
+            and rows * (longest_prompt + c.rollout.max_new_tokens) <= c.optim.tokens_per_micro_batch
+        )
 
     def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
         """Logits at the positions that predict each row's completion tokens: (n, comp_len, V).
@@ -317,6 +342,8 @@ class GRPOTrainer:
         forward; row i's completion token t is predicted at position ``len(prompt_i) - 1 + t``.
         """
         fast = self.fast.get(id(model)) if self.fast else None
+        if r.record is not None and r.record.usable(model, comp_len):  # backward only: the rollout ran the forward
+            return replay_logits(r.record, [r.record_rows[i] for i in rows], comp_len)
         if fast is not None:
             distinct: dict[tuple[int, ...], int] = {}
             group = [distinct.setdefault(tuple(r.prompt_ids[i]), len(distinct)) for i in rows]

@@ -1,0 +1,350 @@
+"""The train pass without its forward: the backward of the rollout's own forward, replayed from recorded activations.
+
+Why: with μ = 1 and one minibatch (the default, and the benchmark setting of issue 6), GRPO's single optimizer step
+comes after the rollout, so the policy the trainer differentiates is exactly the policy that just sampled. The rollout
+already ran its forward over every token the loss sees (the prompt prefill, then one decode step per completion
+token), so the train pass's forward repeats it. ``NativeEngine.generate(..., record=True)`` keeps the activations of
+that forward (:class:`ForwardRecord`); :func:`replay_logits` hands the trainer the logits it recorded, and its backward
+is this module's hand-written backward of ``FastLM``'s layer (RMSNorm, fused q/k/v, RoPE, grouped-query attention,
+o-projection, SwiGLU) over those activations. The train pass drops from forward + backward (~3 forward-FLOPs) to
+the backward alone (~2). Peers cannot do this: their rollout runs in a separate engine (vLLM, HF ``generate``) whose
+activations are gone.
+
+Layout: one buffer per kind of activation and layer, ``(M, F)`` with ``M = U·P + N·T1`` token rows: the U distinct
+prompts' P positions (left-padded), then each of the N rows' first T1 = max_new_tokens − 1 completion tokens (the
+inputs of the decode steps; the last token is never fed). With every row and every step in use, the backward's
+matrices are these buffers themselves, with no copy.
+
+Exactness: the recorded forward is the decode-time forward (per step, over the KV cache), equal to the training
+forward up to float rounding (``tests/models/test_replay.py``: gradients vs autograd through ``train_logits``). A
+record is only used while the parameters are unchanged since it was taken (their version counters), else the trainer
+runs its usual forward.
+
+Reference: autograd through ``FastLM.train_logits``, which is itself checked against ``transformers``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from r1.models.fast import FastLM, _eps, _Layer, rms_norm
+
+KINDS = ("x", "qkv", "o", "x2", "gu")
+"""Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
+attention ``x2``, the gate/up projections; ``x`` has one more entry: the last layer's output (the final norm's input)."""
+
+
+def _versions(model) -> tuple[int, ...]:
+    return tuple(p._version for p in model.parameters())
+
+
+class ForwardRecord:
+    """Activations of one ``NativeEngine`` generation through ``FastLM`` (see the module docstring).
+
+    The engine calls :meth:`at_prefill` / :meth:`at_step` before each forward, the forward calls :meth:`put`,
+    the engine stores logits with :meth:`put_logits`, rows leaving the batch with :meth:`drop_rows`, and the end with
+    :meth:`finish`.
+    """
+
+    def __init__(self, fast: FastLM, weights: list[_Layer], prompt_ids: Tensor, prompt_mask: Tensor, source: Tensor,
+                 max_new_tokens: int, reuse: "ForwardRecord | None" = None):
+        model = fast.model
+        self.fast, self.weights = fast, weights
+        self.prompt_ids, self.prompt_mask = prompt_ids, prompt_mask.bool()  # (U, P)
+        self.source = source  # (N,) the distinct prompt of each row
+        self.U, self.P = prompt_ids.shape
+        self.N = int(source.shape[0])
+        self.T1 = max(0, max_new_tokens - 1)
+        self.steps = 0  # completion positions filled (T1 once finished, fewer if every row stopped early)
+        self.versions = _versions(model)
+        emb = model.model.embed_tokens.weight
+        H, KV, D = fast.num_heads, fast.num_kv_heads, fast.head_dim
+        E, L = emb.shape[1], len(weights)
+        widths = {"x": E, "qkv": (H + 2 * KV) * D, "o": H * D, "x2": E, "gu": weights[0].wgu.shape[0]}
+        M = self.U * self.P + self.N * self.T1
+        V = model.lm_head.weight.shape[0]
+        shapes = {k: (L + (k == "x"), M, f) for k, f in widths.items()}  # kind -> (L (+1), M, F)
+        shapes.update(first_logits=(self.U, V), logits=(self.N, self.T1, V))
+        old = reuse.storage if reuse is not None else {}
+        if all(k in old and old[k].shape == shape and old[k].dtype == emb.dtype for k, shape in shapes.items()):
+            # The previous record's memory (its values are overwritten): fresh pages of this size cost page faults.
+            self.storage = old
+            reuse.versions = None  # that record is no longer usable
+        else:
+            self.storage = {k: emb.new_empty(shape) for k, shape in shapes.items()}
+        self.buffers = {k: self.storage[k] for k in KINDS}
+        self.first_logits, self.logits = self.storage["first_logits"], self.storage["logits"]
+        self.comp_ids = torch.zeros((self.N, self.T1), dtype=torch.long, device=emb.device)
+        self._t = 0  # 0: prefill; t >= 1: decode step t (writes completion position t - 1)
+        self._slot_rows: Tensor | None = None
+        self._dropped: list[tuple[Tensor, int]] = []
+
+    # ------------------------------------------------------------------------------------------ recording
+    def at_prefill(self) -> None:
+        self._t = 0
+
+    def at_step(self, t: int, slot_rows: Tensor | None) -> None:
+        """Decode step ``t`` >= 1 feeds completion token t - 1; batch slot i holds row ``slot_rows[i]`` (None: i)."""
+        self._t, self._slot_rows = t, slot_rows
+
+    def _put_rows(self, comp: Tensor, value: Tensor) -> None:
+        # comp: (N, F) strided view of position t - 1; value: (R_batch, F)
+        if self._slot_rows is None:
+            comp.copy_(value)
+        else:
+            comp.index_copy_(0, self._slot_rows, value)
+
+    def put(self, kind: str, layer: int, value: Tensor) -> None:
+        """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F)."""
+        buf = self.buffers[kind][layer]  # (M, F)
+        UP = self.U * self.P
+        if self._t == 0:
+            buf[:UP].copy_(value.reshape(UP, -1))
+        else:
+            self._put_rows(buf[UP:].view(self.N, self.T1, -1)[:, self._t - 1], value[:, 0])
+
+    def put_logits(self, logits: Tensor) -> None:
+        """(U, V) after the prefill, (R_batch, V) after decode step t."""
+        if self._t == 0:
+            self.first_logits.copy_(logits)
+        else:
+            self._put_rows(self.logits[:, self._t - 1], logits)
+            self.steps = self._t
+
+    def drop_rows(self, rows: Tensor, t: int) -> None:
+        """``rows`` left the batch after sampling token t: their positions >= t are never written."""
+        self._dropped.append((rows, t))
+
+    def finish(self, tokens: Tensor) -> None:
+        """``tokens`` (N, ≥ T1): the sampled ids (the decode inputs). Unwritten positions become zeros, so every
+        value the backward multiplies by a zero gradient is finite."""
+        self.comp_ids.copy_(tokens[:, : self.T1].to(self.comp_ids.device))
+        UP = self.U * self.P
+        for rows, t in self._dropped:
+            if t >= self.steps:
+                continue
+            rows = rows.to(self.comp_ids.device)
+            for bufs in self.buffers.values():
+                bufs[:, UP:].view(bufs.shape[0], self.N, self.T1, -1)[:, rows, t : self.steps] = 0
+            self.logits[rows, t : self.steps] = 0
+        self._dropped = []
+
+    # ------------------------------------------------------------------------------------------ use
+    def usable(self, model, comp_len: int) -> bool:
+        """Does this record hold ``model``'s forward, as its parameters are now, for ``comp_len`` tokens?"""
+        return (
+            self.versions is not None
+            and model is self.fast.model
+            and comp_len - 1 <= self.steps
+            and _versions(model) == self.versions
+        )
+
+
+def replay_logits(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
+    """(n, comp_len, V) logits predicting the completion tokens of record rows ``rows`` (as ``FastLM.train_logits``
+    returns them), differentiable with respect to the model's parameters through the recorded activations."""
+    model = record.fast.model
+    if not record.usable(model, comp_len):
+        raise ValueError("the record does not hold the model's current forward (parameters changed or too short)")
+    params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))  # tied weights once
+    rows_t = torch.as_tensor(rows, dtype=torch.long, device=record.logits.device)
+    return _Replay.apply(record, rows_t, comp_len, *params)
+
+
+class _Replay(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, record: ForwardRecord, rows: Tensor, comp_len: int, *params: Tensor) -> Tensor:
+        ctx.record, ctx.rows, ctx.params = record, rows, params
+        first = record.first_logits[record.source[rows]][:, None]  # (n, 1, V)
+        return torch.cat([first, record.logits[rows, : comp_len - 1]], dim=1)  # (n, comp_len, V)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        grads = backward(ctx.record, ctx.rows, grad)
+        return (None, None, None, *[grads.get(id(p)) for p in ctx.params])
+
+
+# ---------------------------------------------------------------------------------------------- the backward
+def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims)."""
+    r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    xh = x * r
+    dxh = dy * weight
+    dx = r * (dxh - xh * (dxh * xh).mean(-1, keepdim=True))
+    return dx, (dy * xh).reshape(-1, x.shape[-1]).sum(0)
+
+
+def _rope_backward(dy: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Transpose of ``rope``: y = x·cos + rot(x)·sin, rot(x) = (-x2, x1) → dx = dy·cos + rotᵀ(dy·sin), rotᵀ(z) =
+    (z2, -z1)."""
+    z = dy * sin
+    z1, z2 = z.chunk(2, dim=-1)
+    return dy * cos + torch.cat((z2, -z1), dim=-1)
+
+
+def _attention_backward(q, k, v, do, mask, scale: float):
+    """Softmax attention backward, recomputing the probabilities. q, do: (B, H, T, D); k, v: (B, KV, S, D);
+    mask (B, 1, T, S) bool (True = visible; every query sees at least one key) → dq (B, H, T, D), dk, dv
+    (B, KV, S, D). Query head h reads key head h // (H / KV), as ``enable_gqa``/``repeat_kv``."""
+    B, H, T, D = q.shape
+    KV, S = k.shape[1], k.shape[2]
+    g = H // KV
+    qr = q.reshape(B, KV, g * T, D)  # heads of one KV group stacked along the query axis
+    dor = do.reshape(B, KV, g * T, D)
+    scores = (qr @ k.transpose(-1, -2)).view(B, KV, g, T, S) * scale
+    scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+    p = scores.softmax(-1).view(B, KV, g * T, S)
+    dv = p.transpose(-1, -2) @ dor  # (B, KV, S, D), summed over the g heads
+    dp = dor @ v.transpose(-1, -2)  # (B, KV, gT, S)
+    ds = p * (dp - (p * dp).sum(-1, keepdim=True)) * scale
+    dq = (ds @ k).view(B, H, T, D)
+    dk = ds.transpose(-1, -2) @ qr  # (B, KV, S, D)
+    return dq, dk, dv
+
+
+def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Tensor]:
+    """Gradients of ``sum(grad · logits)`` with respect to the model's parameters, keyed by ``id(param)``.
+
+    ``grad`` (n, Tc, V) is the gradient of the loss with respect to ``replay_logits``' output for ``rows``."""
+    fast, model, weights = record.fast, record.fast.model, record.weights
+    H, KV, D = fast.num_heads, fast.num_kv_heads, fast.head_dim
+    U, P, N, T1 = record.U, record.P, record.N, record.T1
+    UP = U * P
+    n, Tc, V = grad.shape
+    Tq = Tc - 1
+    device, dtype = grad.device, record.buffers["x"].dtype
+    grad = grad.to(dtype)
+    src = record.source[rows]  # (n,)
+    whole = n == N and Tq == T1 and bool((rows == torch.arange(N, device=device)).all())
+
+    def tokens(buf: Tensor) -> Tensor:
+        """(M, F) buffer → (U·P + n·Tq, F): the prompts' rows, then the selected rows' first Tq positions."""
+        if whole:
+            return buf
+        comp = buf[UP:].view(N, T1, -1)[rows, :Tq]  # (n, Tq, F)
+        return torch.cat([buf[:UP], comp.reshape(n * Tq, -1)])
+
+    # RoPE tables and attention masks, as train_logits builds them.
+    p_mask = record.prompt_mask  # (U, P)
+    p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
+    c_pos = p_mask.sum(-1)[src][:, None] + torch.arange(Tq, device=device)[None, :]  # (n, Tq)
+    cos, sin = fast.rope_table(torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)]), dtype)  # (Mt, 1, D)
+    ar_p = torch.arange(P, device=device)
+    p_attn = ((p_mask[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | torch.eye(P, dtype=torch.bool,
+              device=device))  # (U, 1, P, P)
+    ar_c = torch.arange(Tq, device=device)
+    c_attn = torch.cat(
+        [p_mask[src][:, None, None, :].expand(n, 1, Tq, P),
+         (ar_c[None, :] <= ar_c[:, None])[None, None].expand(n, 1, Tq, Tq)], dim=-1
+    )  # (n, 1, Tq, P + Tq)
+
+    grads: dict[int, Tensor] = {}
+
+    def add(p: Tensor | None, g: Tensor) -> None:
+        if p is None or not p.requires_grad:
+            return
+        key = id(p)
+        grads[key] = g.view_as(p) if key not in grads else grads[key] + g.view_as(p)
+
+    # Head: logits = lm_head(norm(x_L)). Prompt rows: only each prompt's last position has logits (its first
+    # completion token's), with the gradients of the rows that share the prompt summed.
+    dlog = grad.new_zeros((UP + n * Tq, V))
+    dlog[:UP].view(U, P, V)[:, -1].index_add_(0, src, grad[:, 0])
+    dlog[UP:] = grad[:, 1:].reshape(n * Tq, V)
+    norm, head = model.model.norm, model.lm_head
+    xL = tokens(record.buffers["x"][len(weights)])
+    hL = rms_norm(xL, norm.weight.detach(), _eps(norm))
+    add(head.weight, dlog.t() @ hL)
+    if head.bias is not None:
+        add(head.bias, dlog.sum(0))
+    dx, dnorm = _rms_backward(dlog @ head.weight.detach(), xL, norm.weight.detach(), _eps(norm))
+    add(norm.weight, dnorm)
+
+    layers = model.model.layers
+    I2 = weights[0].wgu.shape[0]
+    for i in range(len(weights) - 1, -1, -1):
+        w, layer = weights[i], layers[i]
+        a, m = layer.self_attn, layer.mlp
+        x, qkv, o, x2, gu = (tokens(record.buffers[k][i]) for k in KINDS)
+        # MLP: x3 = x2 + down(silu(gate) * up), gate/up = gu(norm2(x2))
+        I = I2 // 2
+        gate, up = gu[:, :I], gu[:, I:]
+        silu = F.silu(gate)
+        add(m.down_proj.weight, dx.t() @ (silu * up))
+        if w.bd is not None:
+            add(m.down_proj.bias, dx.sum(0))
+        dmid = dx @ w.wd  # (Mt, I)
+        dgu = torch.empty_like(gu)  # (Mt, 2I)
+        torch.ops.aten.silu_backward.grad_input(dmid * up, gate, grad_input=dgu[:, :I])
+        torch.mul(dmid, silu, out=dgu[:, I:])
+        h2 = rms_norm(x2, w.n2, w.eps2)
+        dwgu = dgu.t() @ h2  # (2I, E)
+        add(m.gate_proj.weight, dwgu[:I])
+        add(m.up_proj.weight, dwgu[I:])
+        if w.bgu is not None:
+            dbgu = dgu.sum(0)
+            add(m.gate_proj.bias, dbgu[:I])
+            add(m.up_proj.bias, dbgu[I:])
+        dh2, dn2 = _rms_backward(dgu @ w.wgu, x2, w.n2, w.eps2)
+        add(layer.post_attention_layernorm.weight, dn2)
+        dx2 = dx + dh2
+        # Attention output projection: x2 = x + o_proj(o)
+        add(a.o_proj.weight, dx2.t() @ o)
+        if w.bo is not None:
+            add(a.o_proj.bias, dx2.sum(0))
+        do = (dx2 @ w.wo).view(-1, H, D)  # (Mt, H, D)
+        # Attention over the recorded q/k/v (RoPE recomputed from the pre-RoPE projections).
+        q_raw = qkv[:, : H * D].view(-1, H, D)
+        k_raw = qkv[:, H * D : (H + KV) * D].view(-1, KV, D)
+        v = qkv[:, (H + KV) * D :].view(-1, KV, D)
+        qn = q_raw if w.q_norm is None else rms_norm(q_raw, w.q_norm, w.eps_qk)
+        kn = k_raw if w.k_norm is None else rms_norm(k_raw, w.k_norm, w.eps_qk)
+        q = qn * cos + torch.cat((-qn[..., D // 2 :], qn[..., : D // 2]), dim=-1) * sin
+        k = kn * cos + torch.cat((-kn[..., D // 2 :], kn[..., : D // 2]), dim=-1) * sin
+
+        def heads(t: Tensor, b: int, s: int) -> Tensor:  # (b·s, h, D) → (b, h, s, D)
+            return t.view(b, s, t.shape[1], D).transpose(1, 2)
+
+        qp, kp, vp, dop = heads(q[:UP], U, P), heads(k[:UP], U, P), heads(v[:UP], U, P), heads(do[:UP], U, P)
+        qc, kc, vc, doc = (heads(t[UP:], n, Tq) for t in (q, k, v, do))
+        dqc, dkc_all, dvc_all = _attention_backward(
+            qc, torch.cat([kp[src], kc], dim=2), torch.cat([vp[src], vc], dim=2), doc, c_attn, fast.scale
+        )
+        dqp, dkp, dvp = _attention_backward(qp, kp, vp, dop, p_attn, fast.scale)
+        dkp = dkp.index_add(0, src, dkc_all[:, :, :P])  # the completions' gradients reach their prompt's keys
+        dvp = dvp.index_add(0, src, dvc_all[:, :, :P])
+
+        def tokens_of(tp: Tensor, tc: Tensor) -> Tensor:  # (U, h, P, D), (n, h, Tq, D) → (Mt, h, D)
+            return torch.cat([tp.transpose(1, 2).reshape(UP, -1, D), tc.transpose(1, 2).reshape(n * Tq, -1, D)])
+
+        dq = _rope_backward(tokens_of(dqp, dqc), cos, sin)
+        dk = _rope_backward(tokens_of(dkp, dkc_all[:, :, P:]), cos, sin)
+        dv = tokens_of(dvp, dvc_all[:, :, P:])
+        if w.q_norm is not None:
+            dq, dqn = _rms_backward(dq, q_raw, w.q_norm, w.eps_qk)
+            dk, dkn = _rms_backward(dk, k_raw, w.k_norm, w.eps_qk)
+            add(a.q_norm.weight, dqn)
+            add(a.k_norm.weight, dkn)
+        dqkv = torch.cat([dq.reshape(-1, H * D), dk.reshape(-1, KV * D), dv.reshape(-1, KV * D)], dim=-1)
+        h1 = rms_norm(x, w.n1, w.eps1)
+        dwqkv = dqkv.t() @ h1  # ((H + 2 KV) D, E)
+        add(a.q_proj.weight, dwqkv[: H * D])
+        add(a.k_proj.weight, dwqkv[H * D : (H + KV) * D])
+        add(a.v_proj.weight, dwqkv[(H + KV) * D :])
+        if w.bqkv is not None:
+            db = dqkv.sum(0)
+            add(a.q_proj.bias, db[: H * D])
+            add(a.k_proj.bias, db[H * D : (H + KV) * D])
+            add(a.v_proj.bias, db[(H + KV) * D :])
+        dh1, dn1 = _rms_backward(dqkv @ w.wqkv, x, w.n1, w.eps1)
+        add(layer.input_layernorm.weight, dn1)
+        dx = dx2 + dh1
+
+    emb = model.model.embed_tokens.weight
+    if emb.requires_grad:
+        ids = torch.cat([record.prompt_ids.reshape(-1), record.comp_ids[rows, :Tq].reshape(-1)])
+        add(emb, torch.zeros_like(emb).index_add_(0, ids, dx))
+    return grads

@@ -1,0 +1,102 @@
+"""The replayed backward (``r1.models.replay``) against autograd through ``FastLM.train_logits``.
+
+Run: ``python -m pytest tests/models/test_replay.py -q``.
+
+The rollout engine records its forward while sampling (prompts of different lengths, one prompt twice, rows that
+stop at different steps so finished rows leave the batch); the replay's logits and every parameter's gradient must
+equal those of the training forward on the same completions.
+"""
+
+import pytest
+import torch
+
+from r1.models.fast import FastLM
+from r1.models.replay import replay_logits
+from r1.models.tokenizer import build_byte_tokenizer
+from r1.rollout.base import SamplingParams
+from r1.rollout.native import NativeEngine
+from tests.models.test_fast import ARCHS, tiny
+
+TEXTS = ["ab", "hello", "ab", "xyz1"]
+MAX_NEW = 8
+
+
+def sample(arch, extra, compact_threshold=0.0, seed=0):
+    tok = build_byte_tokenizer()
+    model = tiny(arch, vocab_size=len(tok), **extra)
+    # 40 extra EOS ids: rows stop at different steps (~15 % a step), so compaction and padding are exercised.
+    model.generation_config.eos_token_id = [tok.eos_token_id, *range(60, 100)]
+    engine = NativeEngine(model, tok, compact_threshold=compact_threshold)
+    prompts = [tok.encode(t, add_special_tokens=False) for t in TEXTS]
+    g = torch.Generator().manual_seed(seed)
+    out = engine.generate(prompts, 3, SamplingParams(temperature=1.0, max_new_tokens=MAX_NEW), g, record=True)
+    comps = [c.token_ids for group in out for c in group]
+    return model, tok, prompts, comps, engine.last_record
+
+
+def loss_of(logits, comps, weights):
+    """An arbitrary loss over each row's real positions: weighted logprob of token 7 plus of the sampled token."""
+    total = 0
+    for i, c in enumerate(comps):
+        lp = logits[i, : len(c)].log_softmax(-1)
+        total = total + (lp[:, 7] * weights[i, : len(c)]).sum() + lp.gather(-1, torch.tensor(c)[:, None]).sum()
+    return total
+
+
+def reference(model, prompts, comps, rows, weights):
+    distinct = {}
+    group = [distinct.setdefault(tuple(prompts[r // 3]), len(distinct)) for r in rows]
+    model.zero_grad()
+    out = FastLM(model).train_logits([list(p) for p in distinct], group, [comps[r] for r in rows], pad_id=0)
+    loss_of(out, [comps[r] for r in rows], weights).backward()
+    return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("arch,extra", ARCHS[:5])
+def test_replay_matches_autograd_through_train_logits(arch, extra):
+    model, tok, prompts, comps, rec = sample(arch, extra)
+    lengths = [len(c) for c in comps]
+    assert min(lengths) < max(lengths) == MAX_NEW, lengths  # rows finished at different steps
+    for r, n in enumerate(lengths):  # a row left the batch when it finished: its later positions hold zeros
+        assert bool((rec.logits[r, n - 1 :] == 0).all()) and bool((rec.buffers["gu"][:, rec.U * rec.P :].view(
+            -1, rec.N, rec.T1, rec.buffers["gu"].shape[-1])[:, r, n - 1 :] == 0).all())
+    rows = list(range(len(comps)))
+    tc = max(lengths)
+    weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(1))
+    ref_out, ref_grads = reference(model, prompts, comps, rows, weights)
+
+    model.zero_grad()
+    assert rec.usable(model, tc)
+    out = replay_logits(rec, rows, tc)
+    assert out.shape == ref_out.shape
+    for i, c in enumerate(comps):
+        torch.testing.assert_close(out[i, : len(c)], ref_out[i, : len(c)], rtol=1e-4, atol=1e-5)
+    loss_of(out, comps, weights).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
+
+
+def test_replay_of_some_rows_and_a_shorter_length():
+    """A micro-batch: a subset of rows (one row of the repeated prompt's groups missing), shorter than recorded."""
+    model, tok, prompts, comps, rec = sample("qwen2", {}, compact_threshold=0.5, seed=3)
+    rows = [0, 2, 3, 7, 8, 10]
+    tc = max(len(comps[r]) for r in rows)
+    sub = [comps[r] for r in rows]
+    weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(4))
+    ref_out, ref_grads = reference(model, prompts, comps, rows, weights)
+    model.zero_grad()
+    out = replay_logits(rec, rows, tc)
+    loss_of(out, sub, weights).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
+
+
+def test_a_record_is_refused_once_the_parameters_change():
+    model, tok, prompts, comps, rec = sample("llama", {})
+    tc = max(len(c) for c in comps)
+    assert rec.usable(model, tc) and not rec.usable(model, rec.steps + 2)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(1.0)  # an in-place update, as an optimizer step does
+    assert not rec.usable(model, tc)
+    with pytest.raises(ValueError, match="parameters changed"):
+        replay_logits(rec, [0], tc)
