@@ -105,6 +105,9 @@ class RunConfig:
     """Seed for python, numpy, torch and the sampler."""
     threads: int = 0
     """torch CPU threads (0 = torch default); with several workers, the threads are split between them."""
+    keep_freed_memory: bool = True
+    """CPU runs on Linux/glibc: keep memory freed by a step for the next one instead of returning it to the OS (no
+    page faults on every step's activations; resident memory stays at its peak). ``r1.train.common``."""
     workers: int = 1
     """Data-parallel worker processes (``r1 grpo`` only): each samples and trains on 1/workers of the batch, and
     gradients are summed (torch.distributed). Under ``torchrun`` the process group comes from torchrun instead."""

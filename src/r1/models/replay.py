@@ -217,8 +217,11 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     Tq = Tc - 1
     device, dtype = grad.device, record.buffers["x"].dtype
     grad = grad.to(dtype)
+    whole = n == N and Tq == T1 and bool((rows.sort().values == torch.arange(N, device=device)).all())
+    if whole:  # every row, in some order (the trainer sorts rows by length): reorder the small gradient instead
+        grad = torch.empty_like(grad).index_copy_(0, rows, grad)
+        rows = torch.arange(N, device=device)
     src = record.source[rows]  # (n,)
-    whole = n == N and Tq == T1 and bool((rows == torch.arange(N, device=device)).all())
 
     def tokens(buf: Tensor) -> Tensor:
         """(M, F) buffer → (U·P + n·Tq, F): the prompts' rows, then the selected rows' first Tq positions."""

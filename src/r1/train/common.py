@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import random
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,6 +27,33 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep the memory a training step frees, for the next step: blocks up to 32 MiB come from the heap
+    (not a fresh ``mmap`` each), and free heap memory is not returned to the OS (up to 1 GiB).
+
+    Why: by default glibc maps big blocks afresh and unmaps them when freed, so every step of a CPU run page-faults
+    its activations back in. Measured on the small benchmark preset (2-core VM): 88k page faults and 0.6 s of system
+    time per step, ~0 with this. It is what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do, set from the
+    process itself (the ``mallopt`` call of glibc). Linux with glibc only; returns False where it does not apply.
+    The cost: the process's resident memory stays at its peak.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another libc
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return all(
+        mallopt(param, value) == 1
+        for param, value in ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20))
+    )
 
 
 def seed_everything(seed: int) -> None:

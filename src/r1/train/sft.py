@@ -30,6 +30,7 @@ from r1.train.common import (
     autocast_context,
     check_run_dir,
     console,
+    keep_freed_memory,
     make_progress,
     prepare_run_dir,
     seed_everything,
@@ -159,6 +160,8 @@ class SFTTrainer:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
         self.dtype = resolve_dtype(c.model.dtype)
+        if c.run.keep_freed_memory and self.device.type == "cpu":
+            keep_freed_memory()
         ckpt = None
         if resume is not None:
             self.run_dir = Path(resume)
