@@ -61,7 +61,7 @@ def matmul_peak(dtype, sizes: list[int], repeats: int) -> tuple[float, int]:
     return best, best_n
 
 
-def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int) -> dict[str, dict]:
+def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, replay: bool = True) -> dict[str, dict]:
     """The matrix products of one ``r1`` GRPO step, as r1 runs them, per phase: ``{phase: {(M, K, N): count}}`` for
     ``(M, K) @ (K, N)``, phases ``rollout``, ``ref`` and ``train``.
 
@@ -69,8 +69,10 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int) -
     ``rows`` completions of ``gen_len`` tokens each. Rollout: one prefill of the prompts (LM head on their last
     token), then ``gen_len - 1`` decode steps of ``rows`` rows. Reference and train passes (``train_logits``): the
     prompts once, then ``gen_len - 1`` completion tokens per row, LM head on every predicting position; train adds
-    the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). Attention scores, norms and activations are left
-    out, so the time these products take is a floor under the step's time, not an estimate of it.
+    the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). With ``replay`` (``grpo.replay_rollout``, the
+    default) the train pass is that backward alone, over the prompt and completion tokens as one matrix (the LM head
+    on every one of them). Attention scores, norms and activations are left out, so the time these products take is
+    a floor under the step's time, not an estimate of it.
     """
     from collections import Counter
 
@@ -94,6 +96,13 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int) -
         forward(phases["rollout"], rows, rows)  # decode
     c = rows * (gen_len - 1)
     for phase, backward in (("ref", False), ("train", True)):
+        if phase == "train" and replay:
+            m = prompts * prompt_len + c
+            for k, n in weights + [(E, V)]:
+                times = 1 if n == V else L
+                phases[phase][(m, n, k)] += times  # dX
+                phases[phase][(n, m, k)] += times  # dW
+            continue
         forward(phases[phase], prompts * prompt_len, prompts, backward=backward)
         forward(phases[phase], c, c, backward=backward)
     return {k: dict(v) for k, v in phases.items()}

@@ -2,7 +2,8 @@
 
 The matmul floor that ``grpo_vs_trl.py`` and ``flops.py`` print is the time of these products alone; here they are
 compared with the ``mm``/``addmm`` calls caught (below autograd, so the backward's too) while the native engine
-samples and ``FastLM.train_logits`` runs the reference and train passes.
+samples and ``FastLM.train_logits`` runs the reference and train passes, or the train pass is the backward of the
+rollout's recorded forward (``r1.models.replay``).
 
 Run: ``python -m pytest tests/test_bench_floor.py -q``.
 """
@@ -13,11 +14,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from r1.models import build_preset
 from r1.models.fast import FastLM
+from r1.models.replay import replay_logits
 from r1.rollout.base import SamplingParams
 from r1.rollout.native import NativeEngine
 
@@ -49,18 +52,20 @@ class CatchGemms(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_step_gemms_are_the_products_r1_runs():
+@pytest.mark.parametrize("replay", [False, True])
+def test_step_gemms_are_the_products_r1_runs(replay):
     torch.manual_seed(0)
     model, tok = build_preset("tiny-qwen2", seed=0, initializer_range=0.2)
     model.eval()
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(3, 200, (PROMPT_LEN,), generator=g).tolist() for _ in range(PROMPTS)]
-    expected = flops.step_gemms(model.config, PROMPTS, PROMPTS * SAMPLES, PROMPT_LEN, NEW)
+    expected = flops.step_gemms(model.config, PROMPTS, PROMPTS * SAMPLES, PROMPT_LEN, NEW, replay=replay)
 
     engine = NativeEngine(model, tok)
     assert engine.fast is not None
+    sampling = SamplingParams(max_new_tokens=NEW)
     with CatchGemms() as rollout:
-        out = engine.generate(prompts, SAMPLES, SamplingParams(max_new_tokens=NEW), torch.Generator().manual_seed(0))
+        out = engine.generate(prompts, SAMPLES, sampling, torch.Generator().manual_seed(0), record=replay)
     comps = [c.token_ids for group in out for c in group]
     assert all(len(c) == NEW for c in comps), "precondition: no row may stop early (fixed seed)"
     assert rollout.seen == Counter(expected["rollout"])
@@ -72,11 +77,18 @@ def test_step_gemms_are_the_products_r1_runs():
     assert ref.seen == Counter(expected["ref"])
 
     with CatchGemms() as train:
-        logits = fast.train_logits(prompts, group, comps, tok.pad_token_id)
+        if replay:
+            logits = replay_logits(engine.last_record, list(range(len(comps))), NEW)
+        else:
+            logits = fast.train_logits(prompts, group, comps, tok.pad_token_id)
         torch.log_softmax(logits, -1).gather(-1, torch.tensor(comps)[..., None]).mean().backward()
+    if replay:  # the replayed attention backward's products (batched, per head) are attention: not in the floor
+        assert train.seen.pop("batched") > 0
     assert train.seen == Counter(expected["train"])
-    # Six weight products per layer in the backward for each forward one (dX and dW), the LM head's too.
-    assert sum(expected["train"].values()) == 3 * sum(expected["ref"].values())
+    # Each forward product has two in the backward (dX and dW), the LM head's too. The reference pass runs every
+    # weight twice (the prompts, then the completions); the replay's backward once, over all tokens together.
+    forward = sum(expected["ref"].values())
+    assert sum(expected["train"].values()) == (forward if replay else 3 * forward)
 
 
 def test_gemm_floor_grows_with_the_work_and_restores_the_threads():

@@ -177,12 +177,22 @@ def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Te
     return dx, (dy * xh).reshape(-1, x.shape[-1]).sum(0)
 
 
-def _rope_backward(dy: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Transpose of ``rope``: y = x·cos + rot(x)·sin, rot(x) = (-x2, x1) → dx = dy·cos + rotᵀ(dy·sin), rotᵀ(z) =
-    (z2, -z1)."""
-    z = dy * sin
-    z1, z2 = z.chunk(2, dim=-1)
-    return dy * cos + torch.cat((z2, -z1), dim=-1)
+def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """``rope`` without its concatenation: x·cos + rot(x)·sin, rot(x) = (-x2, x1), over the last dim."""
+    h = x.shape[-1] // 2
+    out = x * cos
+    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1)
+    out[..., h:].addcmul_(x[..., :h], sin[..., h:])
+    return out
+
+
+def _rope_backward(dy: Tensor, cos: Tensor, sin: Tensor, out: Tensor) -> Tensor:
+    """Transpose of ``rope`` into ``out``: dx1 = dy1·cos1 + dy2·sin2, dx2 = dy2·cos2 − dy1·sin1."""
+    h = dy.shape[-1] // 2
+    torch.mul(dy, cos, out=out)
+    out[..., :h].addcmul_(dy[..., h:], sin[..., h:])
+    out[..., h:].addcmul_(dy[..., :h], sin[..., :h], value=-1)
+    return out
 
 
 def _attention_backward(q, k, v, do, mask, scale: float):
@@ -303,10 +313,12 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         q_raw = qkv[:, : H * D].view(-1, H, D)
         k_raw = qkv[:, H * D : (H + KV) * D].view(-1, KV, D)
         v = qkv[:, (H + KV) * D :].view(-1, KV, D)
-        qn = q_raw if w.q_norm is None else rms_norm(q_raw, w.q_norm, w.eps_qk)
-        kn = k_raw if w.k_norm is None else rms_norm(k_raw, w.k_norm, w.eps_qk)
-        q = qn * cos + torch.cat((-qn[..., D // 2 :], qn[..., : D // 2]), dim=-1) * sin
-        k = kn * cos + torch.cat((-kn[..., D // 2 :], kn[..., : D // 2]), dim=-1) * sin
+        if w.q_norm is None:  # q and k heads are adjacent: one RoPE over both
+            qk = _rope(qkv[:, : (H + KV) * D].view(-1, H + KV, D), cos, sin)
+        else:
+            qk = torch.cat([rms_norm(q_raw, w.q_norm, w.eps_qk), rms_norm(k_raw, w.k_norm, w.eps_qk)], dim=1)
+            qk = _rope(qk, cos, sin)
+        q, k = qk[:, :H], qk[:, H:]
 
         def heads(t: Tensor, b: int, s: int) -> Tensor:  # (b·s, h, D) → (b, h, s, D)
             return t.view(b, s, t.shape[1], D).transpose(1, 2)
@@ -320,18 +332,25 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         dkp = dkp.index_add(0, src, dkc_all[:, :, :P])  # the completions' gradients reach their prompt's keys
         dvp = dvp.index_add(0, src, dvc_all[:, :, :P])
 
-        def tokens_of(tp: Tensor, tc: Tensor) -> Tensor:  # (U, h, P, D), (n, h, Tq, D) → (Mt, h, D)
-            return torch.cat([tp.transpose(1, 2).reshape(UP, -1, D), tc.transpose(1, 2).reshape(n * Tq, -1, D)])
+        def to_tokens(out: Tensor, tp: Tensor, tc: Tensor) -> None:  # (U, h, P, D), (n, h, Tq, D) → out (Mt, h, D)
+            out[:UP].view(U, P, -1, D).copy_(tp.transpose(1, 2))
+            out[UP:].view(n, Tq, -1, D).copy_(tc.transpose(1, 2))
 
-        dq = _rope_backward(tokens_of(dqp, dqc), cos, sin)
-        dk = _rope_backward(tokens_of(dkp, dkc_all[:, :, P:]), cos, sin)
-        dv = tokens_of(dvp, dvc_all[:, :, P:])
-        if w.q_norm is not None:
-            dq, dqn = _rms_backward(dq, q_raw, w.q_norm, w.eps_qk)
-            dk, dkn = _rms_backward(dk, k_raw, w.k_norm, w.eps_qk)
+        dqk_rot = torch.empty_like(qk)  # (Mt, H + KV, D): gradients of q and k after RoPE, in token order
+        to_tokens(dqk_rot[:, :H], dqp, dqc)
+        to_tokens(dqk_rot[:, H:], dkp, dkc_all[:, :, P:])
+        dqkv = torch.empty_like(qkv)  # (Mt, (H + 2 KV) D)
+        dqk = dqkv[:, : (H + KV) * D].view(-1, H + KV, D)
+        to_tokens(dqkv[:, (H + KV) * D :].view(-1, KV, D), dvp, dvc_all[:, :, P:])
+        if w.q_norm is None:
+            _rope_backward(dqk_rot, cos, sin, out=dqk)
+        else:
+            dqk_n = _rope_backward(dqk_rot, cos, sin, out=torch.empty_like(dqk_rot))
+            dq, dqn = _rms_backward(dqk_n[:, :H], q_raw, w.q_norm, w.eps_qk)
+            dk, dkn = _rms_backward(dqk_n[:, H:], k_raw, w.k_norm, w.eps_qk)
+            dqk[:, :H], dqk[:, H:] = dq, dk
             add(a.q_norm.weight, dqn)
             add(a.k_norm.weight, dkn)
-        dqkv = torch.cat([dq.reshape(-1, H * D), dk.reshape(-1, KV * D), dv.reshape(-1, KV * D)], dim=-1)
         h1 = rms_norm(x, w.n1, w.eps1)
         dwqkv = dqkv.t() @ h1  # ((H + 2 KV) D, E)
         add(a.q_proj.weight, dwqkv[: H * D])
