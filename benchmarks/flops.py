@@ -71,7 +71,7 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     prompts once, then ``gen_len - 1`` completion tokens per row, LM head on every predicting position; train adds
     the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). With ``replay`` (``grpo.replay_rollout``, the
     default) the train pass is that backward alone, over the prompt and completion tokens as one matrix (the LM head
-    on every one of them). Attention scores, norms and activations are left out, so the time these products take is
+    on every one of them; the gate and up projections as two products). Attention scores, norms and activations are left out, so the time these products take is
     a floor under the step's time, not an estimate of it.
     """
     from collections import Counter
@@ -98,7 +98,8 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     for phase, backward in (("ref", False), ("train", True)):
         if phase == "train" and replay:
             m = prompts * prompt_len + c
-            for k, n in weights + [(E, V)]:
+            I = config.intermediate_size
+            for k, n in [w for w in weights if w[1] != 2 * I] + [(E, I), (E, I), (E, V)]:  # gate and up apart
                 times = 1 if n == V else L
                 phases[phase][(m, n, k)] += times  # dX
                 phases[phase][(n, m, k)] += times  # dW

@@ -277,31 +277,29 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     add(norm.weight, dnorm)
 
     layers = model.model.layers
-    I2 = weights[0].wgu.shape[0]
+    I = weights[0].wgu.shape[0] // 2
     for i in range(len(weights) - 1, -1, -1):
         w, layer = weights[i], layers[i]
         a, m = layer.self_attn, layer.mlp
         x, qkv, o, x2, gu = (tokens(record.buffers[k][i]) for k in KINDS)
         # MLP: x3 = x2 + down(silu(gate) * up), gate/up = gu(norm2(x2))
-        I = I2 // 2
         gate, up = gu[:, :I], gu[:, I:]
         silu = F.silu(gate)
         add(m.down_proj.weight, dx.t() @ (silu * up))
         if w.bd is not None:
             add(m.down_proj.bias, dx.sum(0))
         dmid = dx @ w.wd  # (Mt, I)
-        dgu = torch.empty_like(gu)  # (Mt, 2I)
-        torch.ops.aten.silu_backward.grad_input(dmid * up, gate, grad_input=dgu[:, :I])
-        torch.mul(dmid, silu, out=dgu[:, I:])
+        # Gate and up apart (contiguous, no (Mt, 2I) matrix written column-half by column-half).
+        dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (Mt, I)
+        dup = dmid * silu
         h2 = rms_norm(x2, w.n2, w.eps2)
-        dwgu = dgu.t() @ h2  # (2I, E)
-        add(m.gate_proj.weight, dwgu[:I])
-        add(m.up_proj.weight, dwgu[I:])
+        add(m.gate_proj.weight, dgate.t() @ h2)
+        add(m.up_proj.weight, dup.t() @ h2)
         if w.bgu is not None:
-            dbgu = dgu.sum(0)
-            add(m.gate_proj.bias, dbgu[:I])
-            add(m.up_proj.bias, dbgu[I:])
-        dh2, dn2 = _rms_backward(dgu @ w.wgu, x2, w.n2, w.eps2)
+            add(m.gate_proj.bias, dgate.sum(0))
+            add(m.up_proj.bias, dup.sum(0))
+        dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:])  # (Mt, E)
+        dh2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2)
         add(layer.post_attention_layernorm.weight, dn2)
         dx2 = dx + dh2
         # Attention output projection: x2 = x + o_proj(o)
