@@ -221,6 +221,21 @@ def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, monkeypatch
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_workers_exchange_the_rows_not_the_forward_record(tmp_path, monkeypatch):
+    """The rewards/texts every worker sees travel without the record (hundreds of MB), which stays local."""
+    import r1.train.grpo as grpo_mod
+
+    t = GRPOTrainer(tiny_cfg(tmp_path, "gather", "run.steps=1"))
+    sent, replays = [], []
+    gather = grpo_mod.dist.all_gather_objects
+    monkeypatch.setattr(grpo_mod.dist, "all_gather_objects", lambda obj: sent.append(obj) or gather(obj))
+    monkeypatch.setattr(grpo_mod, "replay_logits", lambda *a: replays.append(1) or replay_logits(*a))
+    t.step(1)
+    rows = sent[0][0]
+    assert rows.record is None and rows.record_rows is None and rows.old_logps == []
+    assert replays == [1]  # the local batch kept its record
+
+
 def test_the_rollout_is_recorded_only_when_the_train_pass_can_replay_it(tmp_path):
     base = ["run.steps=1"]
     assert GRPOTrainer(tiny_cfg(tmp_path, "a", *base)).records_rollout(16, 10)

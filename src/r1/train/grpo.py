@@ -472,7 +472,9 @@ class GRPOTrainer:
         # Every worker sees the whole batch's rewards (advantages may normalise over the batch) and rank 0 its
         # texts (metrics, samples); the per-token tensors stay where they were sampled.
         with timer("gather"):
-            parts = dist.all_gather_objects((r if r is None else replace(r, old_logps=[]), stats))
+            # The per-token tensors and the forward record stay here: only the batch's rows travel.
+            local = r if r is None else replace(r, old_logps=[], record=None, record_rows=None)
+            parts = dist.all_gather_objects((local, stats))
         stats = {
             "groups/zero_variance_share": sum(p[1]["groups/zero_variance"] for p in parts)
             / max(1, sum(p[1]["groups/seen"] for p in parts)),
