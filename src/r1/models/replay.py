@@ -331,8 +331,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         dvp = dvp.index_add(0, src, dvc_all[:, :, :P])
 
         def to_tokens(out: Tensor, tp: Tensor, tc: Tensor) -> None:  # (U, h, P, D), (n, h, Tq, D) → out (Mt, h, D)
-            out[:UP].view(U, P, -1, D).copy_(tp.transpose(1, 2))
-            out[UP:].view(n, Tq, -1, D).copy_(tc.transpose(1, 2))
+            out[:UP].view(U, P, out.shape[1], D).copy_(tp.transpose(1, 2))
+            out[UP:].view(n, Tq, out.shape[1], D).copy_(tc.transpose(1, 2))
 
         dqk_rot = torch.empty_like(qk)  # (Mt, H + KV, D): gradients of q and k after RoPE, in token order
         to_tokens(dqk_rot[:, :H], dqp, dqc)
