@@ -140,8 +140,11 @@ class GRPOAlgoConfig:
     """Optimizer steps per pass: the batch is split into this many minibatches of whole groups."""
     replay_rollout: bool = True
     """μ = 1, one minibatch, native engine, fp32: the train pass runs only the backward, over the activations the
-    rollout's forward recorded while sampling (the policy has not changed since; ``r1.models.replay``). Used when the
-    rollout fits one micro-batch (``optim.tokens_per_micro_batch``) and sampling took one round."""
+    rollout's forward recorded while sampling (the policy has not changed since; ``r1.models.replay``). Used when
+    sampling took one round and the rollout holds at most ``replay_max_tokens`` tokens."""
+    replay_max_tokens: int = 0
+    """Largest rollout (rows × (longest prompt + max_new_tokens)) whose forward is recorded: the record holds about
+    what a train forward over that many tokens keeps for its backward. 0 = ``optim.tokens_per_micro_batch``."""
     adv_norm: str = "group_std"
     """Advantage normalisation: group_std (GRPO) | batch_std | none (Dr. GRPO, arXiv:2503.20783)."""
     adv_eps: float = 1e-4

@@ -185,15 +185,17 @@ def test_shared_prompt_forward_gives_the_transformers_gradient(tmp_path, preset)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("preset", ["tiny-qwen2", "tiny-llama"])
+@pytest.mark.parametrize("preset,micro", [("tiny-qwen2", False), ("tiny-llama", False), ("tiny-qwen2", True)])
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
-def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, monkeypatch):
+def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, micro, monkeypatch):
     """grpo.replay_rollout: the backward over the rollout's recorded forward gives the loss, KL, entropy and
-    gradient of the usual train forward + backward on the same rollouts."""
+    gradient of the usual train forward + backward on the same rollouts (also over micro-batches that split groups)."""
     import r1.train.grpo as grpo_mod
 
     over = [f"model.path={preset}", "grpo.kl_coef=0.1", "task.params={digits: 3, min_digits: 1, num_train: 64}",
             "rollout.temperature=1.5", "grpo.prompts_per_step=3"]
+    if micro:
+        over += ["optim.tokens_per_micro_batch=40", "grpo.replay_max_tokens=100000"]
     t = GRPOTrainer(tiny_cfg(tmp_path, "replay", *over))
     with torch.no_grad():  # move the policy off the reference, so the KL term is live
         g = torch.Generator().manual_seed(0)
@@ -211,9 +213,10 @@ def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, monkeypatch
     calls = []
     monkeypatch.setattr(grpo_mod, "replay_logits", lambda *a: calls.append(1) or replay_logits(*a))
     stats_replay = t.train_on(r, adv, PhaseTimer())
-    assert calls == [1]
+    assert len(calls) > 1 if micro else calls == [1]
+    n = len(calls)
     stats_plain = t.train_on(replace(r, record=None), adv, PhaseTimer())
-    assert calls == [1] and stats_replay["kl"] > 0
+    assert len(calls) == n and stats_replay["kl"] > 0
     for k in ("loss", "kl", "entropy", "grad_norm"):
         assert stats_replay[k] == pytest.approx(stats_plain[k], rel=1e-4, abs=1e-7), k
     assert stats_replay["logprob_diff_rollout_vs_train"] < 1e-6  # the very forward that sampled
@@ -245,6 +248,9 @@ def test_the_rollout_is_recorded_only_when_the_train_pass_can_replay_it(tmp_path
         assert not t.records_rollout(16, 10), extra
         r, _ = t.rollout(PhaseTimer())
         assert r.record is None, extra
+    # a bigger record than one micro-batch when allowed
+    t = GRPOTrainer(tiny_cfg(tmp_path, "c", *base, "optim.tokens_per_micro_batch=64", "grpo.replay_max_tokens=4096"))
+    assert t.records_rollout(16, 10) and not t.records_rollout(256, 10)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

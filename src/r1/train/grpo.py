@@ -324,7 +324,7 @@ class GRPOTrainer:
     def records_rollout(self, rows: int, longest_prompt: int) -> bool:
         """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
         pass will differentiate the very policy that samples (μ = 1, one minibatch: one optimizer step, after
-        the rollout), through the lean forward in fp32, and the record is no larger than one micro-batch's."""
+        the rollout), through the lean forward in fp32, and the record is no larger than ``grpo.replay_max_tokens``."""
         c = self.cfg
         return (
             c.grpo.replay_rollout
@@ -333,7 +333,8 @@ class GRPOTrainer:
             and self.dtype == torch.float32
             and isinstance(self.engine, NativeEngine)
             and self.engine.fast is not None
-            and rows * (longest_prompt + c.rollout.max_new_tokens) <= c.optim.tokens_per_micro_batch
+            and rows * (longest_prompt + c.rollout.max_new_tokens)
+            <= (c.grpo.replay_max_tokens or c.optim.tokens_per_micro_batch)
         )
 
     def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
