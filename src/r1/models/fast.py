@@ -84,6 +84,31 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
+def shared_prompt_layout(p_mask: torch.Tensor, grp: torch.Tensor, Tq: int):
+    """Positions and masks of the shared-prompt pass (``FastLM.train_logits``, and its replayed backward).
+
+    ``p_mask`` (U, P) bool marks the left-padded prompts' real tokens, ``grp`` (N,) each row's prompt, ``Tq`` the
+    completion positions fed per row. Returns ``p_pos`` (U, P) and ``c_pos`` (N, Tq) RoPE positions; ``p_attn``
+    (U, 1, P, P): causal within the prompt, padding attending to itself, or None when no prompt is padded; ``c_attn``
+    (N, 1, Tq, P + Tq): the prompt's real tokens, then causal over the completion.
+    """
+    device = p_mask.device
+    P = p_mask.shape[1]
+    p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
+    c_pos = p_mask.sum(-1)[grp][:, None] + torch.arange(Tq, device=device)[None, :]  # (N, Tq)
+    ar_p = torch.arange(P, device=device)
+    p_attn = None
+    if not bool(p_mask.all()):
+        p_attn = (p_mask[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | torch.eye(
+            P, dtype=torch.bool, device=device
+        )  # (U, 1, P, P)
+    ar_c = torch.arange(Tq, device=device)
+    causal_c = (ar_c[None, :] <= ar_c[:, None])[None, None]  # (1, 1, Tq, Tq)
+    N = grp.shape[0]
+    c_attn = torch.cat([p_mask[grp][:, None, None, :].expand(N, 1, Tq, P), causal_c.expand(N, 1, Tq, Tq)], dim=-1)
+    return p_pos, c_pos, p_attn, c_attn
+
+
 @dataclass
 class _Layer:
     n1: torch.Tensor
@@ -308,7 +333,6 @@ class FastLM:
         p_ids, p_mask = left_pad(prompts, pad_id)  # (U, P)
         p_ids, p_mask = p_ids.to(device), p_mask.bool().to(device)
         P = p_ids.shape[1]
-        p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
         # Completion inputs: every completion token but the last of the longest (its logits predict nothing).
         c_ids = torch.full((N, Tc - 1), pad_id, dtype=torch.long)
         for i, c in enumerate(completions):
@@ -317,21 +341,7 @@ class FastLM:
                 c_ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
         c_ids = c_ids.to(device)
         grp = torch.tensor(group, dtype=torch.long, device=device)  # (N,)
-        lens = p_mask.sum(-1)  # (U,)
-        c_pos = lens[grp][:, None] + torch.arange(Tc - 1, device=device)[None, :]  # (N, Tc - 1)
-
-        # Masks. Prompt pass: causal within the left-padded prompt (padding attends to itself). Completion pass:
-        # the prompt's real tokens, then causal over the completion. None when nothing is masked.
-        ar_p = torch.arange(P, device=device)
-        p_attn = None
-        if not bool(p_mask.all()):
-            p_attn = ((p_mask[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | torch.eye(P, dtype=torch.bool,
-                      device=device))  # (U, 1, P, P)
-        ar_c = torch.arange(Tc - 1, device=device)
-        causal_c = (ar_c[None, :] <= ar_c[:, None])[None, None]  # (1, 1, Tc-1, Tc-1)
-        c_attn = torch.cat(
-            [p_mask[grp][:, None, None, :].expand(N, 1, Tc - 1, P), causal_c.expand(N, 1, Tc - 1, Tc - 1)], dim=-1
-        )  # (N, 1, Tc-1, P + Tc-1)
+        p_pos, c_pos, p_attn, c_attn = shared_prompt_layout(p_mask, grp, Tc - 1)
 
         weights = self.weights()
         embed = self.model.model.embed_tokens.weight

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from r1.models.fast import FastLM, _eps, _Layer, rms_norm
+from r1.models.fast import FastLM, _eps, _Layer, rms_norm, shared_prompt_layout
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -242,17 +242,10 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
 
     # RoPE tables and attention masks, as train_logits builds them.
     p_mask = record.prompt_mask  # (U, P)
-    p_pos = (p_mask.long().cumsum(-1) - 1).clamp_min(0)  # (U, P)
-    c_pos = p_mask.sum(-1)[src][:, None] + torch.arange(Tq, device=device)[None, :]  # (n, Tq)
+    p_pos, c_pos, p_attn, c_attn = shared_prompt_layout(p_mask, src, Tq)
     cos, sin = fast.rope_table(torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)]), dtype)  # (Mt, 1, D)
-    ar_p = torch.arange(P, device=device)
-    p_attn = ((p_mask[:, None, None, :] & (ar_p[None, :] <= ar_p[:, None])) | torch.eye(P, dtype=torch.bool,
-              device=device))  # (U, 1, P, P)
-    ar_c = torch.arange(Tq, device=device)
-    c_attn = torch.cat(
-        [p_mask[src][:, None, None, :].expand(n, 1, Tq, P),
-         (ar_c[None, :] <= ar_c[:, None])[None, None].expand(n, 1, Tq, Tq)], dim=-1
-    )  # (n, 1, Tq, P + Tq)
+    if p_attn is None:  # no prompt is padded: plain causal
+        p_attn = torch.ones(P, P, dtype=torch.bool, device=device).tril()[None, None].expand(U, 1, P, P)
 
     grads: dict[int, Tensor] = {}
 
