@@ -102,35 +102,19 @@ def test_a_record_is_refused_once_the_parameters_change():
         replay_logits(rec, [0], tc)
 
 
-def test_replay_of_one_token_completions():
-    """max_new_tokens = 1: no decode step, the logits all come from the prompt pass."""
+@pytest.mark.parametrize("texts,max_new", [(["ab", "hello"], 1), (["abc", "xyz"], 5)])
+def test_replay_of_one_token_completions_and_unpadded_prompts(texts, max_new):
+    """max_new_tokens = 1: no decode step, the logits all come from the prompt pass. Prompts of one length (the
+    benchmark's case): nothing is padded, the prompt pass's mask is plain causal."""
     tok = build_byte_tokenizer()
     model = tiny("qwen2", vocab_size=len(tok))
     engine = NativeEngine(model, tok)
-    prompts = [tok.encode(t, add_special_tokens=False) for t in ["ab", "hello"]]
-    out = engine.generate(prompts, 2, SamplingParams(temperature=1.0, max_new_tokens=1), torch.Generator(), record=True)
-    comps = [c.token_ids for group in out for c in group]
-    weights = torch.randn(4, 1, generator=torch.Generator().manual_seed(5))
-    model.zero_grad()
-    ref = FastLM(model).train_logits(prompts, [0, 0, 1, 1], comps, pad_id=0)
-    loss_of(ref, comps, weights).backward()
-    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    loss_of(replay_logits(engine.last_record, [0, 1, 2, 3], 1), comps, weights).backward()
-    for n, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
-
-
-def test_replay_with_prompts_of_one_length():
-    """No prompt is padded (the benchmark's case): the prompt pass's mask is plain causal."""
-    tok = build_byte_tokenizer()
-    model = tiny("qwen2", vocab_size=len(tok))
-    engine = NativeEngine(model, tok)
-    prompts = [tok.encode(t, add_special_tokens=False) for t in ["abc", "xyz"]]
-    out = engine.generate(prompts, 2, SamplingParams(temperature=1.0, max_new_tokens=5), torch.Generator(), record=True)
+    prompts = [tok.encode(t, add_special_tokens=False) for t in texts]
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=max_new)
+    out = engine.generate(prompts, 2, sampling, torch.Generator(), record=True)
     comps = [c.token_ids for group in out for c in group]
     tc = max(map(len, comps))
-    weights = torch.randn(4, tc, generator=torch.Generator().manual_seed(6))
+    weights = torch.randn(4, tc, generator=torch.Generator().manual_seed(5))
     model.zero_grad()
     loss_of(FastLM(model).train_logits(prompts, [0, 0, 1, 1], comps, pad_id=0), comps, weights).backward()
     ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
