@@ -40,11 +40,50 @@ the threads each; ``trl``: TRL defaults (gradient checkpointing on); ``trl_no_gc
 
 
 # ---------------------------------------------------------------------------------------------------- workers
-def run_r1(model_dir: str, steps: int, threads: int, out: str | None = None, extra: tuple = ()) -> dict:
+class Gate:
+    """Lockstep (``--mode steps``): before step k a worker blocks on its ``go`` FIFO until the driver writes a byte;
+    after it, it writes the step's seconds to its ``done`` FIFO. The settings' steps so interleave one by one, and
+    the machine's drift hits each side alike. Waiting is a blocking read: a waiting process takes no CPU time. In
+    ``r1_2w`` rank 0 reads the FIFO and the other rank waits in a barrier. No folder: every call returns at once
+    (``--mode runs``)."""
+
+    def __init__(self, folder: str | None):
+        self.go = self.done_fd = None
+        if folder:
+            from r1.train import dist
+
+            if dist.is_main():
+                self.go = os.open(Path(folder, "go"), os.O_RDONLY)
+                self.done_fd = os.open(Path(folder, "done"), os.O_WRONLY)
+        self.active = bool(folder)
+
+    def wait(self) -> None:
+        if not self.active:
+            return
+        if self.go is not None and not os.read(self.go, 1):
+            raise SystemExit("the benchmark driver went away")
+        import torch.distributed as tdist
+
+        if tdist.is_initialized() and tdist.get_world_size() > 1:
+            tdist.barrier()
+
+    def done(self, seconds: float) -> None:
+        if self.done_fd is not None:
+            os.write(self.done_fd, f"{seconds!r}\n".encode())
+
+
+def run_r1(model_dir: str, steps: int, threads: int, out: str | None = None, extra: tuple = (),
+           gate: Gate | None = None) -> dict:
+    from r1.train import dist
+
+    gate = gate or Gate(None)
     trainer = common.build_r1_trainer(model_dir, steps, threads, out=out, extra=extra)
     times, tokens, rollout, phases = [], [], [], {}
     for step in range(1, steps + 1):
+        gate.wait()
         m = trainer.step(step)
+        if dist.is_main():
+            gate.done(m["time/step"])
         times.append(m["time/step"])
         tokens.append(m["response_length/mean"] * common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT)
         rollout.append(m.get("time/rollout", 0.0))
@@ -54,27 +93,27 @@ def run_r1(model_dir: str, steps: int, threads: int, out: str | None = None, ext
     return {"times": times, "tokens": tokens, "rollout": rollout, "phases": phases}
 
 
-def _r1_dp_worker(model_dir: str, steps: int, threads: int, out_dir: str, result_file: str) -> None:
+def _r1_dp_worker(model_dir: str, steps: int, threads: int, out_dir: str, result_file: str, gate: str | None) -> None:
     """One of the ``r1_2w`` workers (``r1.train.dist.spawn`` calls it in each process); rank 0 writes the result."""
     from r1.train import dist
 
-    res = run_r1(model_dir, steps, threads, out=out_dir, extra=("run.workers=2",))
+    res = run_r1(model_dir, steps, threads, out=out_dir, extra=("run.workers=2",), gate=Gate(gate))
     rss = dist.all_gather_objects(common.peak_rss_mib())
     if dist.is_main():
         res["peak_rss_mib"] = sum(rss)  # both workers' processes
         Path(result_file).write_text(json.dumps(res))
 
 
-def run_r1_dp(model_dir: str, steps: int, threads: int) -> dict:
+def run_r1_dp(model_dir: str, steps: int, threads: int, gate: str | None = None) -> dict:
     from r1.train import dist
 
     with tempfile.TemporaryDirectory(prefix="r1_bench_dp_") as tmp:
         result = Path(tmp, "result.json")
-        dist.spawn(_r1_dp_worker, 2, model_dir, steps, max(1, threads // 2), str(Path(tmp, "run")), str(result))
+        dist.spawn(_r1_dp_worker, 2, model_dir, steps, max(1, threads // 2), str(Path(tmp, "run")), str(result), gate)
         return json.loads(result.read_text())
 
 
-def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool) -> dict:
+def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool, gate: Gate | None = None) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -90,13 +129,16 @@ def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bo
 
     times, tokens, rollout = [], [], []
     t0 = [0.0]
+    gate = gate or Gate(None)
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
+            gate.wait()
             t0[0] = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - t0[0])
+            gate.done(times[-1])
 
     out = tempfile.mkdtemp(prefix="trl_bench_")
     args = GRPOConfig(
@@ -150,27 +192,93 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.worker == "r1":
-        res = run_r1(args.model_dir, args.steps, args.threads)
+        res = run_r1(args.model_dir, args.steps, args.threads, gate=Gate(args.gate))
     elif args.worker == "r1_2w":
-        res = run_r1_dp(args.model_dir, args.steps, args.threads)
+        res = run_r1_dp(args.model_dir, args.steps, args.threads, gate=args.gate)
     else:
-        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=args.worker == "trl")
+        trl_gc = args.worker == "trl"
+        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc, gate=Gate(args.gate))
     res.setdefault("peak_rss_mib", common.peak_rss_mib())
     res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
     print("BENCH_JSON " + json.dumps(res), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------- driver
-def spawn(setting: str, model_dir: str, steps: int, threads: int) -> dict:
+def _worker_cmd(setting: str, model_dir: str, steps: int, threads: int, gate: str | None = None):
     cmd = [sys.executable, __file__, "--worker", setting, "--model-dir", model_dir, "--steps", str(steps)]
-    cmd += ["--threads", str(threads)]
+    cmd += ["--threads", str(threads)] + (["--gate", gate] if gate else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    for line in proc.stdout.splitlines():
+    return cmd, env
+
+
+def _result(setting: str, returncode: int, output: str) -> dict:
+    for line in output.splitlines():
         if line.startswith("BENCH_JSON "):
             return json.loads(line[len("BENCH_JSON ") :])
-    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
-    raise SystemExit(f"worker {setting} failed (exit {proc.returncode}):\n{tail}")
+    tail = "\n".join(output.splitlines()[-25:])
+    raise SystemExit(f"worker {setting} failed (exit {returncode}):\n{tail}")
+
+
+def spawn(setting: str, model_dir: str, steps: int, threads: int) -> dict:
+    """``--mode runs``: one whole run of ``setting`` in its own subprocess, alone on the machine."""
+    cmd, env = _worker_cmd(setting, model_dir, steps, threads)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return _result(setting, proc.returncode, proc.stdout + proc.stderr)
+
+
+def lockstep(settings: list[str], steps: int, command) -> dict[str, dict]:
+    """``--mode steps``: one subprocess per setting, all started, their steps interleaved one at a time (the others
+    block on their ``Gate``); the order rotates every step. ``command(setting, gate_folder)`` → (argv, env) of the
+    worker, which prints ``BENCH_JSON {...}`` at the end. Returns each setting's result."""
+    import select
+
+    with tempfile.TemporaryDirectory(prefix="bench_lockstep_") as tmp:
+        procs = {}
+        try:
+            for s in settings:
+                gate = Path(tmp, s)
+                gate.mkdir()
+                os.mkfifo(gate / "go")
+                os.mkfifo(gate / "done")
+                # O_RDWR opens of a FIFO never block, so the worker's own opens find their other end.
+                go, done = os.open(gate / "go", os.O_RDWR), os.open(gate / "done", os.O_RDWR)
+                cmd, env = command(s, str(gate))
+                log = open(Path(tmp, f"{s}.log"), "w+")
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+                procs[s] = (proc, log, go, done)
+            for k in range(steps):
+                shift = k % len(settings)
+                for s in settings[shift:] + settings[:shift]:
+                    proc, log, go, done = procs[s]
+                    os.write(go, b"g")
+                    while not select.select([done], [], [], 1.0)[0]:
+                        if proc.poll() is not None:
+                            log.seek(0)
+                            _result(s, proc.returncode, log.read())  # raises with the worker's output
+                    os.read(done, 4096)  # one short line per step
+            out = {}
+            for s, (proc, log, _, _) in procs.items():
+                proc.wait()
+                log.seek(0)
+                out[s] = _result(s, proc.returncode, log.read())
+            return out
+        finally:
+            for proc, log, go, done in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                log.close()
+                os.close(go)
+                os.close(done)
+
+
+def paired_speedups(runs: dict[str, list[dict]], mine: str, other: str, warmup: int) -> list[float]:
+    """``other``'s step time over ``mine``'s, step by step (step k of repeat r against step k of repeat r): in
+    ``--mode steps`` the two ran seconds apart, so each ratio sees the same machine."""
+    out = []
+    for a, b in zip(runs[mine], runs[other]):
+        out += [tb / ta for ta, tb in zip(a["times"][warmup:], b["times"][warmup:])]
+    return out
 
 
 def summarise(runs: list[dict], warmup: int) -> dict:
@@ -200,11 +308,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per run (the first --warmup are not timed)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="runs per setting, alternating between settings")
+    ap.add_argument("--mode", choices=("steps", "runs"), default="steps",
+                    help="steps: every setting's process alive, their steps interleaved one by one (drift cancels in "
+                    "the paired ratios); runs: whole runs one after another, each process alone on the machine")
     ap.add_argument("--settings", default=",".join(SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
     ap.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--gate", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
@@ -220,7 +332,7 @@ def main() -> None:
         print(f"trl {trl.__version__}")
     import torch
 
-    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}")
+    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}, mode {args.mode}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
         for preset in [p for p in args.presets.split(",") if p]:
@@ -228,6 +340,16 @@ def main() -> None:
             runs = {s: [] for s in settings}
             floors = [preset_floor(model_dir, args.threads)]
             for rep in range(args.repeats):
+                if args.mode == "steps":
+                    t = time.perf_counter()
+                    res = lockstep(settings, args.steps, lambda s, gate: _worker_cmd(
+                        s, model_dir, args.steps, args.threads, gate))
+                    for s in settings:
+                        runs[s].append(res[s])
+                    meds = ", ".join(f"{s} {common.median(res[s]['times'][args.warmup:]):.3f}" for s in settings)
+                    print(f"  [{preset}] repeat {rep + 1}, steps interleaved: {meds} s/step "
+                          f"({time.perf_counter() - t:.0f}s, load {max(res[s]['load_1min'] for s in settings):.2f})")
+                    continue
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
                     t = time.perf_counter()
@@ -240,6 +362,8 @@ def main() -> None:
             summary = {s: summarise(runs[s], args.warmup) for s in settings}
             results[preset] = {"summary": summary, "runs": runs, "gemm_floor_s": floors}
             print_table(preset, summary)
+            if args.mode == "steps":
+                print_paired(preset, runs, args.warmup)
             print_bound(preset, summary, floors)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -282,6 +406,17 @@ def print_bound(preset: str, summary: dict, floors: list[dict[str, float]]) -> N
         if s in summary:
             print(f"most speedup r1 can reach vs TRL ({preset}, {label}) at the floor: "
                   f"{summary[s]['s_per_step'] / floor['step']:.2f}x")
+
+
+def print_paired(preset: str, runs: dict[str, list[dict]], warmup: int) -> None:
+    """Speedups from the step-by-step pairs (``--mode steps``): median and interquartile range over the pairs."""
+    for mine, who in (("r1", "r1"), ("r1_2w", "r1 2 workers")):
+        for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
+            if mine in runs and s in runs:
+                x = sorted(paired_speedups(runs, mine, s, warmup))
+                q1, q3 = x[len(x) // 4], x[(3 * len(x)) // 4]
+                print(f"paired speedup {who} vs TRL ({preset}, {label}): {common.median(x):.2f}x "
+                      f"(interquartile {q1:.2f}-{q3:.2f}x over {len(x)} step pairs)")
 
 
 def print_table(preset: str, summary: dict) -> None:
