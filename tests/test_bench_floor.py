@@ -19,6 +19,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from r1.models import build_preset
+from r1.models import fast as fast_module
 from r1.models.fast import FastLM
 from r1.models.replay import replay_logits
 from r1.rollout.base import SamplingParams
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import flops  # noqa: E402
 
 PROMPTS, SAMPLES, PROMPT_LEN, NEW = 2, 3, 5, 6
+LINEAR_POINTWISE = getattr(fast_module._ONEDNN, "default", None)  # oneDNN's linear, where this torch has it
 
 
 class CatchGemms(TorchDispatchMode):
@@ -44,7 +46,8 @@ class CatchGemms(TorchDispatchMode):
         elif func is torch.ops.aten.addmm.default:
             a, b = args[1], args[2]
             self.seen[(a.shape[0], a.shape[1], b.shape[1])] += 1
-        elif func is torch.ops.aten.linear.default:  # inference mode dispatches it undecomposed
+        elif func in (torch.ops.aten.linear.default, LINEAR_POINTWISE):
+            # aten.linear: inference mode dispatches it undecomposed; oneDNN's: r1.models.fast.linear without autograd
             x, w = args[0], args[1]
             self.seen[(x.numel() // x.shape[-1], w.shape[1], w.shape[0])] += 1
         elif func in (torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default, torch.ops.aten.matmul.default):

@@ -125,3 +125,39 @@ def test_unsupported_models_say_why():
     assert "hidden_act" in unsupported_reason(tiny("llama", hidden_act="gelu"))
     with pytest.raises(ValueError, match="does not cover"):
         FastLM(tiny("llama", hidden_act="gelu"))
+
+
+@pytest.mark.parametrize("shape", [(5, 24), (3, 4, 24), "strided"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_is_f_linear(shape, bias):
+    """``linear`` (oneDNN's kernel without autograd on a CPU in float32) = ``F.linear`` (the reference, MKL)."""
+    from r1.models import fast
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 24).transpose(0, 1) if shape == "strided" else torch.randn(*shape)
+    w, b = torch.randn(40, 24), (torch.randn(40) if bias else None)
+    want = torch.nn.functional.linear(x, w, b)
+    with torch.no_grad():
+        got = fast.linear(x, w, b)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # Under autograd it is F.linear itself: the gradient reaches the weight.
+    wg = w.clone().requires_grad_()
+    fast.linear(x, wg, b).sum().backward()
+    torch.testing.assert_close(wg.grad, x.reshape(-1, 24).sum(0).expand(40, 24), rtol=1e-5, atol=1e-5)
+
+
+def test_lean_forward_is_the_same_with_and_without_onednn(monkeypatch):
+    """The rollout's and the reference pass's forward with oneDNN's matmuls = with ``F.linear``'s."""
+    from r1.models import fast
+
+    if not fast.USE_ONEDNN:
+        pytest.skip("this torch build has no oneDNN linear")
+    model = tiny("qwen2")
+    lean = FastLM(model)
+    prompts, group, comps = [[1, 2, 3], [4, 5]], [0, 0, 1], [[6, 7], [8], [9, 10, 11]]
+    with torch.no_grad():
+        with_onednn = lean.train_logits(prompts, group, comps)
+        monkeypatch.setattr(fast, "USE_ONEDNN", False)
+        without = lean.train_logits(prompts, group, comps)
+    torch.testing.assert_close(with_onednn, without, rtol=1e-5, atol=1e-5)
