@@ -34,9 +34,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
+SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc", "r1_bf16", "trl_bf16")
 """``r1``: one process with all threads; ``r1_2w``: two data-parallel r1 workers (``run.workers=2``) with half
-the threads each; ``trl``: TRL defaults (gradient checkpointing on); ``trl_no_gc``: gradient checkpointing off."""
+the threads each; ``trl``: TRL defaults (gradient checkpointing on) in fp32; ``trl_no_gc``: gradient checkpointing
+off. The bf16 pair, both sides in bf16 mixed precision (fp32 weights and optimizer state, matmuls in bf16):
+``r1_bf16`` (``model.dtype=bf16``) and ``trl_bf16`` (``bf16=True``, TRL's own default, gradient checkpointing on).
+The default ``--settings`` leave it out; it pays only on CPUs with bf16 matmul units (AMX, AVX512-BF16)."""
+
+DEFAULT_SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
+
+PAIRS = (
+    ("r1", "trl", "r1", "TRL", "TRL defaults, gradient checkpointing on"),
+    ("r1", "trl_no_gc", "r1", "TRL", "gradient checkpointing off"),
+    ("r1_2w", "trl", "r1 2 workers", "TRL", "TRL defaults, gradient checkpointing on"),
+    ("r1_2w", "trl_no_gc", "r1 2 workers", "TRL", "gradient checkpointing off"),
+    ("r1_bf16", "trl_bf16", "r1 bf16", "TRL", "bf16 on both sides, TRL defaults otherwise"),
+    ("r1", "r1@base", "r1", "the baseline r1", "fp32"),
+    ("r1_bf16", "r1_bf16@base", "r1 bf16", "the baseline r1", "bf16"),
+)
+"""(r1 setting, other setting, r1 label, other's name, label): the ratios printed when both settings ran."""
 
 
 # ---------------------------------------------------------------------------------------------------- workers
@@ -113,7 +129,8 @@ def run_r1_dp(model_dir: str, steps: int, threads: int, gate: str | None = None)
         return json.loads(result.read_text())
 
 
-def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool, gate: Gate | None = None) -> dict:
+def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool, gate: Gate | None = None,
+            bf16: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -155,7 +172,7 @@ def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bo
         logging_steps=1,
         report_to=[],
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,
         gradient_checkpointing=gradient_checkpointing,
         max_steps=steps,
         save_strategy="no",
@@ -191,23 +208,37 @@ def worker(args) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.worker == "r1":
-        res = run_r1(args.model_dir, args.steps, args.threads, gate=Gate(args.gate))
+    if args.worker in ("r1", "r1_bf16"):
+        extra = ("model.dtype=bf16",) if args.worker == "r1_bf16" else ()
+        res = run_r1(args.model_dir, args.steps, args.threads, extra=extra, gate=Gate(args.gate))
     elif args.worker == "r1_2w":
         res = run_r1_dp(args.model_dir, args.steps, args.threads, gate=args.gate)
     else:
-        trl_gc = args.worker == "trl"
-        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc, gate=Gate(args.gate))
+        trl_gc = args.worker in ("trl", "trl_bf16")
+        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc, gate=Gate(args.gate),
+                      bf16=args.worker == "trl_bf16")
     res.setdefault("peak_rss_mib", common.peak_rss_mib())
     res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
     print("BENCH_JSON " + json.dumps(res), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------- driver
-def _worker_cmd(setting: str, model_dir: str, steps: int, threads: int, gate: str | None = None):
-    cmd = [sys.executable, __file__, "--worker", setting, "--model-dir", model_dir, "--steps", str(steps)]
+BASELINE = "@base"
+"""A setting name ending in this (``r1@base``, ``r1_bf16@base``) runs that setting with ``r1`` imported from
+``--baseline-src`` (the ``src`` folder of another checkout, e.g. ``git worktree add /tmp/base HEAD~1``): the steps of
+two versions of r1 interleaved, so a change is measured against the code before it on the same drifting machine."""
+
+
+def _worker_cmd(setting: str, model_dir: str, steps: int, threads: int, gate: str | None = None,
+                baseline_src: str | None = None):
+    worker = setting.removesuffix(BASELINE)
+    cmd = [sys.executable, __file__, "--worker", worker, "--model-dir", model_dir, "--steps", str(steps)]
     cmd += ["--threads", str(threads)] + (["--gate", gate] if gate else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    if setting.endswith(BASELINE):
+        if not baseline_src or not Path(baseline_src, "r1", "__init__.py").is_file():
+            raise SystemExit(f"setting {setting} needs --baseline-src: the src folder of another r1 checkout")
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(baseline_src).resolve()), env.get("PYTHONPATH", "")])
     return cmd, env
 
 
@@ -219,9 +250,9 @@ def _result(setting: str, returncode: int, output: str) -> dict:
     raise SystemExit(f"worker {setting} failed (exit {returncode}):\n{tail}")
 
 
-def spawn(setting: str, model_dir: str, steps: int, threads: int) -> dict:
+def spawn(setting: str, model_dir: str, steps: int, threads: int, baseline_src: str | None = None) -> dict:
     """``--mode runs``: one whole run of ``setting`` in its own subprocess, alone on the machine."""
-    cmd, env = _worker_cmd(setting, model_dir, steps, threads)
+    cmd, env = _worker_cmd(setting, model_dir, steps, threads, baseline_src=baseline_src)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     return _result(setting, proc.returncode, proc.stdout + proc.stderr)
 
@@ -311,9 +342,10 @@ def main() -> None:
     ap.add_argument("--mode", choices=("steps", "runs"), default="steps",
                     help="steps: every setting's process alive, their steps interleaved one by one (drift cancels in "
                     "the paired ratios); runs: whole runs one after another, each process alone on the machine")
-    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
+    ap.add_argument("--settings", default=",".join(DEFAULT_SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
     ap.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--baseline-src", help=f"for settings ending in {BASELINE}: the src folder of the r1 to run there")
     ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     ap.add_argument("--gate", help=argparse.SUPPRESS)
@@ -323,6 +355,10 @@ def main() -> None:
     if args.steps <= args.warmup:
         raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
     settings = [s for s in args.settings.split(",") if s]
+    unknown = [s for s in settings if s.removesuffix(BASELINE) not in SETTINGS]
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {', '.join(unknown)}: choose from {', '.join(SETTINGS)} "
+                         f"(r1 settings may end in {BASELINE})")
     if any(s.startswith("trl") for s in settings):
         try:
             import trl  # noqa: F401
@@ -343,7 +379,7 @@ def main() -> None:
                 if args.mode == "steps":
                     t = time.perf_counter()
                     res = lockstep(settings, args.steps, lambda s, gate: _worker_cmd(
-                        s, model_dir, args.steps, args.threads, gate))
+                        s, model_dir, args.steps, args.threads, gate, args.baseline_src))
                     for s in settings:
                         runs[s].append(res[s])
                     meds = ", ".join(f"{s} {common.median(res[s]['times'][args.warmup:]):.3f}" for s in settings)
@@ -353,7 +389,7 @@ def main() -> None:
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
                     t = time.perf_counter()
-                    runs[s].append(spawn(s, model_dir, args.steps, args.threads))
+                    runs[s].append(spawn(s, model_dir, args.steps, args.threads, args.baseline_src))
                     med = common.median(runs[s][-1]["times"][args.warmup :])
                     load = runs[s][-1]["load_1min"]
                     took = time.perf_counter() - t
@@ -397,7 +433,7 @@ def print_bound(preset: str, summary: dict, floors: list[dict[str, float]]) -> N
     print(f"r1 matmul floor ({preset}): {floor['step']:.3f} s/step = its step's matrix products alone, back to back "
           f"(attention, norms, sampling, optimizer and Python left out): "
           + ", ".join(f"{k} {v:.3f}" for k, v in floor.items() if k != "step"))
-    for mine in ("r1", "r1_2w"):
+    for mine in ("r1", "r1_2w"):  # the floor is float32's
         if mine in summary:
             ph = summary[mine]["phases"]
             at = ", ".join(f"{k} {floor[k] / ph[k]:.0%}" for k in ("rollout", "ref", "train") if ph.get(k))
@@ -410,13 +446,12 @@ def print_bound(preset: str, summary: dict, floors: list[dict[str, float]]) -> N
 
 def print_paired(preset: str, runs: dict[str, list[dict]], warmup: int) -> None:
     """Speedups from the step-by-step pairs (``--mode steps``): median and interquartile range over the pairs."""
-    for mine, who in (("r1", "r1"), ("r1_2w", "r1 2 workers")):
-        for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
-            if mine in runs and s in runs:
-                x = sorted(paired_speedups(runs, mine, s, warmup))
-                q1, q3 = x[len(x) // 4], x[(3 * len(x)) // 4]
-                print(f"paired speedup {who} vs TRL ({preset}, {label}): {common.median(x):.2f}x "
-                      f"(interquartile {q1:.2f}-{q3:.2f}x over {len(x)} step pairs)")
+    for mine, s, who, other, label in PAIRS:
+        if mine in runs and s in runs:
+            x = sorted(paired_speedups(runs, mine, s, warmup))
+            q1, q3 = x[len(x) // 4], x[(3 * len(x)) // 4]
+            print(f"paired speedup {who} vs {other} ({preset}, {label}): {common.median(x):.2f}x "
+                  f"(interquartile {q1:.2f}-{q3:.2f}x over {len(x)} step pairs)")
 
 
 def print_table(preset: str, summary: dict) -> None:
@@ -426,15 +461,14 @@ def print_table(preset: str, summary: dict) -> None:
     for s, r in summary.items():
         print(f"{s:<12}{r['s_per_step']:>9.3f}{r['gen_tok_per_s']:>11.0f}{r['rollout_s']:>11.3f}"
               f"{r['peak_rss_mib']:>14.0f}{r['load_1min']:>10.2f}")
-    for mine in ("r1", "r1_2w"):
-        if mine in summary and summary[mine]["phases"]:
+    for mine in [x for x in summary if x.startswith("r1")]:
+        if summary[mine]["phases"]:
             ph = summary[mine]["phases"]
             print(f"{mine} phases (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items() if k != "step"))
-    for mine, who in (("r1", "r1"), ("r1_2w", "r1 2 workers")):
-        for s, label in (("trl", "TRL defaults, gradient checkpointing on"), ("trl_no_gc", "gradient checkpointing off")):
-            if mine in summary and s in summary:
-                x = summary[s]["s_per_step"] / summary[mine]["s_per_step"]
-                print(f"speedup {who} vs TRL ({preset}, {label}): {x:.2f}x")
+    for mine, s, who, other, label in PAIRS:
+        if mine in summary and s in summary:
+            x = summary[s]["s_per_step"] / summary[mine]["s_per_step"]
+            print(f"speedup {who} vs {other} ({preset}, {label}): {x:.2f}x")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ def test_step_gemms_are_the_products_r1_runs(replay):
         out = engine.generate(prompts, SAMPLES, sampling, torch.Generator().manual_seed(0), record=replay)
     comps = [c.token_ids for group in out for c in group]
     assert all(len(c) == NEW for c in comps), "precondition: no row may stop early (fixed seed)"
+    # The decode steps' attention (two batched products per layer and step, FastLM._decode_attend): not in the floor
+    assert rollout.seen.pop("batched") == 2 * model.config.num_hidden_layers * (NEW - 1)
     assert rollout.seen == Counter(expected["rollout"])
 
     fast = FastLM(model)

@@ -139,7 +139,7 @@ class GRPOAlgoConfig:
     num_minibatches: int = 1
     """Optimizer steps per pass: the batch is split into this many minibatches of whole groups."""
     replay_rollout: bool = True
-    """μ = 1, one minibatch, native engine, fp32: the train pass runs only the backward, over the activations the
+    """μ = 1, one minibatch, native engine, fp32 or bf16: the train pass runs only the backward, over the activations the
     rollout's forward recorded while sampling (the policy has not changed since; ``r1.models.replay``). Used when
     sampling took one round and the rollout holds at most ``replay_max_tokens`` tokens."""
     replay_max_tokens: int = 0

@@ -57,6 +57,26 @@ def hf_logits(model, seqs: list[list[int]]) -> list[torch.Tensor]:
         return [model(torch.tensor([s])).logits[0] for s in seqs]
 
 
+def _decode(fast, prompts, new, weights):
+    """Left-padded prefill of ``prompts`` then one decode step per column of ``new`` but the last: the logits of
+    every step, (R, V) each."""
+    steps = new.shape[1]
+    P = max(len(p) for p in prompts)
+    ids = torch.zeros((len(prompts), P), dtype=torch.long)
+    mask = torch.zeros((len(prompts), P), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, P - len(p) :], mask[i, P - len(p) :] = torch.tensor(p), 1
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    cache = fast.new_cache()
+    got = [fast.forward(ids, mask, positions, cache, weights, capacity=P + steps)]
+    pos = positions[:, -1] + 1
+    for t in range(steps - 1):
+        mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
+        got.append(fast.forward(new[:, t : t + 1], mask, pos[:, None], cache, weights, capacity=P + steps))
+        pos = pos + 1
+    return got
+
+
 @pytest.mark.parametrize("arch,extra", ARCHS)
 def test_prefill_and_decode_match_transformers(arch, extra):
     model = tiny(arch, **extra)
@@ -68,22 +88,8 @@ def test_prefill_and_decode_match_transformers(arch, extra):
     new = torch.randint(1, VOCAB, (len(prompts), steps), generator=g)
     ref = hf_logits(model, [p + new[i].tolist() for i, p in enumerate(prompts)])
 
-    P = max(len(p) for p in prompts)
-    ids = torch.zeros((len(prompts), P), dtype=torch.long)
-    mask = torch.zeros((len(prompts), P), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, P - len(p) :], mask[i, P - len(p) :] = torch.tensor(p), 1
-    positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    cache = fast.new_cache()
     with torch.no_grad():
-        w = fast.weights()
-        out = fast.forward(ids, mask, positions, cache, w, capacity=P + steps)
-        got = [out]
-        pos = positions[:, -1] + 1
-        for t in range(steps - 1):
-            mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
-            got.append(fast.forward(new[:, t : t + 1], mask, pos[:, None], cache, w, capacity=P + steps))
-            pos = pos + 1
+        got = _decode(fast, prompts, new, fast.weights())
     for t, logits in enumerate(got):
         for i, p in enumerate(prompts):
             torch.testing.assert_close(logits[i], ref[i][len(p) - 1 + t], rtol=1e-4, atol=1e-5)
@@ -161,3 +167,55 @@ def test_lean_forward_is_the_same_with_and_without_onednn(monkeypatch):
         monkeypatch.setattr(fast, "USE_ONEDNN", False)
         without = lean.train_logits(prompts, group, comps)
     torch.testing.assert_close(with_onednn, without, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch,extra", [ARCHS[1], ARCHS[3]])
+def test_bf16_autocast_decode_matches_transformers_under_autocast(arch, extra):
+    """Mixed precision (``model.dtype=bf16``): the matrices cast once to bfloat16 (and packed for oneDNN where it
+    can), RoPE and the decode's attention in float32. Same logits as ``transformers`` under the same autocast, to
+    bfloat16's precision; the packed and the plain matrices give the same products."""
+    from r1.models.fast import can_pack, pack_weights
+
+    model = tiny(arch, **extra)
+    fast = FastLM(model)
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(1, VOCAB, (n,), generator=g).tolist() for n in (5, 2, 7)]
+    new = torch.randint(1, VOCAB, (len(prompts), 4), generator=g)
+    seqs = [p + new[i].tolist() for i, p in enumerate(prompts)]
+    ref32 = hf_logits(model, seqs)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = [lg.float() for lg in hf_logits(model, seqs)]
+        w = fast.weights()
+        assert w[0].wqkv.dtype == w[0].wd.dtype == w.head.dtype == torch.bfloat16 and w[0].n1.dtype == torch.float32
+        plain = _decode(fast, prompts, new, w)
+        packed = _decode(fast, prompts, new, pack_weights(fast.weights(), rows=3))
+    assert w[0].packed is None  # pack_weights packs the copies it is given, nothing else
+    err_bf16 = err_ref = 0.0
+    for t, (a, b) in enumerate(zip(plain, packed)):
+        torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
+        for i, p in enumerate(prompts):
+            err_bf16 = max(err_bf16, (a[i].float() - ref[i][len(p) - 1 + t]).abs().max().item())
+            err_ref = max(err_ref, (ref[i][len(p) - 1 + t] - ref32[i][len(p) - 1 + t]).abs().max().item())
+    # As close to transformers' bf16 logits as those are to float32's (bfloat16 keeps ~3 significant digits).
+    assert 0 < err_ref < 0.05 and err_bf16 <= 2 * err_ref, (err_bf16, err_ref)
+    # With autograd the weights stay the parameters' float32 (autocast casts them per product, differentiably).
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fast.weights()[0].wqkv.dtype == torch.float32
+    if can_pack(w):  # a CPU with oneDNN: the packed copies were used
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert pack_weights(fast.weights(), rows=3)[0].packed["qkv"].layout == torch._mkldnn
+
+
+def test_decode_attention_is_sdpa():
+    """``FastLM._decode_attend`` (one query position: two batched products) = ``scaled_dot_product_attention``,
+    with grouped-query heads and a key mask."""
+    fast = FastLM(tiny("qwen2"))  # 4 heads over 2 KV heads
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(3, 4, 1, 16, generator=g), torch.randn(3, 2, 9, 16, generator=g), torch.randn(3, 2, 9, 16, generator=g)
+    mask = torch.rand(3, 1, 1, 9, generator=g) > 0.3
+    mask[..., -1] = True
+    for m in (None, mask):
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=fast.scale, enable_gqa=True)
+        with torch.no_grad():
+            got = fast._decode_attend(q, k, v, m)
+        torch.testing.assert_close(got, want.transpose(1, 2).reshape(3, 1, 64), rtol=1e-5, atol=1e-5)

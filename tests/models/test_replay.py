@@ -122,3 +122,44 @@ def test_replay_of_one_token_completions_and_unpadded_prompts(texts, max_new):
     loss_of(replay_logits(engine.last_record, [0, 1, 2, 3], tc), comps, weights).backward()
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
+
+
+
+@pytest.mark.parametrize("arch,extra", [ARCHS[0], ARCHS[1], ARCHS[3]])
+def test_replay_of_a_bf16_autocast_rollout(arch, extra):
+    """Mixed precision (``model.dtype=bf16``): the rollout's forward ran its products in bfloat16; the replay's
+    backward runs its products in bfloat16 too (float32 elementwise work). Its gradient is as close to the float32
+    gradient as autograd's under the same autocast is, over all parameters and parameter by parameter."""
+    tok = build_byte_tokenizer()
+    model = tiny(arch, vocab_size=len(tok), **extra)
+    model.generation_config.eos_token_id = [tok.eos_token_id, *range(60, 100)]
+    engine = NativeEngine(model, tok, compact_threshold=0.0)
+    prompts = [tok.encode(t, add_special_tokens=False) for t in TEXTS]
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=MAX_NEW)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = engine.generate(prompts, 3, sampling, torch.Generator().manual_seed(0), record=True)
+    rec = engine.last_record
+    assert rec is not None and rec.weights[0].wqkv.dtype == torch.bfloat16
+    comps = [c.token_ids for group in out for c in group]
+    assert min(map(len, comps)) < max(map(len, comps))  # rows left the batch at different steps
+    rows, tc = list(range(len(comps))), max(map(len, comps))
+    weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(1))
+    out32, grads32 = reference(model, prompts, comps, rows, weights)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_bf16, grads_bf16 = reference(model, prompts, comps, rows, weights)
+    model.zero_grad()
+    logits = replay_logits(rec, rows, tc)
+    loss_of(logits, comps, weights).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for i, c in enumerate(comps):  # the sampler's bf16 forward: bf16's distance from the float32 logits
+        torch.testing.assert_close(logits[i, : len(c)], out_bf16[i, : len(c)].float(), rtol=0.02, atol=0.02)
+
+    def dist(a, b, names):
+        return (torch.cat([(a[n] - b[n]).flatten() for n in names]).norm() / torch.cat(
+            [b[n].flatten() for n in names]).norm()).item()
+
+    names = list(grads32)
+    assert dist(grads, grads32, names) < 0.05
+    assert dist(grads, grads32, names) <= 1.5 * dist(grads_bf16, grads32, names) + 1e-3
+    for n in names:  # each parameter: no worse than autocast's own error (plus a floor for ~zero gradients)
+        assert dist(grads, grads32, [n]) <= 2 * dist(grads_bf16, grads32, [n]) + 0.02, n

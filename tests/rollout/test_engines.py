@@ -299,12 +299,21 @@ def test_edge_cases():
     assert engine.model is other
 
 
-def test_draw_one_is_torch_multinomial():
-    probs = torch.randn(16, 50, generator=torch.Generator().manual_seed(0)).softmax(-1)  # (R, V)
-    probs[:, ::3] = 0  # filtered-out tokens are never drawn
-    draws = draw_one(probs, torch.Generator().manual_seed(7))
-    assert torch.equal(draws, torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(7))[:, 0])
-    assert (probs.gather(-1, draws[:, None]) > 0).all()
+def test_draw_one_follows_the_probabilities():
+    """``draw_one`` draws from ``probs`` (as ``torch.multinomial``): frequencies over 40 000 draws per row within
+    5 standard errors of each probability; filtered-out tokens are never drawn; a fixed seed repeats the draws."""
+    g = torch.Generator().manual_seed(0)
+    probs = torch.randn(3, 12, generator=g).mul(1.5).softmax(-1)  # (R, V)
+    probs[:, ::3] = 0
+    probs /= probs.sum(-1, keepdim=True)
+    n = 40_000
+    draws = draw_one(probs.repeat_interleave(n, 0), torch.Generator().manual_seed(7)).view(3, n)
+    freq = torch.stack([torch.bincount(d, minlength=12) for d in draws]).double() / n  # (R, V)
+    se = (probs.double() * (1 - probs.double()) / n).sqrt()
+    assert ((freq - probs.double()).abs() <= 5 * se + 1e-12).all(), (freq, probs)
+    assert (freq[:, ::3] == 0).all()
+    again = draw_one(probs.repeat_interleave(n, 0), torch.Generator().manual_seed(7)).view(3, n)
+    assert torch.equal(draws, again)
 
 
 @pytest.mark.parametrize("stop", [["é!", "</answer>", "ab"], ["café", "<think>"], ["\n\n", "x"]])

@@ -94,19 +94,34 @@ USE_ONEDNN = _ONEDNN is not None
 """Whether ``linear`` may use oneDNN (tests switch it off to compare with ``F.linear``)."""
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``; without autograd, on a CPU in float32, oneDNN's kernel instead of MKL's: the same product,
-    measured 10 % faster on the decode's and the reference pass's matmuls of the 23M preset (weights read from memory
-    rather than cache; no difference on the 3M one), see ``docs/performance.md``."""
+    """``F.linear``; without autograd, on a CPU, oneDNN's kernel instead of MKL's: the same product, measured 10 %
+    faster on the decode's and the reference pass's matmuls of the 23M preset (weights read from memory rather than
+    cache; no difference on the 3M one), see ``docs/performance.md``.
+
+    Mixed precision: a low-precision ``w`` (``FastLM.weights`` under autocast without autograd) takes ``x`` in its
+    dtype, as autocast would, and returns the product in that dtype."""
+    if w.dtype in LOW_PRECISION and x.dtype != w.dtype:
+        x = x.to(w.dtype)
     if (
         USE_ONEDNN
         and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and w.dtype == torch.float32
+        and x.dtype == w.dtype
+        and x.dtype in (torch.float32, torch.bfloat16)
         and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
     ):
         return _ONEDNN(x, w, b, "none", [], "")
     return F.linear(x, w, b)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The low-precision dtype autocast runs matmuls in on ``device``'s type, or None when autocast is off."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -157,6 +172,48 @@ class _Layer:
     bgu: torch.Tensor | None
     wd: torch.Tensor
     bd: torch.Tensor | None
+    packed: dict | None = None  # "qkv", "o", "gu", "d" → oneDNN's blocked copy of that matrix (``pack_weights``)
+
+    def mat(self, name: str) -> torch.Tensor:
+        """The matrix of product ``name`` for a forward: its packed copy when there is one."""
+        if self.packed is not None:
+            return self.packed[name]
+        return {"qkv": self.wqkv, "o": self.wo, "gu": self.wgu, "d": self.wd}[name]
+
+
+class Weights(list):
+    """``FastLM.weights()``: one ``_Layer`` per decoder layer, and the output head's ``head`` / ``head_bias``."""
+
+    head: torch.Tensor
+    head_bias: torch.Tensor | None = None
+    head_packed: torch.Tensor | None = None
+
+
+def can_pack(weights: "Weights") -> bool:
+    """Can ``pack_weights`` pack these (bfloat16 matrices on a CPU, oneDNN's reorder available)?"""
+    w = weights[0].wqkv
+    return (
+        USE_ONEDNN
+        and w.device.type == "cpu"
+        and w.dtype == torch.bfloat16
+        and not w.requires_grad
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
+
+
+def pack_weights(weights: "Weights", rows: int) -> "Weights":
+    """Add oneDNN's blocked (AMX) layout of every matrix, for products of about ``rows`` rows, in place.
+
+    Why: a bfloat16 product of a few rows (a decode step) otherwise re-blocks its weight on every call. Measured on
+    a 2-core Xeon with AMX: the 23M preset's decode products 379 → 579 GFLOP/s, for ~28 ms of packing per rollout.
+    The plain matrices stay (the replayed backward uses them); no-op where ``can_pack`` is False."""
+    if not can_pack(weights):
+        return weights
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+    for w in weights:
+        w.packed = {k: reorder(w.mat(k), rows) for k in ("qkv", "o", "gu", "d")}
+    weights.head_packed = reorder(weights.head, rows)
+    return weights
 
 
 def _cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
@@ -215,10 +272,22 @@ class FastLM:
         self.scale = float(getattr(attn, "scaling", self.head_dim**-0.5))
 
     # ------------------------------------------------------------------------------------------------ weights
-    def weights(self) -> list[_Layer]:
-        """Fused per-layer weights. Under autograd the concatenations are differentiable (gradients reach the
-        model's parameters); under ``no_grad`` they are plain copies of the current values."""
-        out = []
+    def weights(self) -> "Weights":
+        """Fused per-layer weights (and the output head). Under autograd the concatenations are differentiable
+        (gradients reach the model's parameters); under ``no_grad`` they are plain copies of the current values, and
+        under autocast the matrices are cast once here to autocast's dtype (norm weights stay float32), rather than
+        at every product: a decode of 32 tokens would otherwise cast every weight 32 times."""
+        low = None
+        device = self.model.model.embed_tokens.weight.device
+        if not torch.is_grad_enabled() and autocast_dtype(device) in LOW_PRECISION:
+            low = autocast_dtype(device)
+
+        def mat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if t is None or low is None or not t.is_floating_point() else t.to(low)
+
+        out = Weights()
+        head = self.model.lm_head
+        out.head, out.head_bias = mat(head.weight), mat(head.bias)
         for layer in self.model.model.layers:
             a, m = layer.self_attn, layer.mlp
             qn, kn = getattr(a, "q_norm", None), getattr(a, "k_norm", None)
@@ -226,19 +295,19 @@ class FastLM:
                 _Layer(
                     n1=layer.input_layernorm.weight,
                     eps1=_eps(layer.input_layernorm),
-                    wqkv=torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                    bqkv=_cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
+                    wqkv=mat(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])),
+                    bqkv=mat(_cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])),
                     q_norm=None if qn is None else qn.weight,
                     k_norm=None if kn is None else kn.weight,
                     eps_qk=_eps(qn) if qn is not None else 0.0,
-                    wo=a.o_proj.weight,
-                    bo=a.o_proj.bias,
+                    wo=mat(a.o_proj.weight),
+                    bo=mat(a.o_proj.bias),
                     n2=layer.post_attention_layernorm.weight,
                     eps2=_eps(layer.post_attention_layernorm),
-                    wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]),
-                    bgu=_cat([m.gate_proj.bias, m.up_proj.bias]),
-                    wd=m.down_proj.weight,
-                    bd=m.down_proj.bias,
+                    wgu=mat(torch.cat([m.gate_proj.weight, m.up_proj.weight])),
+                    bgu=mat(_cat([m.gate_proj.bias, m.up_proj.bias])),
+                    wd=mat(m.down_proj.weight),
+                    bd=mat(m.down_proj.bias),
                 )
             )
         return out
@@ -254,7 +323,7 @@ class FastLM:
     # ------------------------------------------------------------------------------------------------ blocks
     def _qkv(self, w: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, E) hidden → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
-        return self._split_qkv(w, linear(rms_norm(x, w.n1, w.eps1), w.wqkv, w.bqkv), cos, sin)
+        return self._split_qkv(w, linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv), cos, sin)
 
     def _split_qkv(self, w: _Layer, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, (H + 2 KV) D) projections → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
@@ -267,23 +336,51 @@ class FastLM:
         else:
             q = rope(rms_norm(qkv[..., : H * D].view(R, T, H, D), w.q_norm, w.eps_qk), cos, sin)
             k = rope(rms_norm(qkv[..., H * D : (H + KV) * D].view(R, T, KV, D), w.k_norm, w.eps_qk), cos, sin)
+        if qkv.dtype in LOW_PRECISION:
+            # Mixed precision: RoPE ran in float32 (as ``transformers`` under autocast) and v joins q and k there, so
+            # the cache holds float32: the decode's attention runs in float32 (``_decode_attend``), and attention
+            # over several positions is cast by autocast as in ``transformers``.
+            q, k, v = q.float(), k.float(), v.float()
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def _attend(self, q, k, v, mask):
         """q (R, H, T, D) over k/v (R, KV, S, D); ``mask`` (R, 1, T, S) bool or None (every key visible)."""
+        if q.shape[2] == 1 and not torch.is_grad_enabled():
+            return self._decode_attend(q, k, v, mask)
         o = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.num_heads != self.num_kv_heads
         )  # (R, H, T, D)
         return o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)  # (R, T, H D)
 
-    def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
-        x = x + linear(attn_out, w.wo, w.bo)
-        gate, up = linear(rms_norm(x, w.n2, w.eps2), w.wgu, w.bgu).chunk(2, dim=-1)
-        return x + linear(F.silu(gate) * up, w.wd, w.bd)
+    def _decode_attend(self, q, k, v, mask):
+        """``_attend`` for one query position (a decode step): two batched products and a softmax, in float32.
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        norm = self.model.model.norm
-        return linear(rms_norm(x, norm.weight, _eps(norm)), self.model.lm_head.weight, self.model.lm_head.bias)
+        Why not ``scaled_dot_product_attention``: its CPU kernel tiles for long queries; for one query per row it
+        took 221 µs where this takes 144 (float32, 64 rows × 4 heads over 38 keys, 2 threads), and 451 µs in
+        bfloat16, hence float32 here even under autocast (measured in docs/performance.md)."""
+        R, H, _, D = q.shape
+        KV = k.shape[1]
+        with torch.autocast(q.device.type, enabled=False):
+            qr = q.reshape(R, KV, H // KV, D)  # the query heads of one KV head together
+            s = torch.matmul(qr, k.transpose(-1, -2)).mul_(self.scale)  # (R, KV, g, S)
+            if mask is not None:
+                s.masked_fill_(~mask, float("-inf"))  # (R, 1, 1, S) broadcast over heads
+            o = torch.matmul(s.softmax(-1), v)  # (R, KV, g, D)
+        return o.reshape(R, 1, H * D)
+
+    def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+        x = x + linear(attn_out, w.mat("o"), w.bo)
+        gate, up = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu).chunk(2, dim=-1)
+        return x + linear(F.silu(gate) * up, w.mat("d"), w.bd)
+
+    def _logits(self, x: torch.Tensor, weights: "Weights | None" = None) -> torch.Tensor:
+        norm, head = self.model.model.norm, self.model.lm_head
+        if weights is None:
+            w, b = head.weight, head.bias
+        else:
+            w = weights.head if weights.head_packed is None else weights.head_packed
+            b = weights.head_bias
+        return linear(rms_norm(x, norm.weight, _eps(norm)), w, b)
 
     # ------------------------------------------------------------------------------------------------ decoding
     def new_cache(self) -> FastCache:
@@ -328,22 +425,22 @@ class FastLM:
                 continue
             # The same maths, keeping what the backward needs (r1.models.replay).
             record.put("x", i, x)
-            qkv = linear(rms_norm(x, w.n1, w.eps1), w.wqkv, w.bqkv)  # (R, T, (H + 2 KV) D)
+            qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)  # (R, T, (H + 2 KV) D)
             record.put("qkv", i, qkv)
             q, k, v = self._split_qkv(w, qkv, cos, sin)
             k_all, v_all = cache.write(i, k, v, capacity)
             o = self._attend(q, k_all, v_all, attn_mask)  # (R, T, H D)
             record.put("o", i, o)
-            x = x + linear(o, w.wo, w.bo)
+            x = x + linear(o, w.mat("o"), w.bo)
             record.put("x2", i, x)
-            gu = linear(rms_norm(x, w.n2, w.eps2), w.wgu, w.bgu)  # (R, T, 2 I)
+            gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)  # (R, T, 2 I)
             record.put("gu", i, gu)
             gate, up = gu.chunk(2, dim=-1)
-            x = x + linear(F.silu(gate) * up, w.wd, w.bd)
+            x = x + linear(F.silu(gate) * up, w.mat("d"), w.bd)
         cache.length = past + T
         if record is not None:
             record.put("x", len(weights), x)
-        return self._logits(x[:, -1])  # (R, V)
+        return self._logits(x[:, -1], weights)  # (R, V)
 
     # ------------------------------------------------------------------------------------------------ training
     def train_logits(
@@ -389,7 +486,7 @@ class FastLM:
             else:
                 o = self._attend(q, k, v, p_attn)
             xp = self._finish_layer(w, xp, o)
-        first = self._logits(xp[:, -1])[grp]  # (N, V): predicts completion token 0
+        first = self._logits(xp[:, -1], weights)[grp]  # (N, V): predicts completion token 0
         if Tc == 1:
             return first[:, None]
         xc = F.embedding(c_ids, embed)  # (N, Tc-1, E)
@@ -399,5 +496,5 @@ class FastLM:
             k_all = torch.cat([pk[grp], k], dim=2)  # (N, KV, P + Tc-1, D)
             v_all = torch.cat([pv[grp], v], dim=2)
             xc = self._finish_layer(w, xc, self._attend(q, k_all, v_all, c_attn))
-        rest = self._logits(xc)  # (N, Tc-1, V)
+        rest = self._logits(xc, weights)  # (N, Tc-1, V)
         return torch.cat([first[:, None], rest], dim=1)  # (N, Tc, V)

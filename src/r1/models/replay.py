@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from r1.models.fast import FastLM, _eps, _Layer, rms_norm, shared_prompt_layout
+from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, rms_norm, shared_prompt_layout
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -67,13 +67,17 @@ class ForwardRecord:
         V = model.lm_head.weight.shape[0]
         shapes = {k: (L + (k == "x"), M, f) for k, f in widths.items()}  # kind -> (L (+1), M, F)
         shapes.update(first_logits=(self.U, V), logits=(self.N, self.T1, V))
+        # Under mixed precision the products' outputs (q/k/v, attention output as the o-projection takes it,
+        # gate/up) are kept in their low dtype, exactly; the residual stream and the logits in float32.
+        low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else emb.dtype
+        dtypes = {k: low if k in ("qkv", "o", "gu") else emb.dtype for k in shapes}
         old = reuse.storage if reuse is not None else {}
-        if all(k in old and old[k].shape == shape and old[k].dtype == emb.dtype for k, shape in shapes.items()):
+        if all(k in old and old[k].shape == shape and old[k].dtype == dtypes[k] for k, shape in shapes.items()):
             # The previous record's memory (its values are overwritten): fresh pages of this size cost page faults.
             self.storage = old
             reuse.versions = None  # that record is no longer usable
         else:
-            self.storage = {k: emb.new_empty(shape) for k, shape in shapes.items()}
+            self.storage = {k: emb.new_empty(shape, dtype=dtypes[k]) for k, shape in shapes.items()}
         self.buffers = {k: self.storage[k] for k in KINDS}
         self.first_logits, self.logits = self.storage["first_logits"], self.storage["logits"]
         self.comp_ids = torch.zeros((self.N, self.T1), dtype=torch.long, device=emb.device)
@@ -94,12 +98,14 @@ class ForwardRecord:
         if self._slot_rows is None:
             comp.copy_(value)
         else:
-            comp.index_copy_(0, self._slot_rows, value)
+            comp.index_copy_(0, self._slot_rows, value.to(comp.dtype))
 
     def put(self, kind: str, layer: int, value: Tensor) -> None:
         """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F)."""
         buf = self.buffers[kind][layer]  # (M, F)
         UP = self.U * self.P
+        if value.dtype != buf.dtype:  # the attention output, float32, recorded as the o-projection takes it
+            value = value.to(buf.dtype)
         if self._t == 0:
             buf[:UP].copy_(value.reshape(UP, -1))
         else:
@@ -107,6 +113,7 @@ class ForwardRecord:
 
     def put_logits(self, logits: Tensor) -> None:
         """(U, V) after the prefill, (R_batch, V) after decode step t."""
+        logits = logits.to(self.logits.dtype)
         if self._t == 0:
             self.first_logits.copy_(logits)
         else:
@@ -248,6 +255,18 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         p_attn = torch.ones(P, P, dtype=torch.bool, device=device).tril()[None, None].expand(U, 1, P, P)
 
     grads: dict[int, Tensor] = {}
+    # Mixed precision (a rollout under bf16 autocast: its matrices were cast once, ``FastLM.weights``): every product
+    # takes its operands in that dtype, as autocast's backward would, and gives float32 back; the elementwise work
+    # and the attention backward stay float32 (the recorded activations are float32 copies).
+    low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else None
+
+    def lo(t: Tensor) -> Tensor:
+        """An operand of a product: in the low dtype under mixed precision (a no-op for one already in it)."""
+        return t if low is None else t.to(low)
+
+    def mm(a: Tensor, b: Tensor) -> Tensor:
+        """a @ b, given back in float32."""
+        return a @ b if low is None else (lo(a) @ lo(b)).to(dtype)
 
     def add(p: Tensor | None, g: Tensor) -> None:
         if p is None or not p.requires_grad:
@@ -263,10 +282,11 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     norm, head = model.model.norm, model.lm_head
     xL = tokens(record.buffers["x"][len(weights)])
     hL = rms_norm(xL, norm.weight.detach(), _eps(norm))
-    add(head.weight, dlog.t() @ hL)
+    add(head.weight, mm(dlog.t(), hL))
     if head.bias is not None:
         add(head.bias, dlog.sum(0))
-    dx, dnorm = _rms_backward(dlog @ head.weight.detach(), xL, norm.weight.detach(), _eps(norm))
+    w_head = getattr(weights, "head", head.weight).detach()  # the matrix the forward multiplied by
+    dx, dnorm = _rms_backward(mm(dlog, w_head), xL, norm.weight.detach(), _eps(norm))
     add(norm.weight, dnorm)
 
     layers = model.model.layers
@@ -276,34 +296,41 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         a, m = layer.self_attn, layer.mlp
         x, qkv, o, x2, gu = (tokens(record.buffers[k][i]) for k in KINDS)
         # MLP: x3 = x2 + down(silu(gate) * up), gate/up = gu(norm2(x2))
+        # Under mixed precision the SwiGLU and its backward run in the low dtype, as autocast's forward and
+        # backward do (gate/up are recorded in it): half the memory traffic of float32, no casts before products.
         gate, up = gu[:, :I], gu[:, I:]
         silu = F.silu(gate)
-        add(m.down_proj.weight, dx.t() @ (silu * up))
+        dx_lo = lo(dx)
+        add(m.down_proj.weight, mm(dx_lo.t(), silu * up))
         if w.bd is not None:
             add(m.down_proj.bias, dx.sum(0))
-        dmid = dx @ w.wd  # (Mt, I)
+        dmid = dx_lo @ w.wd  # (Mt, I)
         # Gate and up apart (contiguous, no (Mt, 2I) matrix written column-half by column-half).
         dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (Mt, I)
         dup = dmid * silu
-        h2 = rms_norm(x2, w.n2, w.eps2)
-        add(m.gate_proj.weight, dgate.t() @ h2)
-        add(m.up_proj.weight, dup.t() @ h2)
+        h2 = lo(rms_norm(x2, w.n2, w.eps2))
+        add(m.gate_proj.weight, mm(dgate.t(), h2))
+        add(m.up_proj.weight, mm(dup.t(), h2))
         if w.bgu is not None:
-            add(m.gate_proj.bias, dgate.sum(0))
-            add(m.up_proj.bias, dup.sum(0))
-        dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:])  # (Mt, E)
+            add(m.gate_proj.bias, dgate.sum(0, dtype=dtype))
+            add(m.up_proj.bias, dup.sum(0, dtype=dtype))
+        if low is None:
+            dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:])  # (Mt, E)
+        else:
+            dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:]).to(dtype)
         dh2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2)
         add(layer.post_attention_layernorm.weight, dn2)
         dx2 = dx + dh2
         # Attention output projection: x2 = x + o_proj(o)
-        add(a.o_proj.weight, dx2.t() @ o)
+        dx2_lo = lo(dx2)
+        add(a.o_proj.weight, mm(dx2_lo.t(), o))
         if w.bo is not None:
             add(a.o_proj.bias, dx2.sum(0))
-        do = (dx2 @ w.wo).view(-1, H, D)  # (Mt, H, D)
+        do = mm(dx2_lo, w.wo).view(-1, H, D)  # (Mt, H, D)
         # Attention over the recorded q/k/v (RoPE recomputed from the pre-RoPE projections).
         q_raw = qkv[:, : H * D].view(-1, H, D)
         k_raw = qkv[:, H * D : (H + KV) * D].view(-1, KV, D)
-        v = qkv[:, (H + KV) * D :].view(-1, KV, D)
+        v = qkv[:, (H + KV) * D :].view(-1, KV, D).to(dtype)  # float32, as the forward's attention took it
         if w.q_norm is None:  # q and k heads are adjacent: one RoPE over both
             qk = _rope(qkv[:, : (H + KV) * D].view(-1, H + KV, D), cos, sin)
         else:
@@ -330,20 +357,21 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         dqk_rot = torch.empty_like(qk)  # (Mt, H + KV, D): gradients of q and k after RoPE, in token order
         to_tokens(dqk_rot[:, :H], dqp, dqc)
         to_tokens(dqk_rot[:, H:], dkp, dkc_all[:, :, P:])
-        dqkv = torch.empty_like(qkv)  # (Mt, (H + 2 KV) D)
+        dqkv = torch.empty(qkv.shape, dtype=dtype, device=device)  # (Mt, (H + 2 KV) D)
         dqk = dqkv[:, : (H + KV) * D].view(-1, H + KV, D)
         to_tokens(dqkv[:, (H + KV) * D :].view(-1, KV, D), dvp, dvc_all[:, :, P:])
         if w.q_norm is None:
             _rope_backward(dqk_rot, cos, sin, out=dqk)
         else:
             dqk_n = _rope_backward(dqk_rot, cos, sin, out=torch.empty_like(dqk_rot))
-            dq, dqn = _rms_backward(dqk_n[:, :H], q_raw, w.q_norm, w.eps_qk)
-            dk, dkn = _rms_backward(dqk_n[:, H:], k_raw, w.k_norm, w.eps_qk)
+            dq, dqn = _rms_backward(dqk_n[:, :H], q_raw.to(dtype), w.q_norm, w.eps_qk)
+            dk, dkn = _rms_backward(dqk_n[:, H:], k_raw.to(dtype), w.k_norm, w.eps_qk)
             dqk[:, :H], dqk[:, H:] = dq, dk
             add(a.q_norm.weight, dqn)
             add(a.k_norm.weight, dkn)
-        h1 = rms_norm(x, w.n1, w.eps1)
-        dwqkv = dqkv.t() @ h1  # ((H + 2 KV) D, E)
+        h1 = lo(rms_norm(x, w.n1, w.eps1))
+        dqkv_lo = lo(dqkv)
+        dwqkv = mm(dqkv_lo.t(), h1)  # ((H + 2 KV) D, E)
         add(a.q_proj.weight, dwqkv[: H * D])
         add(a.k_proj.weight, dwqkv[H * D : (H + KV) * D])
         add(a.v_proj.weight, dwqkv[(H + KV) * D :])
@@ -352,7 +380,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
             add(a.q_proj.bias, db[: H * D])
             add(a.k_proj.bias, db[H * D : (H + KV) * D])
             add(a.v_proj.bias, db[(H + KV) * D :])
-        dh1, dn1 = _rms_backward(dqkv @ w.wqkv, x, w.n1, w.eps1)
+        dh1, dn1 = _rms_backward(mm(dqkv_lo, w.wqkv), x, w.n1, w.eps1)
         add(layer.input_layernorm.weight, dn1)
         dx = dx2 + dh1
 

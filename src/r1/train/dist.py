@@ -62,6 +62,9 @@ def _worker(rank: int, workers: int, rendezvous: str, error_dir: str, fn: Callab
                             timeout=TIMEOUT)
     try:
         fn(*args)
+        # Both workers leave together: one that tears its connections down while the other still uses them can
+        # abort the other process at exit (gloo: "terminate called without an active exception").
+        dist.barrier()
     except R1Error as e:  # a one-line error: handed to the parent, which raises it as its own
         Path(error_dir, f"rank{rank}").write_text(str(e))
         raise SystemExit(2) from None

@@ -53,6 +53,7 @@ from r1.train.common import (
     keep_freed_memory,
     make_progress,
     prepare_run_dir,
+    warn_if_bf16_is_slow,
     seed_everything,
 )
 from r1.train import dist
@@ -160,6 +161,7 @@ class GRPOTrainer:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
         self.dtype = resolve_dtype(c.model.dtype)
+        warn_if_bf16_is_slow(self.device, self.dtype)
         if c.run.keep_freed_memory and self.device.type == "cpu":
             keep_freed_memory()
         dist.init_from_env(self.device)
@@ -324,13 +326,14 @@ class GRPOTrainer:
     def records_rollout(self, rows: int, longest_prompt: int) -> bool:
         """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
         pass will differentiate the very policy that samples (μ = 1, one minibatch: one optimizer step, after
-        the rollout), through the lean forward in fp32, and the record is no larger than ``grpo.replay_max_tokens``."""
+        the rollout), through the lean forward in fp32 or bf16 autocast, and the record is no larger than
+        ``grpo.replay_max_tokens``."""
         c = self.cfg
         return (
             c.grpo.replay_rollout
             and c.grpo.mu == 1
             and c.grpo.num_minibatches == 1
-            and self.dtype == torch.float32
+            and self.dtype in (torch.float32, torch.bfloat16)
             and isinstance(self.engine, NativeEngine)
             and self.engine.fast is not None
             and rows * (longest_prompt + c.rollout.max_new_tokens)

@@ -33,6 +33,7 @@ from r1.train.common import (
     keep_freed_memory,
     make_progress,
     prepare_run_dir,
+    warn_if_bf16_is_slow,
     seed_everything,
 )
 from r1.train.metrics import MetricsLogger
@@ -160,6 +161,7 @@ class SFTTrainer:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
         self.dtype = resolve_dtype(c.model.dtype)
+        warn_if_bf16_is_slow(self.device, self.dtype)
         if c.run.keep_freed_memory and self.device.type == "cpu":
             keep_freed_memory()
         ckpt = None
