@@ -19,7 +19,8 @@ implementations):
 
 ``N`` is the parameter count with the tied embedding counted once (it is the LM head's matmul; the lookup is free).
 Attention score FLOPs are left out (sequences here are ≤ ~40 tokens, under 2% of the total). MFU = model FLOPs /
-(step time · fp32 peak), per phase and for the whole step (fp32 is the benchmarks' dtype).
+(step time · peak), per phase and for the whole step, against the fp32 peak (the benchmarks' dtype), or with
+``--dtype bf16`` (the steps under bf16 autocast) against the bf16 peak, the floor's products then in bf16.
 
 Floor: the time of the step's matrix products alone (``step_gemms``: the shapes r1 runs, forward and backward), each
 timed back to back (``gemm_floor``: the better of all threads on one product, or one thread per product with the
@@ -120,7 +121,7 @@ def _best_time(a, b, repeats: int, inner: int) -> float:
     return best
 
 
-def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3) -> float:
+def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3, dtype=None) -> float:
     """Seconds the products take run alone, back to back, each shape at its best of ``repeats`` timed loops.
 
     Each shape counts at the better of: all torch threads on one product, or one thread per product with the
@@ -132,7 +133,7 @@ def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3) -> floa
     total = 0.0
     try:
         for (m, k, n), count in gemms.items():
-            a, b = torch.randn(m, k), torch.randn(k, n)
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
             inner = max(1, min(count, 50))
             torch.set_num_threads(threads)
             best = _best_time(a, b, repeats, inner)
@@ -145,10 +146,13 @@ def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3) -> floa
     return total
 
 
-def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float) -> dict:
-    """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum``."""
+def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float, dtype: str = "fp32") -> dict:
+    """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum`` (``dtype``: ``model.dtype``)."""
+    import torch
+
     trainer = common.build_r1_trainer(
-        common.save_preset(preset, Path(tempfile.mkdtemp(prefix="flops_model_")) / preset), steps, threads
+        common.save_preset(preset, Path(tempfile.mkdtemp(prefix="flops_model_")) / preset), steps, threads,
+        extra=(f"model.dtype={dtype}",),
     )
     N = sum(p.numel() for p in trainer.model.parameters())  # shared (tied) tensors are yielded once
     rows = common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT
@@ -168,7 +172,8 @@ def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float) ->
     timed = per_step[warmup:]
     out = {"params": N, "prompt_len": prompt_len}
     gemms = step_gemms(trainer.model.config, common.PROMPTS_PER_STEP, rows, prompt_len, common.MAX_NEW_TOKENS)
-    out["floor_s"] = {k: gemm_floor(v) for k, v in gemms.items()}
+    mm_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    out["floor_s"] = {k: gemm_floor(v, dtype=mm_dtype) for k, v in gemms.items()}
     out["floor_s"]["step"] = sum(out["floor_s"].values())
     for k in ("rollout", "ref", "train", "step"):
         t = common.median([s[k][1] for s in timed])
@@ -185,6 +190,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--matmul-sizes", default="512,1024,2048")
     ap.add_argument("--matmul-repeats", type=int, default=3)
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                    help="the steps' model.dtype (bf16: autocast); MFU and the floor are then bf16's")
     args = ap.parse_args()
     if args.steps <= args.warmup:
         raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
@@ -201,15 +208,15 @@ def main() -> None:
         print(f"matmul peak {name}: {rate / 1e9:.1f} GFLOP/s (n = {n})")
     results = {}
     for preset in [p for p in args.presets.split(",") if p]:
-        results[preset] = step_mfu(preset, args.steps, args.warmup, args.threads, peaks["fp32"])
+        results[preset] = step_mfu(preset, args.steps, args.warmup, args.threads, peaks[args.dtype], args.dtype)
     # A shared machine's speed drifts: measure the peak again after the steps and keep the higher one, so MFU is
     # never flattered by a peak measured in a slow moment.
-    again, n = matmul_peak(torch.float32, sizes, args.matmul_repeats)
-    print(f"matmul peak fp32 after the steps: {again / 1e9:.1f} GFLOP/s (n = {n}); MFU uses the higher")
-    peak = max(peaks["fp32"], again)
+    again, n = matmul_peak(torch.bfloat16 if args.dtype == "bf16" else torch.float32, sizes, args.matmul_repeats)
+    print(f"matmul peak {args.dtype} after the steps: {again / 1e9:.1f} GFLOP/s (n = {n}); MFU uses the higher")
+    peak = max(peaks[args.dtype], again)
     for preset, r in results.items():
         print(f"\n{preset} ({common.PRESETS.get(preset, preset)}): {r['params'] / 1e6:.2f} M params, "
-              f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, fp32")
+              f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, {args.dtype}")
         print(f"{'phase':<9}{'s':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'MFU':>8}{'floor s':>9}{'of floor':>10}")
         for k in ("rollout", "ref", "train", "step"):
             p = r[k]

@@ -34,11 +34,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc", "r1_bf16", "trl_bf16")
+SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc", "r1_bf16", "trl_bf16", "trl_bf16_no_gc")
 """``r1``: one process with all threads; ``r1_2w``: two data-parallel r1 workers (``run.workers=2``) with half
 the threads each; ``trl``: TRL defaults (gradient checkpointing on) in fp32; ``trl_no_gc``: gradient checkpointing
 off. The bf16 pair, both sides in bf16 mixed precision (fp32 weights and optimizer state, matmuls in bf16):
-``r1_bf16`` (``model.dtype=bf16``) and ``trl_bf16`` (``bf16=True``, TRL's own default, gradient checkpointing on).
+``r1_bf16`` (``model.dtype=bf16``) and ``trl_bf16`` (``bf16=True``, TRL's own default, gradient checkpointing on),
+``trl_bf16_no_gc`` (gradient checkpointing off).
 The default ``--settings`` leave it out; it pays only on CPUs with bf16 matmul units (AMX, AVX512-BF16)."""
 
 DEFAULT_SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
@@ -49,6 +50,7 @@ PAIRS = (
     ("r1_2w", "trl", "r1 2 workers", "TRL", "TRL defaults, gradient checkpointing on"),
     ("r1_2w", "trl_no_gc", "r1 2 workers", "TRL", "gradient checkpointing off"),
     ("r1_bf16", "trl_bf16", "r1 bf16", "TRL", "bf16 on both sides, TRL defaults otherwise"),
+    ("r1_bf16", "trl_bf16_no_gc", "r1 bf16", "TRL", "bf16 on both sides, gradient checkpointing off"),
     ("r1", "r1@base", "r1", "the baseline r1", "fp32"),
     ("r1_bf16", "r1_bf16@base", "r1 bf16", "the baseline r1", "bf16"),
 )
@@ -216,7 +218,7 @@ def worker(args) -> None:
     else:
         trl_gc = args.worker in ("trl", "trl_bf16")
         res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc, gate=Gate(args.gate),
-                      bf16=args.worker == "trl_bf16")
+                      bf16=args.worker.startswith("trl_bf16"))
     res.setdefault("peak_rss_mib", common.peak_rss_mib())
     res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
     print("BENCH_JSON " + json.dumps(res), flush=True)

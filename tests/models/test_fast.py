@@ -188,8 +188,10 @@ def test_bf16_autocast_decode_matches_transformers_under_autocast(arch, extra):
         w = fast.weights()
         assert w[0].wqkv.dtype == w[0].wd.dtype == w.head.dtype == torch.bfloat16 and w[0].n1.dtype == torch.float32
         plain = _decode(fast, prompts, new, w)
-        packed = _decode(fast, prompts, new, pack_weights(fast.weights(), rows=3))
-    assert w[0].packed is None  # pack_weights packs the copies it is given, nothing else
+        packed = _decode(fast, prompts, new, pack_weights(w, rows=3))
+    assert (w[0].packed is not None) == can_pack(w)  # a CPU with oneDNN: packed in place, and used
+    if w[0].packed is not None:
+        assert w[0].packed["qkv"].layout == torch._mkldnn
     err_bf16 = err_ref = 0.0
     for t, (a, b) in enumerate(zip(plain, packed)):
         torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
@@ -201,9 +203,6 @@ def test_bf16_autocast_decode_matches_transformers_under_autocast(arch, extra):
     # With autograd the weights stay the parameters' float32 (autocast casts them per product, differentiably).
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert fast.weights()[0].wqkv.dtype == torch.float32
-    if can_pack(w):  # a CPU with oneDNN: the packed copies were used
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            assert pack_weights(fast.weights(), rows=3)[0].packed["qkv"].layout == torch._mkldnn
 
 
 def test_decode_attention_is_sdpa():
@@ -219,3 +218,26 @@ def test_decode_attention_is_sdpa():
         with torch.no_grad():
             got = fast._decode_attend(q, k, v, m)
         torch.testing.assert_close(got, want.transpose(1, 2).reshape(3, 1, 64), rtol=1e-5, atol=1e-5)
+
+
+def test_no_grad_weights_are_kept_until_a_parameter_changes():
+    """The fused copies of a frozen model (the reference) are made once; an in-place update, a new dtype under
+    autocast, or autograd give fresh ones with the current values."""
+    model = tiny("qwen2")
+    fast = FastLM(model)
+    with torch.no_grad():
+        assert fast.weights() is not fast.weights()  # a trained model's copies are not kept
+        model.requires_grad_(False)  # frozen, as the reference model is
+        first = fast.weights()
+        assert fast.weights() is first
+        model.model.layers[0].self_attn.k_proj.weight.add_(1.0)  # what an optimizer step does
+        second = fast.weights()
+        assert second is not first
+        k = model.model.layers[0].self_attn.k_proj.weight
+        H, D = fast.num_heads, fast.head_dim
+        torch.testing.assert_close(second[0].wqkv[H * D : H * D + k.shape[0]], k)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert fast.weights()[0].wqkv.dtype == torch.bfloat16
+        assert fast.weights()[0].wqkv.dtype == torch.float32
+    model.requires_grad_(True)
+    assert fast.weights()[0].wqkv.requires_grad  # under autograd: differentiable, never a kept copy

@@ -209,6 +209,8 @@ def pack_weights(weights: "Weights", rows: int) -> "Weights":
     The plain matrices stay (the replayed backward uses them); no-op where ``can_pack`` is False."""
     if not can_pack(weights):
         return weights
+    if weights.head_packed is not None:  # packed already (``FastLM.weights`` hands out its cached copies again)
+        return weights
     reorder = torch.ops.mkldnn._reorder_linear_weight
     for w in weights:
         w.packed = {k: reorder(w.mat(k), rows) for k in ("qkv", "o", "gu", "d")}
@@ -270,6 +272,7 @@ class FastLM:
         self.num_heads = cfg.num_attention_heads
         self.num_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
         self.scale = float(getattr(attn, "scaling", self.head_dim**-0.5))
+        self._cached: tuple | None = None  # (key, Weights) of the last no-grad ``weights()``
 
     # ------------------------------------------------------------------------------------------------ weights
     def weights(self) -> "Weights":
@@ -279,11 +282,24 @@ class FastLM:
         at every product: a decode of 32 tokens would otherwise cast every weight 32 times."""
         low = None
         device = self.model.model.embed_tokens.weight.device
-        if not torch.is_grad_enabled() and autocast_dtype(device) in LOW_PRECISION:
+        grad = torch.is_grad_enabled()
+        if not grad and autocast_dtype(device) in LOW_PRECISION:
             low = autocast_dtype(device)
+        key = None
+        params = list(self.model.parameters())
+        if not grad and not any(p.requires_grad for p in params):
+            # A frozen model's (the reference's) copies are made once, not at every step, and kept while its
+            # parameters are unchanged (the same tensors, no in-place update since). A trained model's are not
+            # kept: they would be stale after the next optimizer step, and hold memory meanwhile.
+            key = (low, tuple((p.data_ptr(), p._version) for p in params))
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
 
         def mat(t: torch.Tensor | None) -> torch.Tensor | None:
             return t if t is None or low is None or not t.is_floating_point() else t.to(low)
+
+        def fused(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return _cat([mat(t) for t in ts])  # cast, then one concatenation in the (smaller) low dtype
 
         out = Weights()
         head = self.model.lm_head
@@ -295,8 +311,8 @@ class FastLM:
                 _Layer(
                     n1=layer.input_layernorm.weight,
                     eps1=_eps(layer.input_layernorm),
-                    wqkv=mat(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])),
-                    bqkv=mat(_cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])),
+                    wqkv=fused([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                    bqkv=fused([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
                     q_norm=None if qn is None else qn.weight,
                     k_norm=None if kn is None else kn.weight,
                     eps_qk=_eps(qn) if qn is not None else 0.0,
@@ -304,12 +320,14 @@ class FastLM:
                     bo=mat(a.o_proj.bias),
                     n2=layer.post_attention_layernorm.weight,
                     eps2=_eps(layer.post_attention_layernorm),
-                    wgu=mat(torch.cat([m.gate_proj.weight, m.up_proj.weight])),
-                    bgu=mat(_cat([m.gate_proj.bias, m.up_proj.bias])),
+                    wgu=fused([m.gate_proj.weight, m.up_proj.weight]),
+                    bgu=fused([m.gate_proj.bias, m.up_proj.bias]),
                     wd=mat(m.down_proj.weight),
                     bd=mat(m.down_proj.bias),
                 )
             )
+        if key is not None:
+            self._cached = (key, out)
         return out
 
     def rope_table(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -144,6 +144,9 @@ def broadcast_params_(model: torch.nn.Module) -> None:
     with torch.no_grad():
         for t in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(t.data, src=0)
+            # Written behind autograd's back: count it, so what is cached by version (FastLM.weights, forward
+            # records) sees the change.
+            torch.autograd.graph.increment_version(t)
 
 
 def barrier() -> None:
