@@ -218,6 +218,9 @@ def test_decode_attention_is_sdpa():
         with torch.no_grad():
             got = fast._decode_attend(q, k, v, m)
         torch.testing.assert_close(got, want.transpose(1, 2).reshape(3, 1, 64), rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # float32 under autocast too, then back on
+        got = fast._decode_attend(q, k, v, mask)
+        assert got.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
 
 
 def test_no_grad_weights_are_kept_until_a_parameter_changes():
