@@ -354,16 +354,17 @@ class FastLM:
         else:
             q = rope(rms_norm(qkv[..., : H * D].view(R, T, H, D), w.q_norm, w.eps_qk), cos, sin)
             k = rope(rms_norm(qkv[..., H * D : (H + KV) * D].view(R, T, KV, D), w.k_norm, w.eps_qk), cos, sin)
-        if qkv.dtype in LOW_PRECISION:
-            # Mixed precision: RoPE ran in float32 (as ``transformers`` under autocast) and v joins q and k there, so
-            # the cache holds float32: the decode's attention runs in float32 (``_decode_attend``), and attention
-            # over several positions is cast by autocast as in ``transformers``.
+        if qkv.dtype in LOW_PRECISION and qkv.device.type == "cpu":
+            # Mixed precision on a CPU: RoPE ran in float32 (as ``transformers`` under autocast) and v joins q and k
+            # there, so the cache holds float32: the decode's attention runs in float32 (``_decode_attend``), and
+            # attention over several positions is cast by autocast as in ``transformers``. (On a GPU the values stay
+            # in the low dtype, as in ``transformers``: its cache memory is what bounds the batch there.)
             q, k, v = q.float(), k.float(), v.float()
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def _attend(self, q, k, v, mask):
         """q (R, H, T, D) over k/v (R, KV, S, D); ``mask`` (R, 1, T, S) bool or None (every key visible)."""
-        if q.shape[2] == 1 and not torch.is_grad_enabled():
+        if q.shape[2] == 1 and q.device.type == "cpu" and not torch.is_grad_enabled():
             return self._decode_attend(q, k, v, mask)
         o = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.num_heads != self.num_kv_heads
@@ -371,7 +372,8 @@ class FastLM:
         return o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)  # (R, T, H D)
 
     def _decode_attend(self, q, k, v, mask):
-        """``_attend`` for one query position (a decode step): two batched products and a softmax, in float32.
+        """``_attend`` for one query position (a decode step) on a CPU: two batched products and a softmax, in the
+        inputs' dtype (float32 under CPU autocast: ``_split_qkv``), with autocast off.
 
         Why not ``scaled_dot_product_attention``: its CPU kernel tiles for long queries; for one query per row it
         took 221 µs where this takes 144 (float32, 64 rows × 4 heads over 38 keys, 2 threads), and 451 µs in
