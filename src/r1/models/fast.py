@@ -287,10 +287,11 @@ class FastLM:
             low = autocast_dtype(device)
         key = None
         params = list(self.model.parameters())
-        if not grad and not any(p.requires_grad for p in params):
+        if not grad and device.type == "cpu" and not any(p.requires_grad for p in params):
             # A frozen model's (the reference's) copies are made once, not at every step, and kept while its
             # parameters are unchanged (the same tensors, no in-place update since). A trained model's are not
-            # kept: they would be stale after the next optimizer step, and hold memory meanwhile.
+            # kept: they would be stale after the next optimizer step, and hold memory meanwhile. On a GPU neither:
+            # the copies are cheap to make there, and memory is what bounds a run.
             key = (low, tuple((p.data_ptr(), p._version) for p in params))
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
