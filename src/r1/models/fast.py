@@ -13,6 +13,11 @@ N = U·G completions attending to their prompt's keys/values (gradients from the
 pass), and returns logits only at the positions that predict completion tokens. The plain alternative runs
 N·(prompt + completion) tokens; this runs U·prompt + N·(completion − 1).
 
+Mixed precision (``model.dtype=bf16``: autocast over fp32 parameters): without autograd, ``weights`` casts the
+matrices once per pass instead of autocast casting them at every product (its cache skips the fused copies), and the
+rollout packs them into oneDNN's blocked layout (``pack_weights``); on a CPU, RoPE, the KV cache and the decode's
+attention stay float32 (``_decode_attend``). Checked against ``transformers`` under the same autocast.
+
 Scope: ``model_type`` llama, qwen2, qwen3, mistral with full attention everywhere, SiLU MLPs, and a RoPE that does
 not depend on the sequence length (default, linear, llama3, yarn; not dynamic NTK or longrope). ``unsupported_reason``
 says why another model is not covered, and callers fall back to the ``transformers`` forward.
