@@ -192,6 +192,8 @@ def decontaminate_file(
     from r1.tasks.benchmarks import BENCHMARKS
     from r1.train.common import console
 
+    if not Path(train_path).expanduser().is_file():  # before the benchmarks load: a typo fails at once
+        raise R1Error(f"data file not found: {Path(train_path).expanduser()}")
     report = decontaminate(
         train_path,
         load_benchmarks(benchmark_names or list(BENCHMARKS)),

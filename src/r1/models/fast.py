@@ -285,11 +285,9 @@ class FastLM:
         (gradients reach the model's parameters); under ``no_grad`` they are plain copies of the current values, and
         under autocast the matrices are cast once here to autocast's dtype (norm weights stay float32), rather than
         at every product: a decode of 32 tokens would otherwise cast every weight 32 times."""
-        low = None
         device = self.model.model.embed_tokens.weight.device
         grad = torch.is_grad_enabled()
-        if not grad and autocast_dtype(device) in LOW_PRECISION:
-            low = autocast_dtype(device)
+        low = None if grad or autocast_dtype(device) not in LOW_PRECISION else autocast_dtype(device)
         key = None
         params = list(self.model.parameters())
         if not grad and device.type == "cpu" and not any(p.requires_grad for p in params):

@@ -98,14 +98,13 @@ class ForwardRecord:
         if self._slot_rows is None:
             comp.copy_(value)
         else:
-            comp.index_copy_(0, self._slot_rows, value.to(comp.dtype))
+            comp.index_copy_(0, self._slot_rows, value)
 
     def put(self, kind: str, layer: int, value: Tensor) -> None:
         """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F)."""
         buf = self.buffers[kind][layer]  # (M, F)
         UP = self.U * self.P
-        if value.dtype != buf.dtype:  # the attention output, float32, recorded as the o-projection takes it
-            value = value.to(buf.dtype)
+        value = value.to(buf.dtype)  # a no-op but for a product's input recorded in the low dtype
         if self._t == 0:
             buf[:UP].copy_(value.reshape(UP, -1))
         else:
@@ -256,8 +255,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
 
     grads: dict[int, Tensor] = {}
     # Mixed precision (a rollout under bf16 autocast: its matrices were cast once, ``FastLM.weights``): every product
-    # takes its operands in that dtype, as autocast's backward would, and gives float32 back; the elementwise work
-    # and the attention backward stay float32 (the recorded activations are float32 copies).
+    # takes its operands in that dtype, as autocast's backward would, and gives float32 back; the SwiGLU backward
+    # runs in it too (gate/up are recorded in it), norms, RoPE and the attention backward in float32.
     low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else None
 
     def lo(t: Tensor) -> Tensor:
@@ -285,8 +284,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     add(head.weight, mm(dlog.t(), hL))
     if head.bias is not None:
         add(head.bias, dlog.sum(0))
-    w_head = getattr(weights, "head", head.weight).detach()  # the matrix the forward multiplied by
-    dx, dnorm = _rms_backward(mm(dlog, w_head), xL, norm.weight.detach(), _eps(norm))
+    # weights.head: the matrix the forward multiplied by (the bf16 copy under mixed precision)
+    dx, dnorm = _rms_backward(mm(dlog, weights.head.detach()), xL, norm.weight.detach(), _eps(norm))
     add(norm.weight, dnorm)
 
     layers = model.model.layers
@@ -314,10 +313,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         if w.bgu is not None:
             add(m.gate_proj.bias, dgate.sum(0, dtype=dtype))
             add(m.up_proj.bias, dup.sum(0, dtype=dtype))
-        if low is None:
-            dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:])  # (Mt, E)
-        else:
-            dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:]).to(dtype)
+        dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:]).to(dtype)  # (Mt, E)
         dh2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2)
         add(layer.post_attention_layernorm.weight, dn2)
         dx2 = dx + dh2

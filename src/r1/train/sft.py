@@ -33,8 +33,8 @@ from r1.train.common import (
     keep_freed_memory,
     make_progress,
     prepare_run_dir,
-    warn_if_bf16_is_slow,
     seed_everything,
+    warn_if_bf16_is_slow,
 )
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import build_optimizer, build_scheduler
