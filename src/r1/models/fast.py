@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from r1.models import kernels
+
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
 
@@ -74,9 +76,30 @@ def _eps(norm) -> float:
     return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
 
 
+USE_KERNELS = True
+"""Whether the fused float32 CPU kernels (``r1.models.kernels``) may run (tests switch them off to compare)."""
+
+
+def fused_kernels(*tensors: torch.Tensor):
+    """``torch.ops.r1`` when the fused kernels apply to ``tensors`` (contiguous float32 on a CPU, no autograd
+    through them, the kernels built), else None: the caller then runs its PyTorch code, the kernels' reference."""
+    if not USE_KERNELS:
+        return None
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
+            return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    return kernels.ops()
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """HF's Llama RMSNorm: normalise in float32, cast back, then scale (``F.rms_norm`` in float32, one kernel)."""
+    """HF's Llama RMSNorm: normalise in float32, cast back, then scale (``F.rms_norm`` in float32, one kernel; on
+    a CPU without autograd, r1's one-pass kernel)."""
     if x.dtype == torch.float32 and weight.dtype == torch.float32:
+        k = fused_kernels(x, weight)
+        if k is not None:
+            return k.rms_norm(x, weight, eps)
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
     h = x.float()
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
@@ -120,6 +143,15 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     ):
         return _ONEDNN(x, w, b, "none", [], "")
     return F.linear(x, w, b)
+
+
+def silu_mul(gu: torch.Tensor) -> torch.Tensor:
+    """(…, 2 I) [gate | up] → silu(gate) · up (…, I): the SwiGLU."""
+    k = fused_kernels(gu)
+    if k is not None:
+        return k.silu_mul(gu)
+    gate, up = gu.chunk(2, dim=-1)
+    return F.silu(gate) * up
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -255,6 +287,19 @@ class FastCache:
         self.keys[layer] = append_kv(self.keys[layer], self.length, k, capacity)
         self.values[layer] = append_kv(self.values[layer], self.length, v, capacity)
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def reserve(self, layer: int, rows: int, heads: int, dim: int, new: int, capacity: int):
+        """(R, KV, C, D) float32 key and value buffers of ``layer`` with room for ``new`` more positions (grown or
+        made here), for a kernel that writes them in place; ``length`` is not advanced."""
+        end = self.length + new
+        for bufs in (self.keys, self.values):
+            buf = bufs[layer]
+            if buf is None or end > buf.shape[2] or buf.dtype != torch.float32 or not buf.is_contiguous():
+                grown = torch.empty((rows, heads, max(end, capacity), dim), dtype=torch.float32)
+                if buf is not None:
+                    grown[:, :, : self.length] = buf[:, :, : self.length]
+                bufs[layer] = grown
+        return self.keys[layer], self.values[layer]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep (and reorder / repeat) rows: the same call as ``transformers.DynamicCache``."""
@@ -399,10 +444,32 @@ class FastLM:
                 torch.set_autocast_enabled(device, True)
         return o.reshape(R, 1, H * D)
 
+    def _fused_decode(self, T: int, weights: "Weights", x: torch.Tensor, cos: torch.Tensor):
+        """``(torch.ops.r1, an empty key mask)`` when a decode step's attention can run as r1's fused kernel (one
+        new position, float32 on a CPU, no autograd, no q/k norms), else None."""
+        if T != 1 or weights[0].q_norm is not None or weights[0].wqkv.dtype != torch.float32:
+            return None
+        if torch.is_grad_enabled() and weights[0].wqkv.requires_grad:
+            return None
+        k = fused_kernels(x, cos)
+        if k is None:
+            return None
+        return k, torch.empty(0, dtype=torch.bool)
+
+    def _decode_attention(self, k, layer: int, qkv, cos, sin, cache: "FastCache", capacity: int, key_mask):
+        """One decode step's RoPE, KV-cache write and attention (``_split_qkv`` + ``FastCache.write`` +
+        ``_decode_attend``, their reference) in r1's fused kernel: (R, 1, (H + 2 KV) D) → (R, 1, H D)."""
+        R = qkv.shape[0]
+        kbuf, vbuf = cache.reserve(layer, R, self.num_kv_heads, self.head_dim, 1, capacity)
+        o = k.decode_attention(
+            qkv, cos, sin, kbuf, vbuf, cache.length, key_mask, self.num_heads, self.num_kv_heads, self.scale
+        )
+        return o.view(R, 1, -1)
+
     def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         x = x + linear(attn_out, w.mat("o"), w.bo)
-        gate, up = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu).chunk(2, dim=-1)
-        return x + linear(F.silu(gate) * up, w.mat("d"), w.bd)
+        gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)
+        return x + linear(silu_mul(gu), w.mat("d"), w.bd)
 
     def _logits(self, x: torch.Tensor, weights: "Weights | None" = None) -> torch.Tensor:
         norm, head = self.model.model.norm, self.model.lm_head
@@ -448,8 +515,17 @@ class FastLM:
             attn_mask = keys
         x = F.embedding(ids, self.model.model.embed_tokens.weight)  # (R, T, E)
         cos, sin = self.rope_table(positions, x.dtype)  # (R, T, 1, D)
+        fused = self._fused_decode(T, weights, x, cos)
+        if fused is not None:
+            cos, sin = cos.reshape(R, -1), sin.reshape(R, -1)  # (R, D)
+            key_mask = mask.bool().contiguous() if cache.masked else fused[1]
         for i, w in enumerate(weights):
             if record is None:
+                if fused is not None:
+                    qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)
+                    o = self._decode_attention(fused[0], i, qkv, cos, sin, cache, capacity, key_mask)
+                    x = self._finish_layer(w, x, o)
+                    continue
                 q, k, v = self._qkv(w, x, cos, sin)
                 k_all, v_all = cache.write(i, k, v, capacity)
                 x = self._finish_layer(w, x, self._attend(q, k_all, v_all, attn_mask))
@@ -458,9 +534,12 @@ class FastLM:
             record.put("x", i, x)
             qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)  # (R, T, (H + 2 KV) D)
             record.put("qkv", i, qkv)
-            q, k, v = self._split_qkv(w, qkv, cos, sin)
-            k_all, v_all = cache.write(i, k, v, capacity)
-            o = self._attend(q, k_all, v_all, attn_mask)  # (R, T, H D)
+            if fused is not None:
+                o = self._decode_attention(fused[0], i, qkv, cos, sin, cache, capacity, key_mask)
+            else:
+                q, k, v = self._split_qkv(w, qkv, cos, sin)
+                k_all, v_all = cache.write(i, k, v, capacity)
+                o = self._attend(q, k_all, v_all, attn_mask)  # (R, T, H D)
             if w.wo.dtype in LOW_PRECISION:
                 o = o.to(w.wo.dtype)  # cast once, for the record and the product
             record.put("o", i, o)
@@ -468,8 +547,7 @@ class FastLM:
             record.put("x2", i, x)
             gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)  # (R, T, 2 I)
             record.put("gu", i, gu)
-            gate, up = gu.chunk(2, dim=-1)
-            x = x + linear(F.silu(gate) * up, w.mat("d"), w.bd)
+            x = x + linear(silu_mul(gu), w.mat("d"), w.bd)
         cache.length = past + T
         if record is not None:
             record.put("x", len(weights), x)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, rms_norm, shared_prompt_layout
+from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, fused_kernels, rms_norm, shared_prompt_layout
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -175,7 +175,11 @@ class _Replay(torch.autograd.Function):
 
 # ---------------------------------------------------------------------------------------------- the backward
 def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims)."""
+    """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims).
+    (Contiguous float32 on a CPU: r1's one-pass kernel, ``r1.models.kernels``; this code is its reference.)"""
+    k = fused_kernels(dy, x, weight.detach())
+    if k is not None:
+        return k.rms_norm_backward(dy, x, weight.detach(), eps)
     r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     xh = x * r
     dxh = dy * weight
@@ -297,16 +301,21 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         # MLP: x3 = x2 + down(silu(gate) * up), gate/up = gu(norm2(x2))
         # Under mixed precision the SwiGLU and its backward run in the low dtype, as autocast's forward and
         # backward do (gate/up are recorded in it): half the memory traffic of float32, no casts before products.
-        gate, up = gu[:, :I], gu[:, I:]
-        silu = F.silu(gate)
         dx_lo = lo(dx)
-        add(m.down_proj.weight, mm(dx_lo.t(), silu * up))
+        dmid = dx_lo @ w.wd  # (Mt, I)
+        k = fused_kernels(gu, dmid)
+        if k is not None:  # float32 on a CPU: r1's one-pass SwiGLU forward + backward (the code below: reference)
+            h, dgate, dup = k.swiglu_backward(gu, dmid)
+        else:
+            gate, up = gu[:, :I], gu[:, I:]
+            silu = F.silu(gate)
+            h = silu * up
+            # Gate and up apart (contiguous, no (Mt, 2I) matrix written column-half by column-half).
+            dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (Mt, I)
+            dup = dmid * silu
+        add(m.down_proj.weight, mm(dx_lo.t(), h))
         if w.bd is not None:
             add(m.down_proj.bias, dx.sum(0))
-        dmid = dx_lo @ w.wd  # (Mt, I)
-        # Gate and up apart (contiguous, no (Mt, 2I) matrix written column-half by column-half).
-        dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (Mt, I)
-        dup = dmid * silu
         h2 = lo(rms_norm(x2, w.n2, w.eps2))
         add(m.gate_proj.weight, mm(dgate.t(), h2))
         add(m.up_proj.weight, mm(dup.t(), h2))

@@ -1,0 +1,316 @@
+// Fused float32 CPU kernels for r1's lean forward (r1/models/fast.py) and replayed backward (r1/models/replay.py).
+//
+// Why by hand: on a CPU the non-matmul parts of a small model's GRPO step are hundreds of tiny ATen operators
+// (a decode step's RoPE, KV-cache write and single-query attention are ~15 of them per layer; an RMSNorm backward
+// 13 passes over its input), each paying dispatch and a trip through memory. Here each is one pass. Every kernel
+// has its plain-PyTorch reference in fast.py / replay.py (the path taken when this library is not built), and
+// tests/models/test_kernels.py checks one against the other.
+//
+// Built on first use by r1/models/kernels.py (torch.utils.cpp_extension, -O3 -march=native); operators in the
+// `r1` namespace: torch.ops.r1.<name>.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace {
+
+// exp(x), Cephes' single-precision polynomial (~1-2 ulp on [-87, 88]); branch-free so that loops calling it
+// vectorise (glibc's expf does not without -ffast-math). The clamp is written as two selects: with std::min/max
+// GCC 12 emits a NaN-preserving masked sequence that ran ~10x slower here.
+inline float exp_approx(float x) {
+  x = x > 88.0f ? 88.0f : x;
+  x = x < -87.0f ? -87.0f : x;
+  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float z = r * r;
+  float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+             1.6666665459e-1f) * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+void check_f32(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "r1 kernels: ", name, " must be on the CPU");
+  TORCH_CHECK(t.scalar_type() == at::kFloat, "r1 kernels: ", name, " must be float32, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), "r1 kernels: ", name, " must be contiguous");
+}
+
+// ------------------------------------------------------------------------------------------------- SwiGLU
+// gu (..., 2I) = [gate | up] → silu(gate) * up (..., I)
+at::Tensor silu_mul(const at::Tensor& gu) {
+  check_f32(gu, "gu");
+  const int64_t I = gu.size(-1) / 2;
+  TORCH_CHECK(gu.size(-1) == 2 * I, "r1 kernels: silu_mul needs an even last dimension");
+  const int64_t M = I ? gu.numel() / (2 * I) : 0;
+  auto sizes = gu.sizes().vec();
+  sizes.back() = I;
+  auto out = at::empty(sizes, gu.options());
+  const float* src = gu.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, M, std::max<int64_t>(1, 16384 / std::max<int64_t>(I, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* g = src + r * 2 * I;
+      const float* u = g + I;
+      float* y = dst + r * I;
+#pragma omp simd
+      for (int64_t j = 0; j < I; ++j) y[j] = g[j] * u[j] / (1.0f + exp_approx(-g[j]));
+    }
+  });
+  return out;
+}
+
+// The SwiGLU's forward output and backward in one pass: gu (M, 2I), dh (M, I) the gradient of h = silu(gate)*up →
+// (h, dgate, dup), each (M, I).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& gu, const at::Tensor& dh) {
+  check_f32(gu, "gu");
+  check_f32(dh, "dh");
+  const int64_t I = gu.size(-1) / 2;
+  const int64_t M = I ? gu.numel() / (2 * I) : 0;
+  TORCH_CHECK(dh.numel() == M * I, "r1 kernels: swiglu_backward: dh holds ", dh.numel(), " values, expected ",
+              M * I);
+  auto h = at::empty({M, I}, gu.options());
+  auto dgate = at::empty({M, I}, gu.options());
+  auto dup = at::empty({M, I}, gu.options());
+  const float* src = gu.data_ptr<float>();
+  const float* dsrc = dh.data_ptr<float>();
+  float *ph = h.data_ptr<float>(), *pg = dgate.data_ptr<float>(), *pu = dup.data_ptr<float>();
+  at::parallel_for(0, M, std::max<int64_t>(1, 8192 / std::max<int64_t>(I, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* g = src + r * 2 * I;
+      const float* u = g + I;
+      const float* d = dsrc + r * I;
+      float *yh = ph + r * I, *yg = pg + r * I, *yu = pu + r * I;
+#pragma omp simd
+      for (int64_t j = 0; j < I; ++j) {
+        float s = 1.0f / (1.0f + exp_approx(-g[j]));
+        float silu = g[j] * s;
+        yh[j] = silu * u[j];
+        yu[j] = d[j] * silu;
+        yg[j] = d[j] * u[j] * (s * (1.0f + g[j] * (1.0f - s)));  // as aten::silu_backward
+      }
+    }
+  });
+  return {h, dgate, dup};
+}
+
+// ------------------------------------------------------------------------------------------------- RMSNorm
+// HF's Llama RMSNorm in float32: x * rsqrt(mean(x²) + eps) * w over the last dim.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  check_f32(x, "x");
+  check_f32(w, "weight");
+  const int64_t E = x.size(-1);
+  TORCH_CHECK(w.numel() == E, "r1 kernels: rms_norm: weight has ", w.numel(), " values, x's last dim is ", E);
+  const int64_t M = E ? x.numel() / E : 0;
+  auto out = at::empty_like(x);
+  const float *px = x.data_ptr<float>(), *pw = w.data_ptr<float>();
+  float* py = out.data_ptr<float>();
+  const float feps = static_cast<float>(eps);
+  at::parallel_for(0, M, std::max<int64_t>(1, 16384 / std::max<int64_t>(E, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = px + r * E;
+      float* yr = py + r * E;
+      float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+      for (int64_t j = 0; j < E; ++j) ss += xr[j] * xr[j];
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(E) + feps);
+#pragma omp simd
+      for (int64_t j = 0; j < E; ++j) yr[j] = pw[j] * (xr[j] * inv);
+    }
+  });
+  return out;
+}
+
+// Backward of rms_norm: dy, x (M, E), w (E) → dx (M, E), dw (E) summed over the rows.
+std::tuple<at::Tensor, at::Tensor> rms_norm_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& w,
+                                                     double eps) {
+  check_f32(dy, "dy");
+  check_f32(x, "x");
+  check_f32(w, "weight");
+  const int64_t E = x.size(-1);
+  const int64_t M = E ? x.numel() / E : 0;
+  TORCH_CHECK(dy.numel() == x.numel() && w.numel() == E, "r1 kernels: rms_norm_backward: mismatched sizes");
+  auto dx = at::empty_like(x);
+  // dw: one partial sum per chunk of rows (a fixed split, so the sum does not depend on scheduling), added below.
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(M, at::get_num_threads()));
+  auto partial = at::zeros({chunks, E}, x.options());
+  const float *pdy = dy.data_ptr<float>(), *px = x.data_ptr<float>(), *pw = w.data_ptr<float>();
+  float *pdx = dx.data_ptr<float>(), *pp = partial.data_ptr<float>();
+  const float feps = static_cast<float>(eps);
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      float* dwc = pp + c * E;
+      const int64_t r0 = M * c / chunks, r1 = M * (c + 1) / chunks;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float *xr = px + r * E, *dyr = pdy + r * E;
+        float* dxr = pdx + r * E;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t j = 0; j < E; ++j) ss += xr[j] * xr[j];
+        const float inv = 1.0f / std::sqrt(ss / static_cast<float>(E) + feps);
+        float dot = 0.0f;  // sum_j dxh_j * xh_j, dxh = dy * w, xh = x * inv
+#pragma omp simd reduction(+ : dot)
+        for (int64_t j = 0; j < E; ++j) dot += dyr[j] * pw[j] * (xr[j] * inv);
+        const float mean_dot = dot / static_cast<float>(E);
+#pragma omp simd
+        for (int64_t j = 0; j < E; ++j) {
+          const float xh = xr[j] * inv;
+          dxr[j] = inv * (dyr[j] * pw[j] - xh * mean_dot);
+          dwc[j] += dyr[j] * xh;
+        }
+      }
+    }
+  });
+  return {dx, chunks == 1 ? partial[0] : partial.sum(0)};
+}
+
+// ------------------------------------------------------------------------------------------------- decode attention
+// One query head over S keys: p = softmax(scale · q·k_t) (masked keys get 0), o = Σ p_t v_t. DD > 0: the head
+// dimension as a compile-time constant (the dot products unrolled, o kept in registers); DD = 0: any D.
+template <int DD>
+inline void attend_head(const float* q, const float* kb, const float* vb, int64_t S, int64_t Drt, const bool* mr,
+                        float scale, float* p, float* o) {
+  const int64_t D = DD > 0 ? DD : Drt;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < S; ++t) {
+    const float* kt = kb + t * D;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < D; ++j) dot += q[j] * kt[j];
+    p[t] = dot * scale;
+    if (!mr || mr[t]) mx = std::max(mx, p[t]);
+  }
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t t = 0; t < S; ++t) {
+    const float e = exp_approx(p[t] - mx);
+    p[t] = (mr && !mr[t]) ? 0.0f : e;
+    sum += p[t];
+  }
+  const float inv = 1.0f / sum;
+  if constexpr (DD > 0) {
+    float acc[DD] = {};
+    for (int64_t t = 0; t < S; ++t) {
+      const float pt = p[t];
+      const float* vt = vb + t * DD;
+#pragma omp simd
+      for (int64_t j = 0; j < DD; ++j) acc[j] += pt * vt[j];
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < DD; ++j) o[j] = acc[j] * inv;
+  } else {
+    std::fill(o, o + D, 0.0f);
+    for (int64_t t = 0; t < S; ++t) {
+      const float pt = p[t] * inv;
+      const float* vt = vb + t * D;
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) o[j] += pt * vt[j];
+    }
+  }
+}
+
+// One decode step's attention block after the q/k/v projection, for every row at once:
+//   qkv (R, (H + 2 KV) D) pre-RoPE projections; cos, sin (R, D) this position's RoPE table;
+//   kcache, vcache (R, KV, C, D) with C > length: RoPE'd k and v are written at [length];
+//   mask (R, S) bool, S = length + 1, or an empty tensor (every key visible); scale the softmax scale.
+// Returns o (R, H D): softmax(scale · q·k) · v over the S keys, query head h reading KV head h / (H / KV).
+at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, at::Tensor kcache,
+                            at::Tensor vcache, int64_t length, const at::Tensor& mask, int64_t H, int64_t KV,
+                            double scale) {
+  check_f32(qkv, "qkv");
+  check_f32(cos, "cos");
+  check_f32(sin, "sin");
+  check_f32(kcache, "kcache");
+  check_f32(vcache, "vcache");
+  TORCH_CHECK(kcache.dim() == 4 && kcache.sizes() == vcache.sizes(), "r1 kernels: kcache/vcache must be (R, KV, C, D)");
+  const int64_t R = kcache.size(0), C = kcache.size(2), D = kcache.size(3);
+  TORCH_CHECK(kcache.size(1) == KV && H % KV == 0 && D % 2 == 0, "r1 kernels: decode_attention: bad head counts");
+  TORCH_CHECK(qkv.numel() == R * (H + 2 * KV) * D, "r1 kernels: decode_attention: qkv holds ", qkv.numel(),
+              " values, expected ", R * (H + 2 * KV) * D);
+  TORCH_CHECK(cos.numel() == R * D && sin.numel() == R * D, "r1 kernels: decode_attention: cos/sin must be (R, D)");
+  TORCH_CHECK(length >= 0 && length < C, "r1 kernels: decode_attention: position ", length, " outside the cache (",
+              C, ")");
+  const int64_t S = length + 1;
+  const bool masked = mask.defined() && mask.numel() > 0;
+  if (masked) {
+    TORCH_CHECK(mask.scalar_type() == at::kBool && mask.is_contiguous() && mask.numel() == R * S,
+                "r1 kernels: decode_attention: mask must be a contiguous (R, length + 1) bool tensor");
+  }
+  auto out = at::empty({R, H * D}, qkv.options());
+  const float *pqkv = qkv.data_ptr<float>(), *pcos = cos.data_ptr<float>(), *psin = sin.data_ptr<float>();
+  float *pk = kcache.data_ptr<float>(), *pv = vcache.data_ptr<float>(), *po = out.data_ptr<float>();
+  const bool* pm = masked ? mask.data_ptr<bool>() : nullptr;
+  const int64_t half = D / 2, g = H / KV, F = (H + 2 * KV) * D;
+  const float fscale = static_cast<float>(scale);
+  at::parallel_for(0, R, 1, [&](int64_t rb, int64_t re) {
+    std::vector<float> qr(D), p(S);
+    for (int64_t r = rb; r < re; ++r) {
+      const float* row = pqkv + r * F;
+      const float *c = pcos + r * D, *s = psin + r * D;
+      // RoPE'd keys and the values into the cache at [length]
+      for (int64_t kv = 0; kv < KV; ++kv) {
+        const float* k = row + (H + kv) * D;
+        const float* v = row + (H + KV + kv) * D;
+        float* kd = pk + ((r * KV + kv) * C + length) * D;
+        float* vd = pv + ((r * KV + kv) * C + length) * D;
+#pragma omp simd
+        for (int64_t j = 0; j < half; ++j) {
+          kd[j] = k[j] * c[j] - k[j + half] * s[j];
+          kd[j + half] = k[j + half] * c[j + half] + k[j] * s[j + half];
+        }
+        std::memcpy(vd, v, D * sizeof(float));
+      }
+      const bool* mr = masked ? pm + r * S : nullptr;
+      for (int64_t h = 0; h < H; ++h) {
+        const float* q = row + h * D;
+#pragma omp simd
+        for (int64_t j = 0; j < half; ++j) {
+          qr[j] = q[j] * c[j] - q[j + half] * s[j];
+          qr[j + half] = q[j + half] * c[j + half] + q[j] * s[j + half];
+        }
+        const int64_t kv = h / g;
+        const float* kb = pk + (r * KV + kv) * C * D;
+        const float* vb = pv + (r * KV + kv) * C * D;
+        float* o = po + r * H * D + h * D;
+        if (D == 64) {
+          attend_head<64>(qr.data(), kb, vb, S, D, mr, fscale, p.data(), o);
+        } else if (D == 128) {
+          attend_head<128>(qr.data(), kb, vb, S, D, mr, fscale, p.data(), o);
+        } else {
+          attend_head<0>(qr.data(), kb, vb, S, D, mr, fscale, p.data(), o);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(r1, m) {
+  m.def("silu_mul(Tensor gu) -> Tensor");
+  m.def("swiglu_backward(Tensor gu, Tensor dh) -> (Tensor, Tensor, Tensor)");
+  m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  m.def("rms_norm_backward(Tensor dy, Tensor x, Tensor weight, float eps) -> (Tensor, Tensor)");
+  m.def(
+      "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
+      "Tensor mask, int H, int KV, float scale) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(r1, CPU, m) {
+  m.impl("silu_mul", silu_mul);
+  m.impl("swiglu_backward", swiglu_backward);
+  m.impl("rms_norm", rms_norm);
+  m.impl("rms_norm_backward", rms_norm_backward);
+  m.impl("decode_attention", decode_attention);
+}

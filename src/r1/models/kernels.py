@@ -1,0 +1,86 @@
+"""Fused float32 CPU kernels (``kernels.cpp``), built on first use with ``torch.utils.cpp_extension``.
+
+Why: on a CPU the non-matmul parts of a small model's GRPO step are hundreds of tiny ATen operators per pass
+(docs/performance.md); each kernel here does one of those groups in one pass: the decode step's RoPE + KV-cache
+write + single-query attention, the SwiGLU (forward, and forward + backward for the replayed train pass), and
+RMSNorm (forward and backward). Every one has a plain-PyTorch reference, the code ``fast.py`` and ``replay.py`` run
+when the kernels are off or unavailable, and ``tests/models/test_kernels.py`` compares the two.
+
+The build needs a C++ compiler and ``ninja`` (a dependency of r1); it takes ~15 s once per machine and is cached
+(``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that includes the source's and the
+CPU's fingerprint (it is compiled with ``-march=native``). Where it fails, r1 says so once and runs the PyTorch
+code. ``R1_KERNELS=0`` switches the kernels off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("kernels.cpp")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-std=c++17"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "ops": the torch.ops.r1 namespace once built; "error": why it is not
+
+
+def _cpu_fingerprint() -> str:
+    """The CPU's model and feature flags (``-march=native`` code runs only where they match)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_name() -> str:
+    h = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), _cpu_fingerprint().encode(), torch.__version__.encode()):
+        h.update(part)
+    return f"r1_kernels_{h.hexdigest()[:12]}"
+
+
+def enabled() -> bool:
+    return os.environ.get("R1_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def ops():
+    """``torch.ops.r1`` with the kernels loaded, or None (switched off, or the build failed: logged once)."""
+    if "ops" in _state:
+        return _state["ops"]
+    if not enabled():
+        return None
+    with _lock:
+        if "ops" not in _state:
+            _state["ops"] = _load()
+    return _state["ops"]
+
+
+def _load():
+    try:
+        from torch.utils import cpp_extension
+
+        cpp_extension.load(
+            name=build_name(), sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False, verbose=False
+        )
+        return torch.ops.r1
+    except Exception as e:  # a missing compiler or ninja, a failed build: run the PyTorch code instead
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        _state["error"] = reason
+        log.warning("r1: fused CPU kernels unavailable (%s); running the plain PyTorch code", reason)
+        return None
+
+
+def error() -> str | None:
+    """Why the kernels are not loaded (after a failed ``ops()``), or None."""
+    return _state.get("error")  # type: ignore[return-value]

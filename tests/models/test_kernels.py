@@ -1,0 +1,240 @@
+"""r1's fused float32 CPU kernels (``r1.models.kernels``) against the PyTorch code they replace.
+
+Run: ``python -m pytest tests/models/test_kernels.py -q`` (the first run builds the kernels, ~15 s).
+"""
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from r1.models import fast, kernels
+from r1.models.replay import _rms_backward
+
+
+@pytest.fixture(scope="module")
+def K():
+    ops = kernels.ops()
+    assert ops is not None, f"the fused kernels did not build: {kernels.error()}"
+    return ops
+
+
+@pytest.fixture
+def kernels_off(monkeypatch):
+    monkeypatch.setattr(fast, "USE_KERNELS", False)
+
+
+def close(a, b, tol=2e-6):
+    scale = max(1.0, float(b.abs().max()))
+    assert a.shape == b.shape
+    assert float((a - b).abs().max()) <= tol * scale, float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("shape", [(1, 2 * 5), (3, 4, 2 * 37), (64, 2 * 96)])
+def test_silu_mul(K, shape):
+    gu = torch.randn(shape) * 4
+    gate, up = gu.chunk(2, dim=-1)
+    close(K.silu_mul(gu), F.silu(gate) * up)
+
+
+def test_silu_mul_extremes(K):
+    """exp's clamp: huge gates give x·up or 0, never inf or nan."""
+    g = torch.tensor([[-1e4, -100.0, -88.0, 0.0, 88.0, 100.0, 1e4]])
+    gu = torch.cat([g, torch.ones_like(g)], dim=-1)
+    out = K.silu_mul(gu)
+    assert torch.isfinite(out).all()
+    close(out, F.silu(g), tol=1e-6)
+
+
+@pytest.mark.parametrize("M,I", [(1, 3), (7, 37), (130, 96)])
+def test_swiglu_backward_matches_autograd(K, M, I):
+    gu = (torch.randn(M, 2 * I) * 3).requires_grad_()
+    dh = torch.randn(M, I)
+    gate, up = gu.chunk(2, dim=-1)
+    h_ref = F.silu(gate) * up
+    (dgu_ref,) = torch.autograd.grad(h_ref, gu, dh)
+    h, dgate, dup = K.swiglu_backward(gu.detach(), dh)
+    close(h, h_ref.detach())
+    close(dgate, dgu_ref[:, :I])
+    close(dup, dgu_ref[:, I:])
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (5, 3, 33), (200, 64)])
+def test_rms_norm(K, shape):
+    x = torch.randn(shape) * 3
+    w = torch.randn(shape[-1])
+    ref = w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))  # HF's formula
+    close(K.rms_norm(x, w, 1e-5), ref)
+
+
+@pytest.mark.parametrize("M,E", [(1, 8), (3, 33), (257, 64)])
+def test_rms_norm_backward_matches_autograd(K, M, E):
+    x = (torch.randn(M, E) * 2).requires_grad_()
+    w = torch.randn(E).requires_grad_()
+    dy = torch.randn(M, E)
+    y = w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+    dx_ref, dw_ref = torch.autograd.grad(y, (x, w), dy)
+    dx, dw = K.rms_norm_backward(dy, x.detach(), w.detach(), 1e-6)
+    close(dx, dx_ref, tol=1e-5)
+    close(dw, dw_ref, tol=1e-5)
+
+
+def test_replay_rms_backward_uses_the_kernel_and_matches_its_reference(K, monkeypatch):
+    x, w, dy = torch.randn(40, 24), torch.randn(24), torch.randn(40, 24)
+    fused = _rms_backward(dy, x, w, 1e-6)
+    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    plain = _rms_backward(dy, x, w, 1e-6)
+    for a, b in zip(fused, plain):
+        close(a, b, tol=1e-5)
+
+
+def reference_decode_attention(qkv, cos, sin, kc, vc, length, mask, H, KV, scale):
+    """RoPE, cache write and attention with PyTorch ops (``fast.rope``, SDPA); returns (o, kc, vc) copies."""
+    R, C, D = kc.shape[0], kc.shape[2], kc.shape[3]
+    kc, vc = kc.clone(), vc.clone()
+    qkv = qkv.view(R, H + 2 * KV, D)
+    c, s = cos.view(R, 1, D), sin.view(R, 1, D)
+    q = fast.rope(qkv[:, :H], c, s)  # (R, H, D)
+    kc[:, :, length] = fast.rope(qkv[:, H : H + KV], c, s)
+    vc[:, :, length] = qkv[:, H + KV :]
+    S = length + 1
+    attn = None if mask is None else mask.view(R, 1, 1, S)
+    o = F.scaled_dot_product_attention(
+        q[:, :, None], kc[:, :, :S], vc[:, :, :S], attn_mask=attn, scale=scale, enable_gqa=H != KV
+    )  # (R, H, 1, D)
+    return o.reshape(R, H * D), kc, vc
+
+
+@pytest.mark.parametrize("H,KV,D", [(4, 2, 64), (2, 2, 128), (6, 3, 24), (1, 1, 2)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_decode_attention_matches_sdpa(K, H, KV, D, masked):
+    torch.manual_seed(H * D + masked)
+    R, C, length = 5, 12, 7
+    qkv = torch.randn(R, (H + 2 * KV) * D)
+    pos = torch.randint(0, 50, (R, 1)).float()
+    freqs = pos * (1.0 / 10000 ** (torch.arange(0, D, 2).float() / D))
+    emb = torch.cat([freqs, freqs], dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    kc, vc = torch.randn(R, KV, C, D), torch.randn(R, KV, C, D)
+    mask = None
+    if masked:
+        mask = torch.rand(R, length + 1) > 0.4
+        mask[:, -1] = True  # the new position always sees itself
+        mask[0, :-1] = False  # a row that sees only itself
+    o_ref, kc_ref, vc_ref = reference_decode_attention(qkv, cos, sin, kc, vc, length, mask, H, KV, 0.3)
+    empty = torch.empty(0, dtype=torch.bool)
+    o = K.decode_attention(qkv, cos, sin, kc, vc, length, empty if mask is None else mask, H, KV, 0.3)
+    close(o, o_ref, tol=1e-5)
+    close(kc, kc_ref, tol=1e-6)  # written in place, at [length] only
+    close(vc, vc_ref, tol=0)
+
+
+def test_decode_attention_rejects_bad_input(K):
+    kc = torch.zeros(2, 1, 4, 8)
+    qkv = torch.zeros(2, 3 * 8)
+    cs = torch.zeros(2, 8)
+    empty = torch.empty(0, dtype=torch.bool)
+    with pytest.raises(RuntimeError, match="outside the cache"):
+        K.decode_attention(qkv, cs, cs, kc, kc.clone(), 4, empty, 1, 1, 1.0)
+    with pytest.raises(RuntimeError, match="float32"):
+        K.decode_attention(qkv.double(), cs, cs, kc, kc.clone(), 1, empty, 1, 1, 1.0)
+    with pytest.raises(RuntimeError, match="mask"):
+        K.decode_attention(qkv, cs, cs, kc, kc.clone(), 1, torch.ones(2, 5, dtype=torch.bool), 1, 1, 1.0)
+
+
+def _model(seed=0):
+    import transformers
+
+    cfg = transformers.Qwen2Config(
+        vocab_size=40, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=96, max_position_embeddings=64,
+    )
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith("bias"):
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def _decode_logits(model, padded: bool) -> list[torch.Tensor]:
+    """Prefill two prompts (left-padded when ``padded``), then 5 decode steps; the logits of every step."""
+    from r1.rollout.native import left_pad
+
+    lm = fast.FastLM(model)
+    prompts = [[1, 2, 3, 4], [5, 6, 7, 8]] if not padded else [[1, 2, 3, 4], [5, 6]]
+    ids, mask = left_pad(prompts, 0)
+    pos = (mask.long().cumsum(-1) - 1).clamp_min(0)
+    cache = lm.new_cache()
+    out = []
+    with torch.no_grad():
+        weights = lm.weights()
+        logits = lm.forward(ids, mask, pos, cache, weights, capacity=12)
+        out.append(logits)
+        nxt, p = logits.argmax(-1), pos[:, -1]
+        for _ in range(5):
+            mask = torch.cat([mask, mask.new_ones(2, 1)], dim=1)
+            p = p + 1
+            logits = lm.forward(nxt[:, None], mask, p[:, None], cache, weights, capacity=12)
+            out.append(logits)
+            nxt = logits.argmax(-1)
+    return out
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_fast_decode_with_and_without_kernels(K, monkeypatch, padded):
+    model = _model()
+    calls = []
+    real = K.decode_attention
+
+    class Spy:
+        def __getattr__(self, name):
+            if name == "decode_attention":
+                return lambda *a: calls.append(1) or real(*a)
+            return getattr(K, name)
+
+    monkeypatch.setattr(fast.kernels, "ops", lambda: Spy())
+    fused = _decode_logits(model, padded)
+    assert len(calls) == 5 * 2  # every decode step, every layer
+    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    plain = _decode_logits(model, padded)
+    for a, b in zip(fused, plain):
+        close(a, b, tol=1e-5)
+
+
+def test_kernels_switched_off_by_env(monkeypatch):
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("R1_KERNELS", "0")
+    assert kernels.ops() is None
+    assert fast.fused_kernels(torch.zeros(2)) is None
+
+
+def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    def broken(**kw):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    with caplog.at_level(logging.WARNING, logger="r1.models.kernels"):
+        assert kernels.ops() is None
+        assert kernels.ops() is None
+    assert [r.getMessage() for r in caplog.records].count(
+        "r1: fused CPU kernels unavailable (Ninja is required to load C++ extensions); running the plain PyTorch code"
+    ) == 1
+    assert kernels.error() == "Ninja is required to load C++ extensions"
+    x = torch.randn(3, 8)
+    close(fast.rms_norm(x, torch.ones(8), 1e-6), F.rms_norm(x, (8,), torch.ones(8), 1e-6))
+
+
+def test_fused_kernels_only_for_cpu_float32_without_autograd(K):
+    x = torch.randn(4, 8)
+    assert fast.fused_kernels(x) is not None
+    assert fast.fused_kernels(x.double()) is None
+    assert fast.fused_kernels(x.t()) is None  # not contiguous
+    assert fast.fused_kernels(x.requires_grad_()) is None  # autograd through it
+    with torch.no_grad():
+        assert fast.fused_kernels(x) is not None
