@@ -135,9 +135,11 @@ def test_unsupported_models_say_why():
 
 @pytest.mark.parametrize("shape", [(5, 24), (3, 4, 24), "strided"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_linear_is_f_linear(shape, bias):
+def test_linear_is_f_linear(shape, bias, monkeypatch):
     """``linear`` (oneDNN's kernel without autograd on a CPU in float32) = ``F.linear`` (the reference, MKL)."""
     from r1.models import fast
+
+    monkeypatch.setattr(fast, "ONEDNN_FP32", fast.USE_ONEDNN)  # oneDNN's float32 path even on an Intel CPU
 
     torch.manual_seed(0)
     x = torch.randn(4, 3, 24).transpose(0, 1) if shape == "strided" else torch.randn(*shape)
@@ -162,6 +164,7 @@ def test_lean_forward_is_the_same_with_and_without_onednn(monkeypatch):
     model = tiny("qwen2")
     lean = FastLM(model)
     prompts, group, comps = [[1, 2, 3], [4, 5]], [0, 0, 1], [[6, 7], [8], [9, 10, 11]]
+    monkeypatch.setattr(fast, "ONEDNN_FP32", True)  # float32 products through oneDNN (on AMD CPUs, the default)
     with torch.no_grad():
         with_onednn = lean.train_logits(prompts, group, comps)
         monkeypatch.setattr(fast, "USE_ONEDNN", False)

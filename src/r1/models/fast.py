@@ -117,18 +117,29 @@ def _onednn_linear():
         return None
 
 
+def _intel_cpu() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "GenuineIntel" in f.read(1 << 16)
+    except OSError:
+        return False
+
+
 _ONEDNN = _onednn_linear()
 USE_ONEDNN = _ONEDNN is not None
 """Whether ``linear`` may use oneDNN (tests switch it off to compare with ``F.linear``)."""
+ONEDNN_FP32 = USE_ONEDNN and not _intel_cpu()
+"""Whether float32 products take oneDNN too (bfloat16 ones always do): on AMD CPUs, where MKL's ``sgemm`` is the
+slower one (2-core EPYC: 23M preset decode products 10 % faster with oneDNN); not on Intel's, where MKL is the
+faster (2-core Xeon: the 3M preset's decode products 2.05 → 1.65 ms a step, reference pass 5-20 %)."""
 
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``; without autograd, on a CPU, oneDNN's kernel instead of MKL's: the same product, measured 10 %
-    faster on the decode's and the reference pass's matmuls of the 23M preset (weights read from memory rather than
-    cache; no difference on the 3M one), see ``docs/performance.md``.
+    """``F.linear``; without autograd, on a CPU, oneDNN's kernel instead of MKL's for bfloat16 (and for float32 where
+    ``ONEDNN_FP32``): the same product, faster there (``docs/performance.md``).
 
     Mixed precision: a low-precision ``w`` (``FastLM.weights`` under autocast without autograd) takes ``x`` in its
     dtype, as autocast would, and returns the product in that dtype."""
@@ -138,7 +149,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
         USE_ONEDNN
         and x.device.type == "cpu"
         and x.dtype == w.dtype
-        and x.dtype in (torch.float32, torch.bfloat16)
+        and (x.dtype == torch.bfloat16 or (x.dtype == torch.float32 and ONEDNN_FP32))
         and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
     ):
         return _ONEDNN(x, w, b, "none", [], "")
