@@ -89,14 +89,30 @@ def test_replay_rms_backward_uses_the_kernel_and_matches_its_reference(K, monkey
         close(a, b, tol=1e-5)
 
 
+def hf_rope(x, cos, sin):
+    """``transformers``' RoPE: x · cos + rotate_half(x) · sin."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def test_rope_without_autograd_is_hf_rope():
+    x, cos, sin = torch.randn(3, 5, 4, 16), torch.randn(3, 5, 1, 16), torch.randn(3, 5, 1, 16)
+    close(fast.rope(x, cos, sin), hf_rope(x, cos, sin), tol=1e-6)
+    xg = x.clone().requires_grad_()
+    out = fast.rope(xg, cos, sin)  # under autograd: the concatenating formula
+    close(out.detach(), hf_rope(x, cos, sin), tol=1e-6)
+    out.sum().backward()
+    assert xg.grad is not None
+
+
 def reference_decode_attention(qkv, cos, sin, kc, vc, length, mask, H, KV, scale):
-    """RoPE, cache write and attention with PyTorch ops (``fast.rope``, SDPA); returns (o, kc, vc) copies."""
+    """RoPE, cache write and attention with PyTorch ops (``hf_rope``, SDPA); returns (o, kc, vc) copies."""
     R, C, D = kc.shape[0], kc.shape[2], kc.shape[3]
     kc, vc = kc.clone(), vc.clone()
     qkv = qkv.view(R, H + 2 * KV, D)
     c, s = cos.view(R, 1, D), sin.view(R, 1, D)
-    q = fast.rope(qkv[:, :H], c, s)  # (R, H, D)
-    kc[:, :, length] = fast.rope(qkv[:, H : H + KV], c, s)
+    q = hf_rope(qkv[:, :H], c, s)  # (R, H, D)
+    kc[:, :, length] = hf_rope(qkv[:, H : H + KV], c, s)
     vc[:, :, length] = qkv[:, H + KV :]
     S = length + 1
     attn = None if mask is None else mask.view(R, 1, 1, S)

@@ -173,9 +173,16 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (…, heads, D) by (…, 1, D) cos/sin: HF's ``x * cos + rotate_half(x) * sin``."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    """Rotate (…, heads, D) by (…, 1, D) cos/sin: HF's ``x * cos + rotate_half(x) * sin``, rotate_half(x) =
+    (−x2, x1). Without autograd through ``x``: one product and two in-place multiply-adds, no concatenation."""
+    h = x.shape[-1] // 2
+    if torch.is_grad_enabled() and x.requires_grad:
+        x1, x2 = x[..., :h], x[..., h:]
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    out = x * cos
+    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1)
+    out[..., h:].addcmul_(x[..., :h], sin[..., h:])
+    return out
 
 
 def shared_prompt_layout(p_mask: torch.Tensor, grp: torch.Tensor, Tq: int):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, fused_kernels, rms_norm, shared_prompt_layout
+from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, fused_kernels, rms_norm, rope, shared_prompt_layout
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -187,15 +187,6 @@ def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Te
     return dx, (dy * xh).reshape(-1, x.shape[-1]).sum(0)
 
 
-def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """``rope`` without its concatenation: x·cos + rot(x)·sin, rot(x) = (-x2, x1), over the last dim."""
-    h = x.shape[-1] // 2
-    out = x * cos
-    out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1)
-    out[..., h:].addcmul_(x[..., :h], sin[..., h:])
-    return out
-
-
 def _rope_backward(dy: Tensor, cos: Tensor, sin: Tensor, out: Tensor) -> Tensor:
     """Transpose of ``rope`` into ``out``: dx1 = dy1·cos1 + dy2·sin2, dx2 = dy2·cos2 − dy1·sin1."""
     h = dy.shape[-1] // 2
@@ -337,10 +328,10 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         k_raw = qkv[:, H * D : (H + KV) * D].view(-1, KV, D)
         v = qkv[:, (H + KV) * D :].view(-1, KV, D).to(dtype)  # float32, as the forward's attention took it
         if w.q_norm is None:  # q and k heads are adjacent: one RoPE over both
-            qk = _rope(qkv[:, : (H + KV) * D].view(-1, H + KV, D), cos, sin)
+            qk = rope(qkv[:, : (H + KV) * D].view(-1, H + KV, D), cos, sin)
         else:
             qk = torch.cat([rms_norm(q_raw, w.q_norm, w.eps_qk), rms_norm(k_raw, w.k_norm, w.eps_qk)], dim=1)
-            qk = _rope(qk, cos, sin)
+            qk = rope(qk, cos, sin)
         q, k = qk[:, :H], qk[:, H:]
 
         def heads(t: Tensor, b: int, s: int) -> Tensor:  # (b·s, h, D) → (b, h, s, D)
