@@ -254,3 +254,51 @@ def test_fused_kernels_only_for_cpu_float32_without_autograd(K):
     assert fast.fused_kernels(x.requires_grad_()) is None  # autograd through it
     with torch.no_grad():
         assert fast.fused_kernels(x) is not None
+
+
+def test_sample_categorical_follows_the_tempered_distribution(K):
+    """Frequencies over 40 000 draws per row within 5 standard errors of softmax(logits / T); -inf logits never
+    drawn; logprobs = log_softmax(logits / T) at the token; a fixed seed repeats the draws."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 12, generator=g) * 2
+    logits[:, ::4] = float("-inf")
+    T, n = 0.7, 40_000
+    probs = (logits / T).softmax(-1).double()
+    rows = logits.repeat_interleave(n, 0)  # (3n, V)
+    u = torch.rand(3 * n, generator=torch.Generator().manual_seed(7))
+    toks, logps = K.sample_categorical(rows, u, T)
+    freq = torch.stack([torch.bincount(d, minlength=12) for d in toks.view(3, n)]).double() / n
+    se = (probs * (1 - probs) / n).sqrt()
+    assert ((freq - probs).abs() <= 5 * se + 1e-12).all(), (freq, probs)
+    assert (freq[:, ::4] == 0).all()
+    close(logps, (rows / T).log_softmax(-1).gather(-1, toks[:, None])[:, 0], tol=1e-5)
+    again, _ = K.sample_categorical(rows, u, T)
+    assert torch.equal(toks, again)
+
+
+def test_sample_categorical_edges(K):
+    logits = torch.tensor([[0.0, float("-inf"), 1.0, float("-inf")]])
+    # u at the edges: the first token with mass, and (u·sum rounding up to the sum) the last token with mass
+    for u, want in ((0.0, 0), (1.0 - 2**-24, 2), (1.0, 2)):
+        tok, _ = K.sample_categorical(logits, torch.tensor([u]), 1.0)
+        assert tok.item() == want
+    with pytest.raises(RuntimeError, match="temperature"):
+        K.sample_categorical(logits, torch.tensor([0.5]), 0.0)
+
+
+def test_sample_next_tokens_uses_the_kernel_for_plain_sampling(K, monkeypatch):
+    """``sample_next_tokens`` with no top-k / top-p: the kernel (one uniform per row), same distribution and
+    logprobs as its PyTorch path."""
+    from r1.rollout.native import sample_next_tokens
+
+    logits = torch.randn(4000, 9, generator=torch.Generator().manual_seed(1))
+    toks, logps = sample_next_tokens(logits, 0.9, 0, 1.0, torch.Generator().manual_seed(3))
+    u = torch.rand(4000, generator=torch.Generator().manual_seed(3))
+    want, want_lp = K.sample_categorical(logits, u, 0.9)
+    assert torch.equal(toks, want)
+    close(logps, want_lp, tol=0)
+    close(logps, (logits / 0.9).log_softmax(-1).gather(-1, toks[:, None])[:, 0], tol=1e-5)
+    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    plain, plain_lp = sample_next_tokens(logits, 0.9, 0, 1.0, torch.Generator().manual_seed(3))
+    assert not torch.equal(plain, toks)  # the PyTorch path: another way to draw (V uniforms per row)
+    close(plain_lp, (logits / 0.9).log_softmax(-1).gather(-1, plain[:, None])[:, 0], tol=1e-5)

@@ -2,9 +2,9 @@
 //
 // Why by hand: on a CPU the non-matmul parts of a small model's GRPO step are hundreds of tiny ATen operators
 // (a decode step's RoPE, KV-cache write and single-query attention are ~15 of them per layer; an RMSNorm backward
-// 13 passes over its input), each paying dispatch and a trip through memory. Here each is one pass. Every kernel
-// has its plain-PyTorch reference in fast.py / replay.py (the path taken when this library is not built), and
-// tests/models/test_kernels.py checks one against the other.
+// 13 passes over its input; drawing a token ~10), each paying dispatch and a trip through memory. Here each is one
+// pass. Every kernel has its plain-PyTorch reference in fast.py / replay.py / rollout/native.py (the path taken when
+// this library is not built), and tests/models/test_kernels.py checks one against the other.
 //
 // Built on first use by r1/models/kernels.py (torch.utils.cpp_extension, -O3 -march=native); operators in the
 // `r1` namespace: torch.ops.r1.<name>.
@@ -295,6 +295,57 @@ at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cos, const 
   return out;
 }
 
+// ------------------------------------------------------------------------------------------------- sampling
+// One token per row from softmax(logits / temperature), by inverting the cumulative distribution at u (one uniform
+// draw per row), and its logprob log_softmax(logits / temperature)[token]: logits (R, V), u (R,) in [0, 1),
+// temperature > 0 → tokens (R,) int64, logps (R,) float32. A -inf logit has probability 0 and is never drawn.
+std::tuple<at::Tensor, at::Tensor> sample_categorical(const at::Tensor& logits, const at::Tensor& u,
+                                                      double temperature) {
+  check_f32(logits, "logits");
+  check_f32(u, "u");
+  TORCH_CHECK(logits.dim() == 2 && u.numel() == logits.size(0), "r1 kernels: sample_categorical: logits (R, V), u (R,)");
+  TORCH_CHECK(temperature > 0, "r1 kernels: sample_categorical: temperature must be > 0");
+  const int64_t R = logits.size(0), V = logits.size(1);
+  auto tokens = at::empty({R}, logits.options().dtype(at::kLong));
+  auto logps = at::empty({R}, logits.options());
+  const float *pl = logits.data_ptr<float>(), *pu = u.data_ptr<float>();
+  int64_t* pt = tokens.data_ptr<int64_t>();
+  float* pp = logps.data_ptr<float>();
+  const float inv_t = static_cast<float>(1.0 / temperature);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  at::parallel_for(0, R, std::max<int64_t>(1, 16384 / std::max<int64_t>(V, 1)), [&](int64_t b, int64_t e) {
+    std::vector<float> ex(V);
+    for (int64_t r = b; r < e; ++r) {
+      const float* l = pl + r * V;
+      float mx = ninf;
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 0; j < V; ++j) mx = l[j] > mx ? l[j] : mx;
+      double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < V; ++j) {
+        const float x = exp_approx((l[j] - mx) * inv_t);
+        ex[j] = l[j] == ninf ? 0.0f : x;
+        sum += ex[j];
+      }
+      const double target = static_cast<double>(pu[r]) * sum;
+      double c = 0.0;
+      int64_t tok = -1, last = 0;
+      for (int64_t j = 0; j < V; ++j) {
+        if (ex[j] > 0.0f) last = j;
+        c += ex[j];
+        if (c > target && ex[j] > 0.0f) {
+          tok = j;
+          break;
+        }
+      }
+      if (tok < 0) tok = last;  // u·sum rounded up to the total: the last token with mass
+      pt[r] = tok;
+      pp[r] = static_cast<float>((l[tok] - mx) * inv_t - std::log(sum));
+    }
+  });
+  return {tokens, logps};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(r1, m) {
@@ -305,6 +356,7 @@ TORCH_LIBRARY(r1, m) {
   m.def(
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
       "Tensor mask, int H, int KV, float scale) -> Tensor");
+  m.def("sample_categorical(Tensor logits, Tensor u, float temperature) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(r1, CPU, m) {
@@ -313,4 +365,5 @@ TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("rms_norm", rms_norm);
   m.impl("rms_norm_backward", rms_norm_backward);
   m.impl("decode_attention", decode_attention);
+  m.impl("sample_categorical", sample_categorical);
 }

@@ -76,8 +76,19 @@ def sample_next_tokens(
         masked = top_k_top_p_filter(scaled)                  # -inf outside the kept set
         tokens = torch.multinomial(masked.softmax(-1), 1, generator=g)[:, 0]  # draw_one: the same distribution
         return tokens, logps.gather(-1, tokens[:, None])[:, 0]
+
+    Plain sampling (no top-k / top-p) of float32 logits on a CPU runs r1's fused kernel
+    (``torch.ops.r1.sample_categorical``: the inverse of the tempered distribution's CDF at one uniform draw per
+    row, and the logprob, in one pass; ``tests/models/test_kernels.py`` checks it against the above).
     """
     logits = logits.float()  # (R, V)
+    if temperature > 0 and (top_k <= 0 or top_k >= logits.shape[-1]) and top_p >= 1.0 and logits.dim() == 2:
+        from r1.models.fast import fused_kernels
+
+        k = fused_kernels(logits)
+        if k is not None:  # float32 on a CPU: one pass per row, one uniform draw per row (the code below: reference)
+            u = torch.rand(logits.shape[0], generator=generator, device=logits.device)
+            return k.sample_categorical(logits, u, float(temperature))
     if temperature == 0:
         tokens = logits.argmax(-1)  # (R,)
         scaled = logits
