@@ -125,6 +125,27 @@ def test_train_logits_and_gradients_match_transformers(arch, extra):
         torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=1e-5, msg=n)
 
 
+def test_a_pad_token_inside_a_sequence_gets_no_embedding_gradient_as_in_transformers():
+    """``nn.Embedding(padding_idx=...)`` (``config.pad_token_id``) gives its row no gradient from lookups; a sampled
+    pad token in a completion must not either (the lean forward's ``F.embedding`` takes the same ``padding_idx``)."""
+    model = tiny("qwen2", pad_token_id=5)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[5].normal_()  # a live row: its lookups change the logits
+    fast = FastLM(model)
+    prompts, group, completions = [[1, 5, 2], [3, 4]], [0, 1, 1], [[5, 6, 5], [7, 5, 8, 9], [5]]
+    seqs = [prompts[u] + c for u, c in zip(group, completions)]
+    model.zero_grad()
+    ref = [model(torch.tensor([s])).logits[0, len(prompts[u]) - 1 : len(s) - 1] for s, u in zip(seqs, group)]
+    sum(r.log_softmax(-1)[:, 7].sum() for r in ref).backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    assert bool((ref_grads["model.embed_tokens.weight"][5] == 0).all())  # transformers: none through the lookup
+    model.zero_grad()
+    out = fast.train_logits(prompts, group, completions, pad_id=0)
+    sum(out[i, : len(c)].log_softmax(-1)[:, 7].sum() for i, c in enumerate(completions)).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=1e-5, msg=n)
+
+
 def test_unsupported_models_say_why():
     assert "model_type" in unsupported_reason(torch.nn.Linear(2, 2))
     assert "sliding" in unsupported_reason(tiny("qwen2", use_sliding_window=True, sliding_window=8))

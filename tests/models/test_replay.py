@@ -76,6 +76,28 @@ def test_replay_matches_autograd_through_train_logits(arch, extra):
         torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
 
 
+def test_replay_gives_a_sampled_pad_token_no_embedding_gradient():
+    """With ``padding_idx`` on the embedding (``config.pad_token_id``), a completion that samples that token: the
+    replay's gradient = autograd's through ``train_logits`` (which is ``transformers``'), the row's lookups giving none."""
+    from collections import Counter
+
+    model, tok, prompts, comps, rec = sample("qwen2", {})
+    pad = Counter(t for c in comps for t in c[:-1]).most_common(1)[0][0]  # a token fed back inside a completion
+    model.model.embed_tokens.padding_idx = pad  # the forward's values do not depend on it: the record stays valid
+    rows = list(range(len(comps)))
+    tc = max(len(c) for c in comps)
+    weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(1))
+    _, ref_grads = reference(model, prompts, comps, rows, weights)
+    model.zero_grad()
+    loss_of(replay_logits(rec, rows, tc), comps, weights).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=2e-5, msg=n)
+    model.model.embed_tokens.padding_idx = None  # without it the row does get the lookups' gradient
+    model.zero_grad()
+    loss_of(replay_logits(rec, rows, tc), comps, weights).backward()
+    assert not torch.allclose(model.model.embed_tokens.weight.grad[pad], ref_grads["model.embed_tokens.weight"][pad])
+
+
 def test_replay_of_some_rows_and_a_shorter_length():
     """A micro-batch: a subset of rows (one row of the repeated prompt's groups missing), shorter than recorded."""
     model, tok, prompts, comps, rec = sample("qwen2", {}, compact_threshold=0.5, seed=3)

@@ -531,7 +531,8 @@ class FastLM:
                 k_pos = torch.arange(past + T, device=ids.device)[None, :]  # (1, S)
                 keys = (keys & (k_pos <= q_pos)) | (k_pos == q_pos)  # (R, 1, T, S)
             attn_mask = keys
-        x = F.embedding(ids, self.model.model.embed_tokens.weight)  # (R, T, E)
+        emb = self.model.model.embed_tokens
+        x = F.embedding(ids, emb.weight, padding_idx=emb.padding_idx)  # (R, T, E)
         cos, sin = self.rope_table(positions, x.dtype)  # (R, T, 1, D)
         fused = self._fused_decode(T, weights, x, cos)
         if fused is not None:
@@ -602,7 +603,8 @@ class FastLM:
 
         weights = self.weights()
         embed = self.model.model.embed_tokens.weight
-        xp = F.embedding(p_ids, embed)  # (U, P, E)
+        pad_row = self.model.model.embed_tokens.padding_idx  # no gradient through it, as nn.Embedding
+        xp = F.embedding(p_ids, embed, padding_idx=pad_row)  # (U, P, E)
         cos_p, sin_p = self.rope_table(p_pos, xp.dtype)
         prompt_kv = []
         for w in weights:
@@ -618,7 +620,7 @@ class FastLM:
         first = self._logits(xp[:, -1], weights)[grp]  # (N, V): predicts completion token 0
         if Tc == 1:
             return first[:, None]
-        xc = F.embedding(c_ids, embed)  # (N, Tc-1, E)
+        xc = F.embedding(c_ids, embed, padding_idx=pad_row)  # (N, Tc-1, E)
         cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
         for w, (pk, pv) in zip(weights, prompt_kv):
             q, k, v = self._qkv(w, xc, cos_c, sin_c)

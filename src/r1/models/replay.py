@@ -383,5 +383,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     emb = model.model.embed_tokens.weight
     if emb.requires_grad:
         ids = torch.cat([record.prompt_ids.reshape(-1), record.comp_ids[rows, :Tq].reshape(-1)])
+        pad_row = model.model.embed_tokens.padding_idx
+        if pad_row is not None:  # nn.Embedding's padding_idx: its row gets no gradient from lookups (a sampled pad)
+            dx = dx.masked_fill((ids == pad_row)[:, None], 0)
         add(emb, torch.zeros_like(emb).index_add_(0, ids, dx))
     return grads
