@@ -4,6 +4,7 @@ Run: ``python -m pytest tests/models/test_kernels.py -q`` (the first run builds 
 """
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -244,6 +245,23 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
     assert kernels.error() == "Ninja is required to load C++ extensions"
     x = torch.randn(3, 8)
     close(fast.rms_norm(x, torch.ones(8), 1e-6), F.rms_norm(x, (8,), torch.ones(8), 1e-6))
+
+
+def test_a_build_says_so_once_and_a_built_library_says_nothing(monkeypatch, tmp_path, capsys):
+    from torch.utils import cpp_extension
+
+    loads = []
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing built there yet
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: loads.append(kw["name"]))
+    assert kernels.ops() is torch.ops.r1 and kernels.ops() is torch.ops.r1
+    assert loads == [kernels.build_name()]
+    assert capsys.readouterr().err.count("r1: building the fused CPU kernels") == 1
+    folder = Path(cpp_extension._get_build_directory(loads[0], False))
+    (folder / f"{loads[0]}.so").write_bytes(b"")  # as if built
+    monkeypatch.setattr(kernels, "_state", {})
+    kernels.ops()
+    assert capsys.readouterr().err == ""
 
 
 def test_fused_kernels_only_for_cpu_float32_without_autograd(K):

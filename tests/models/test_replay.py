@@ -78,7 +78,8 @@ def test_replay_matches_autograd_through_train_logits(arch, extra):
 
 def test_replay_gives_a_sampled_pad_token_no_embedding_gradient():
     """With ``padding_idx`` on the embedding (``config.pad_token_id``), a completion that samples that token: the
-    replay's gradient = autograd's through ``train_logits`` (which is ``transformers``'), the row's lookups giving none."""
+    replay's gradient = autograd's through ``train_logits`` (which is ``transformers``'): none from the row's
+    lookups."""
     from collections import Counter
 
     model, tok, prompts, comps, rec = sample("qwen2", {})

@@ -303,7 +303,8 @@ std::tuple<at::Tensor, at::Tensor> sample_categorical(const at::Tensor& logits, 
                                                       double temperature) {
   check_f32(logits, "logits");
   check_f32(u, "u");
-  TORCH_CHECK(logits.dim() == 2 && u.numel() == logits.size(0), "r1 kernels: sample_categorical: logits (R, V), u (R,)");
+  TORCH_CHECK(logits.dim() == 2 && u.numel() == logits.size(0),
+              "r1 kernels: sample_categorical: logits (R, V), u (R,)");
   TORCH_CHECK(temperature > 0, "r1 kernels: sample_categorical: temperature must be > 0");
   const int64_t R = logits.size(0), V = logits.size(1);
   auto tokens = at::empty({R}, logits.options().dtype(at::kLong));

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import platform
+import sys
 import threading
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def _cpu_fingerprint() -> str:
 
 
 def build_name() -> str:
+    """The extension's name: one build per source, flags, CPU and torch version."""
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), _cpu_fingerprint().encode(), torch.__version__.encode()):
-        h.update(part)
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS), _cpu_fingerprint(), torch.__version__):
+        h.update(part if isinstance(part, bytes) else part.encode())
     return f"r1_kernels_{h.hexdigest()[:12]}"
 
 
@@ -66,12 +68,24 @@ def ops():
     return _state["ops"]
 
 
+def _built(cpp_extension, name: str) -> bool:
+    """Is this build already in torch's extensions folder (so loading it takes no compiling)?"""
+    try:
+        return Path(cpp_extension._get_build_directory(name, False), f"{name}.so").exists()
+    except Exception:  # a private helper of torch: when it is not there, assume a build is coming
+        return False
+
+
 def _load():
     try:
         from torch.utils import cpp_extension
 
+        name = build_name()
+        if not _built(cpp_extension, name):
+            print("r1: building the fused CPU kernels (once per machine and torch version, ~15 s)...",
+                  file=sys.stderr, flush=True)
         cpp_extension.load(
-            name=build_name(), sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False, verbose=False
+            name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False, verbose=False
         )
         return torch.ops.r1
     except Exception as e:  # a missing compiler or ninja, a failed build: run the PyTorch code instead
