@@ -117,24 +117,18 @@ def _onednn_linear():
         return None
 
 
-def _intel_cpu() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "GenuineIntel" in f.read(1 << 16)
-    except OSError:
-        return False
-
-
 _ONEDNN = _onednn_linear()
 USE_ONEDNN = _ONEDNN is not None
 """Whether ``linear`` may use oneDNN (tests switch it off to compare with ``F.linear``)."""
-ONEDNN_FP32 = USE_ONEDNN and not _intel_cpu()
+ONEDNN_FP32 = USE_ONEDNN and kernels.cpu_field("vendor_id") != "GenuineIntel"
 """Whether float32 products take oneDNN too (bfloat16 ones always do): on AMD CPUs, where MKL's ``sgemm`` is the
 slower one (2-core EPYC: 23M preset decode products 10 % faster with oneDNN); not on Intel's, where MKL is the
 faster (2-core Xeon: the 3M preset's decode products 2.05 → 1.65 ms a step, reference pass 5-20 %)."""
 
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+_NO_KEY_MASK = torch.empty(0, dtype=torch.bool)  # the fused decode attention's "every key visible"
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -463,16 +457,12 @@ class FastLM:
         return o.reshape(R, 1, H * D)
 
     def _fused_decode(self, T: int, weights: "Weights", x: torch.Tensor, cos: torch.Tensor):
-        """``(torch.ops.r1, an empty key mask)`` when a decode step's attention can run as r1's fused kernel (one
-        new position, float32 on a CPU, no autograd, no q/k norms), else None."""
-        if T != 1 or weights[0].q_norm is not None or weights[0].wqkv.dtype != torch.float32:
+        """``torch.ops.r1`` when a decode step's attention can run as r1's fused kernel (one new position, float32
+        on a CPU, no autograd, no q/k norms), else None."""
+        w = weights[0]
+        if T != 1 or w.q_norm is not None or w.wqkv.dtype != torch.float32:
             return None
-        if torch.is_grad_enabled() and weights[0].wqkv.requires_grad:
-            return None
-        k = fused_kernels(x, cos)
-        if k is None:
-            return None
-        return k, torch.empty(0, dtype=torch.bool)
+        return fused_kernels(x, cos, w.wqkv)
 
     def _decode_attention(self, k, layer: int, qkv, cos, sin, cache: "FastCache", capacity: int, key_mask):
         """One decode step's RoPE, KV-cache write and attention (``_split_qkv`` + ``FastCache.write`` +
@@ -537,12 +527,12 @@ class FastLM:
         fused = self._fused_decode(T, weights, x, cos)
         if fused is not None:
             cos, sin = cos.reshape(R, -1), sin.reshape(R, -1)  # (R, D)
-            key_mask = mask.bool().contiguous() if cache.masked else fused[1]
+            key_mask = mask.bool().contiguous() if cache.masked else _NO_KEY_MASK
         for i, w in enumerate(weights):
             if record is None:
                 if fused is not None:
                     qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)
-                    o = self._decode_attention(fused[0], i, qkv, cos, sin, cache, capacity, key_mask)
+                    o = self._decode_attention(fused, i, qkv, cos, sin, cache, capacity, key_mask)
                     x = self._finish_layer(w, x, o)
                     continue
                 q, k, v = self._qkv(w, x, cos, sin)
@@ -554,7 +544,7 @@ class FastLM:
             qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)  # (R, T, (H + 2 KV) D)
             record.put("qkv", i, qkv)
             if fused is not None:
-                o = self._decode_attention(fused[0], i, qkv, cos, sin, cache, capacity, key_mask)
+                o = self._decode_attention(fused, i, qkv, cos, sin, cache, capacity, key_mask)
             else:
                 q, k, v = self._split_qkv(w, qkv, cos, sin)
                 k_all, v_all = cache.write(i, k, v, capacity)

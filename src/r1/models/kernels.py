@@ -2,9 +2,10 @@
 
 Why: on a CPU the non-matmul parts of a small model's GRPO step are hundreds of tiny ATen operators per pass
 (docs/performance.md); each kernel here does one of those groups in one pass: the decode step's RoPE + KV-cache
-write + single-query attention, the SwiGLU (forward, and forward + backward for the replayed train pass), and
-RMSNorm (forward and backward). Every one has a plain-PyTorch reference, the code ``fast.py`` and ``replay.py`` run
-when the kernels are off or unavailable, and ``tests/models/test_kernels.py`` compares the two.
+write + single-query attention, the SwiGLU (forward, and forward + backward for the replayed train pass), RMSNorm
+(forward and backward), and drawing a token with its logprob. Every one has a plain-PyTorch reference, the code
+``fast.py``, ``replay.py`` and ``rollout/native.py`` run when the kernels are off or unavailable, and
+``tests/models/test_kernels.py`` compares the two.
 
 The build needs a C++ compiler and ``ninja`` (a dependency of r1); it takes ~15 s once per machine and is cached
 (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that includes the source's and the
@@ -14,6 +15,7 @@ code. ``R1_KERNELS=0`` switches the kernels off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,15 +35,22 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ops": the torch.ops.r1 namespace once built; "error": why it is not
 
 
-def _cpu_fingerprint() -> str:
-    """The CPU's model and feature flags (``-march=native`` code runs only where they match)."""
+@functools.cache
+def cpu_field(name: str) -> str:
+    """A field of the first CPU in ``/proc/cpuinfo`` (``vendor_id``, ``flags``, ...), or "" where there is none."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def _cpu_fingerprint() -> str:
+    """The CPU's feature flags (``-march=native`` code runs only where they match)."""
+    return cpu_field("flags") or platform.processor() or platform.machine()
 
 
 def build_name() -> str:

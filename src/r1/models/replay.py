@@ -177,9 +177,10 @@ class _Replay(torch.autograd.Function):
 def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims).
     (Contiguous float32 on a CPU: r1's one-pass kernel, ``r1.models.kernels``; this code is its reference.)"""
-    k = fused_kernels(dy, x, weight.detach())
+    weight = weight.detach()
+    k = fused_kernels(dy, x, weight)
     if k is not None:
-        return k.rms_norm_backward(dy, x, weight.detach(), eps)
+        return k.rms_norm_backward(dy, x, weight, eps)
     r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     xh = x * r
     dxh = dy * weight

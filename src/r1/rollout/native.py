@@ -35,6 +35,7 @@ import inspect
 
 import torch
 
+from r1.models.fast import fused_kernels
 from r1.rollout.base import Completion, SamplingParams
 
 
@@ -83,8 +84,6 @@ def sample_next_tokens(
     """
     logits = logits.float()  # (R, V)
     if temperature > 0 and (top_k <= 0 or top_k >= logits.shape[-1]) and top_p >= 1.0 and logits.dim() == 2:
-        from r1.models.fast import fused_kernels
-
         k = fused_kernels(logits)
         if k is not None:  # float32 on a CPU: one pass per row, one uniform draw per row (the code below: reference)
             u = torch.rand(logits.shape[0], generator=generator, device=logits.device)
