@@ -50,6 +50,9 @@ class CatchGemms(TorchDispatchMode):
             # aten.linear: inference mode dispatches it undecomposed; oneDNN's: r1.models.fast.linear without autograd
             x, w = args[0], args[1]
             self.seen[(x.numel() // x.shape[-1], w.shape[1], w.shape[0])] += 1
+        elif str(func) == "r1.mkl_packed_linear.default":  # MKL's packed product (fast.pack_weights, Intel CPUs)
+            x, w = args[0], args[2]
+            self.seen[(x.numel() // x.shape[-1], w.shape[1], w.shape[0])] += 1
         elif func in (torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default, torch.ops.aten.matmul.default):
             self.seen["batched"] += 1  # not expected: would mean products the floor does not count
         elif str(func) == "r1.decode_attention.default":

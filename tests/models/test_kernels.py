@@ -320,3 +320,91 @@ def test_sample_next_tokens_uses_the_kernel_for_plain_sampling(K, monkeypatch):
     plain, plain_lp = sample_next_tokens(logits, 0.9, 0, 1.0, torch.Generator().manual_seed(3))
     assert not torch.equal(plain, toks)  # the PyTorch path: another way to draw (V uniforms per row)
     close(plain_lp, (logits / 0.9).log_softmax(-1).gather(-1, plain[:, None])[:, 0], tol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ MKL packing
+@pytest.fixture
+def mkl(K):
+    if not K.mkl_packing():  # a torch build without MKL (e.g. aarch64): r1 runs its plain products there
+        pytest.skip("this torch build has no MKL packed sgemm")
+    return K
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("N,Kd", [(40, 24), (263, 64), (7, 129)])
+def test_mkl_packed_linear_is_f_linear(mkl, bias, N, Kd):
+    """The packed product (``rows`` rows) and its fallback (other row counts, 3-D input) = ``F.linear``."""
+    torch.manual_seed(0)
+    w, b = torch.randn(N, Kd), (torch.randn(N) if bias else None)
+    packed = mkl.mkl_pack(w, 5, None)
+    for x in (torch.randn(5, Kd), torch.randn(5, 1, Kd), torch.randn(3, Kd), torch.randn(2, 4, Kd)):
+        close(mkl.mkl_packed_linear(x, packed, w, b, 5), F.linear(x, w, b), tol=1e-5)
+    # A packing is for its weight's values at packing time: packed again after an update, it follows it.
+    w.mul_(-0.5)
+    packed = mkl.mkl_pack(w, 5, packed)
+    x = torch.randn(5, Kd)
+    close(mkl.mkl_packed_linear(x, packed, w, b, 5), F.linear(x, w, b), tol=1e-5)
+
+
+def test_mkl_pack_reuses_a_large_enough_buffer(mkl):
+    w = torch.randn(64, 32)
+    first = mkl.mkl_pack(w, 8, None)
+    again = mkl.mkl_pack(torch.randn(64, 32), 8, first)
+    assert again.data_ptr() == first.data_ptr()  # packed into the same memory
+    small = torch.empty(16)
+    assert mkl.mkl_pack(w, 8, small).data_ptr() != small.data_ptr()  # too small: a new buffer
+    with pytest.raises(RuntimeError, match="float32"):
+        mkl.mkl_pack(w.double(), 8, None)
+
+
+def test_packed_float32_decode_is_the_plain_decode(mkl, monkeypatch):
+    """``pack_weights`` on float32 matrices (an Intel CPU, MKL): the decode's products run from MKL's packing
+    (every product of the batch's row count), with the plain decode's logits; a second packing into the same
+    store reuses its memory."""
+    from r1.models.fast import MKLPacked, can_pack, pack_weights
+
+    monkeypatch.setattr(fast, "ONEDNN_FP32", False)  # float32 products through MKL, as on Intel CPUs
+    model = _model()
+    lm = fast.FastLM(model)
+    prompts = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    mask = torch.ones_like(prompts)
+    calls = []
+    real = mkl.mkl_packed_linear
+
+    class Spy:
+        def __getattr__(self, name):
+            if name == "mkl_packed_linear":
+                return lambda x, *a: calls.append(x.numel() // x.shape[-1]) or real(x, *a)
+            return getattr(mkl, name)
+
+    def decode(weights):
+        cache, out = lm.new_cache(), []
+        pos = torch.arange(4).expand(2, 4)
+        logits = lm.forward(prompts, mask, pos, cache, weights, capacity=10)
+        nxt, p, m = logits.argmax(-1), pos[:, -1], mask
+        for _ in range(4):
+            m, p = torch.cat([m, m.new_ones(2, 1)], dim=1), p + 1
+            logits = lm.forward(nxt[:, None], m, p[:, None], cache, weights, capacity=10)
+            out.append(logits)
+            nxt = logits.argmax(-1)
+        return out
+
+    store = {}
+    with torch.no_grad():
+        plain = decode(lm.weights())
+        w = lm.weights()
+        assert can_pack(w)
+        monkeypatch.setattr(fast.kernels, "ops", lambda: Spy())
+        packed = decode(pack_weights(w, rows=2, store=store))
+    assert isinstance(w[0].mat("qkv"), MKLPacked) and isinstance(w.head_packed, MKLPacked)
+    # 4 decode steps × (2 layers × 4 products + the head), and the prefill's head (its last position's 2 rows); the
+    # prefill's other products (8 rows) run from the plain matrices
+    assert calls.count(2) == 4 * (2 * 4 + 1) + 1 and calls.count(8) == 2 * 4
+    for a, b in zip(plain, packed):
+        close(a, b, tol=1e-5)
+    ptrs = {k: v.data_ptr() for k, v in store.items()}
+    with torch.no_grad():
+        pack_weights(lm.weights(), rows=2, store=store)
+    assert {k: v.data_ptr() for k, v in store.items()} == ptrs
+    monkeypatch.setattr(fast, "USE_MKL_PACKED", False)
+    assert not can_pack(lm.weights())

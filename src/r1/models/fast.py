@@ -133,10 +133,15 @@ _NO_KEY_MASK = torch.empty(0, dtype=torch.bool)  # the fused decode attention's 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``; without autograd, on a CPU, oneDNN's kernel instead of MKL's for bfloat16 (and for float32 where
-    ``ONEDNN_FP32``): the same product, faster there (``docs/performance.md``).
+    ``ONEDNN_FP32``): the same product, faster there (``docs/performance.md``). ``w`` may be an ``MKLPacked``
+    (``pack_weights``): MKL's product over its packed copy.
 
     Mixed precision: a low-precision ``w`` (``FastLM.weights`` under autocast without autograd) takes ``x`` in its
     dtype, as autocast would, and returns the product in that dtype."""
+    if isinstance(w, MKLPacked):
+        if x.dtype == torch.float32 and x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+            return kernels.ops().mkl_packed_linear(x, w.packed, w.plain, b, w.rows)
+        w = w.plain
     if w.dtype in LOW_PRECISION and x.dtype != w.dtype:
         x = x.to(w.dtype)
     if (
@@ -221,7 +226,7 @@ class _Layer:
     bgu: torch.Tensor | None
     wd: torch.Tensor
     bd: torch.Tensor | None
-    packed: dict | None = None  # "qkv", "o", "gu", "d" → oneDNN's blocked copy of that matrix (``pack_weights``)
+    packed: dict | None = None  # "qkv", "o", "gu", "d" → that matrix's packed copy (``pack_weights``)
 
     def mat(self, name: str) -> torch.Tensor:
         """The matrix of product ``name`` for a forward: its packed copy when there is one."""
@@ -238,32 +243,71 @@ class Weights(list):
     head_packed: torch.Tensor | None = None
 
 
+USE_MKL_PACKED = True
+"""Whether ``pack_weights`` may pack float32 matrices for MKL (tests switch it off to compare)."""
+
+
+def _mkl_packing():
+    """``torch.ops.r1`` when float32 matrices can be packed for MKL here (the kernels built, MKL in this torch
+    build), else None."""
+    if not USE_MKL_PACKED:
+        return None
+    k = kernels.ops() if USE_KERNELS else None
+    return k if k is not None and k.mkl_packing() else None
+
+
+class MKLPacked:
+    """A float32 matrix (out, in) and MKL's packed copy of it for products of ``rows`` rows (``linear`` takes
+    either; products of other row counts run from the plain matrix). ``buffer``: float32 memory to pack into when
+    it is large enough: a rollout's packing reuses the last one's (fresh ~0.4 GiB of heap at every rollout grew the
+    23M preset's peak memory by ~450 MiB)."""
+
+    __slots__ = ("plain", "packed", "rows")
+
+    def __init__(self, plain: torch.Tensor, rows: int, buffer: torch.Tensor | None = None):
+        self.plain, self.rows = plain.contiguous(), rows
+        self.packed = kernels.ops().mkl_pack(self.plain, rows, buffer)
+
+
 def can_pack(weights: "Weights") -> bool:
-    """Can ``pack_weights`` pack these (bfloat16 matrices on a CPU, oneDNN's reorder available)?"""
+    """Can ``pack_weights`` pack these: bfloat16 matrices on a CPU with oneDNN's reorder, or float32 ones on a CPU
+    whose float32 products take MKL (``ONEDNN_FP32`` False) with MKL's packing in this build; no autograd."""
     w = weights[0].wqkv
-    return (
-        USE_ONEDNN
-        and w.device.type == "cpu"
-        and w.dtype == torch.bfloat16
-        and not w.requires_grad
-        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    )
+    if w.device.type != "cpu" or w.requires_grad:
+        return False
+    if w.dtype == torch.bfloat16:
+        return USE_ONEDNN and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    return w.dtype == torch.float32 and not ONEDNN_FP32 and _mkl_packing() is not None
 
 
-def pack_weights(weights: "Weights", rows: int) -> "Weights":
-    """Add oneDNN's blocked (AMX) layout of every matrix, for products of about ``rows`` rows, in place.
+def pack_weights(weights: "Weights", rows: int, store: dict | None = None) -> "Weights":
+    """Add a packed layout of every matrix, for products of ``rows`` rows, in place: oneDNN's blocked (AMX) one for
+    bfloat16, MKL's for float32 (packed into ``store``'s buffers from the last call, when given: a dict the caller
+    keeps).
 
-    Why: a bfloat16 product of a few rows (a decode step) otherwise re-blocks its weight on every call. Measured on
-    a 2-core Xeon with AMX: the 23M preset's decode products 379 → 579 GFLOP/s, for ~28 ms of packing per rollout.
-    The plain matrices stay (the replayed backward uses them); no-op where ``can_pack`` is False."""
+    Why: a product of a few rows (a decode step) otherwise re-blocks its weight on every call. Measured on a 2-core
+    Xeon with AMX: the 23M preset's bfloat16 decode products 379 → 579 GFLOP/s, for ~28 ms of packing per rollout;
+    its float32 ones 205 → 285 GFLOP/s (64 rows), for ~34 ms. The plain matrices stay (the replayed backward uses
+    them); no-op where ``can_pack`` is False."""
     if not can_pack(weights):
         return weights
     if weights.head_packed is not None:  # packed already (``FastLM.weights`` hands out its cached copies again)
         return weights
-    reorder = torch.ops.mkldnn._reorder_linear_weight
-    for w in weights:
-        w.packed = {k: reorder(w.mat(k), rows) for k in ("qkv", "o", "gu", "d")}
-    weights.head_packed = reorder(weights.head, rows)
+    if weights[0].wqkv.dtype == torch.float32:
+        store = {} if store is None else store
+
+        def reorder(w, r, key):
+            m = MKLPacked(w, r, store.get(key))
+            store[key] = m.packed
+            return m
+    else:
+
+        def reorder(w, r, key):
+            return torch.ops.mkldnn._reorder_linear_weight(w, r)
+
+    for i, w in enumerate(weights):
+        w.packed = {k: reorder(w.mat(k), rows, (i, k)) for k in ("qkv", "o", "gu", "d")}
+    weights.head_packed = reorder(weights.head, rows, "head")
     return weights
 
 

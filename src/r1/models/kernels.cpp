@@ -347,6 +347,79 @@ std::tuple<at::Tensor, at::Tensor> sample_categorical(const at::Tensor& logits, 
   return {tokens, logps};
 }
 
+
+// ---------------------------------------------------------------------------------------------------- MKL packing
+// MKL's packed sgemm, from the MKL the torch build links (libtorch_cpu exports it). Declared weak: in a build
+// without MKL the symbols are null, mkl_packing() says false and r1 runs its plain products. Why: a product of a
+// few rows (a decode step's 64) re-packs its whole weight inside every sgemm call; packing each matrix once per
+// rollout and computing from the packing made the 23M preset's decode products ~25 % faster (docs/performance.md).
+// torch's own wrapper (torch.ops.mkl._mkl_linear) takes only its opaque packed tensors, newly allocated at every
+// packing; these pack into a buffer the caller keeps, so a rollout reuses the last one's memory.
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kBMatrix = 162, kPacked = 151;  // MKL's enum values
+
+bool mkl_packing() {
+  return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr && cblas_sgemm_compute != nullptr;
+}
+
+int64_t packed_floats(int64_t rows, int64_t n, int64_t k) {
+  return static_cast<int64_t>(cblas_sgemm_pack_get_size(kBMatrix, rows, n, k) / sizeof(float)) + 1;
+}
+
+// weight (N, K) float32 → MKL's packing of weight^T for products of `rows` rows, written into `buffer` when it is
+// a large enough contiguous float32 tensor (else into a new one); returns the buffer's first packed_floats.
+at::Tensor mkl_pack(const at::Tensor& weight, int64_t rows, const std::optional<at::Tensor>& buffer) {
+  TORCH_CHECK(mkl_packing(), "r1 kernels: mkl_pack: this torch build has no MKL packed sgemm");
+  check_f32(weight, "weight");
+  TORCH_CHECK(weight.dim() == 2 && rows > 0, "r1 kernels: mkl_pack: weight (N, K), rows > 0");
+  const int64_t N = weight.size(0), K = weight.size(1);
+  const int64_t floats = packed_floats(rows, N, K);
+  at::Tensor out;
+  if (buffer.has_value() && buffer->defined() && buffer->scalar_type() == at::kFloat && buffer->is_contiguous() &&
+      buffer->device().is_cpu() && buffer->numel() >= floats) {
+    out = *buffer;
+  } else {
+    out = at::empty({floats}, weight.options());
+  }
+  cblas_sgemm_pack(kRowMajor, kBMatrix, kTrans, rows, N, K, 1.0f, weight.data_ptr<float>(), K,
+                   out.data_ptr<float>());
+  return out.narrow(0, 0, floats);
+}
+
+// x (..., K) @ weight^T + bias from mkl_pack's packing (for `rows` rows): MKL's packed product when x has that
+// many rows, else the plain product of weight (N, K). Same values as F.linear (MKL either way).
+at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias, int64_t rows) {
+  const int64_t N = weight.size(0), K = weight.size(1);
+  const int64_t M = x.dim() ? x.numel() / std::max<int64_t>(x.size(-1), 1) : 0;
+  if (!mkl_packing() || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || M != rows ||
+      x.size(-1) != K || packed.numel() < packed_floats(rows, N, K)) {
+    return at::linear(x, weight, bias);
+  }
+  auto xc = x.contiguous();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
+  shape.push_back(N);
+  auto out = at::empty(shape, x.options());
+  float* po = out.data_ptr<float>();
+  float beta = 0.0f;
+  if (bias.has_value() && bias->defined()) {
+    check_f32(*bias, "bias");
+    TORCH_CHECK(bias->numel() == N, "r1 kernels: mkl_packed_linear: bias (N,)");
+    const float* pb = bias->data_ptr<float>();
+    for (int64_t r = 0; r < M; ++r) std::memcpy(po + r * N, pb, sizeof(float) * N);
+    beta = 1.0f;
+  }
+  cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, M, N, K, xc.data_ptr<float>(), K, packed.data_ptr<float>(), K,
+                      beta, po, N);
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(r1, m) {
@@ -358,6 +431,9 @@ TORCH_LIBRARY(r1, m) {
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
       "Tensor mask, int H, int KV, float scale) -> Tensor");
   m.def("sample_categorical(Tensor logits, Tensor u, float temperature) -> (Tensor, Tensor)");
+  m.def("mkl_packing() -> bool", mkl_packing);
+  m.def("mkl_pack(Tensor weight, int rows, Tensor? buffer) -> Tensor");
+  m.def("mkl_packed_linear(Tensor x, Tensor packed, Tensor weight, Tensor? bias, int rows) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(r1, CPU, m) {
@@ -367,4 +443,6 @@ TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("rms_norm_backward", rms_norm_backward);
   m.impl("decode_attention", decode_attention);
   m.impl("sample_categorical", sample_categorical);
+  m.impl("mkl_pack", mkl_pack);
+  m.impl("mkl_packed_linear", mkl_packed_linear);
 }

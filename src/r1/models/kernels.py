@@ -3,9 +3,10 @@
 Why: on a CPU the non-matmul parts of a small model's GRPO step are hundreds of tiny ATen operators per pass
 (docs/performance.md); each kernel here does one of those groups in one pass: the decode step's RoPE + KV-cache
 write + single-query attention, the SwiGLU (forward, and forward + backward for the replayed train pass), RMSNorm
-(forward and backward), and drawing a token with its logprob. Every one has a plain-PyTorch reference, the code
-``fast.py``, ``replay.py`` and ``rollout/native.py`` run when the kernels are off or unavailable, and
-``tests/models/test_kernels.py`` compares the two.
+(forward and backward), and drawing a token with its logprob; and MKL's packed float32 product for the decode's
+few-row products (packed once per rollout into memory kept between rollouts). Every one has a plain-PyTorch
+reference, the code ``fast.py``, ``replay.py`` and ``rollout/native.py`` run when the kernels are off or
+unavailable, and ``tests/models/test_kernels.py`` compares the two.
 
 The build needs a C++ compiler and ``ninja`` (a dependency of r1); it takes ~15 s once per machine and is cached
 (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that includes the source's and the

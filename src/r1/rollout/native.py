@@ -303,6 +303,7 @@ class NativeEngine:
         self._stops: dict[tuple[str, ...], StopStrings] = {}
         self.last_record = None  # the ForwardRecord of the last generate(..., record=True), when one was taken
         self._last_taken = None  # the newest record, whose memory the next one reuses (and so invalidates)
+        self._pack_store: dict = {}  # the packed float32 weights' memory, reused by the next rollout's packing
         self.update_weights(model)
 
     def update_weights(self, model) -> None:
@@ -391,7 +392,9 @@ class NativeEngine:
         if self.fast is not None:  # the lean forward (r1.models.fast): weights fused once per call
             from r1.models.fast import pack_weights
 
-            cache, weights = self.fast.new_cache(), pack_weights(self.fast.weights(), rows=num_rows)
+            cache, weights = self.fast.new_cache(), pack_weights(
+                self.fast.weights(), rows=num_rows, store=self._pack_store
+            )
             if record and self.fast.model.model.embed_tokens.weight.dtype == torch.float32:
                 from r1.models.replay import ForwardRecord
 
