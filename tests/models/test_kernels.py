@@ -145,6 +145,12 @@ def test_decode_attention_matches_sdpa(K, H, KV, D, masked):
     close(o, o_ref, tol=1e-5)
     close(kc, kc_ref, tol=1e-6)  # written in place, at [length] only
     close(vc, vc_ref, tol=0)
+    # Into a given output (a record's block): the same values, in that memory.
+    out = torch.full((R, 1, H * D), float("nan"))
+    kc2, vc2 = kc.clone(), vc.clone()
+    got = K.decode_attention(qkv, cos, sin, kc2, vc2, length, empty if mask is None else mask, H, KV, 0.3, out)
+    assert got.data_ptr() == out.data_ptr()
+    close(out.view(R, -1), o_ref, tol=1e-5)
 
 
 def test_decode_attention_rejects_bad_input(K):
@@ -339,6 +345,13 @@ def test_mkl_packed_linear_is_f_linear(mkl, bias, N, Kd):
     packed = mkl.mkl_pack(w, 5, None)
     for x in (torch.randn(5, Kd), torch.randn(5, 1, Kd), torch.randn(3, Kd), torch.randn(2, 4, Kd)):
         close(mkl.mkl_packed_linear(x, packed, w, b, 5), F.linear(x, w, b), tol=1e-5)
+    # Into a given output: the packed product in place, the fallback (other row counts) copied in.
+    for x in (torch.randn(5, 1, Kd), torch.randn(3, Kd)):
+        out = torch.full((*x.shape[:-1], N), float("nan"))
+        assert mkl.mkl_packed_linear(x, packed, w, b, 5, out).data_ptr() == out.data_ptr()
+        close(out, F.linear(x, w, b), tol=1e-5)
+    with pytest.raises(RuntimeError, match="out must hold"):
+        mkl.mkl_packed_linear(torch.randn(5, Kd), packed, w, b, 5, torch.empty(5, N + 1))
     # A packing is for its weight's values at packing time: packed again after an update, it follows it.
     w.mul_(-0.5)
     packed = mkl.mkl_pack(w, 5, packed)

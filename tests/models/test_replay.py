@@ -59,7 +59,7 @@ def test_replay_matches_autograd_through_train_logits(arch, extra):
     assert min(lengths) < max(lengths) == MAX_NEW, lengths  # rows finished at different steps
     for r, n in enumerate(lengths):  # a row left the batch when it finished: its later positions hold zeros
         assert bool((rec.logits[r, n - 1 :] == 0).all()) and bool((rec.buffers["gu"][:, rec.U * rec.P :].view(
-            -1, rec.N, rec.T1, rec.buffers["gu"].shape[-1])[:, r, n - 1 :] == 0).all())
+            -1, rec.T1, rec.N, rec.buffers["gu"].shape[-1])[:, n - 1 :, r] == 0).all())
     rows = list(range(len(comps)))
     tc = max(lengths)
     weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(1))
@@ -186,3 +186,31 @@ def test_replay_of_a_bf16_autocast_rollout(arch, extra):
     assert dist(grads, grads32, names) <= 1.5 * dist(grads_bf16, grads32, names) + 1e-3
     for n in names:  # each parameter: no worse than autocast's own error (plus a floor for ~zero gradients)
         assert dist(grads, grads32, [n]) <= 2 * dist(grads_bf16, grads32, [n]) + 0.02, n
+
+
+def test_recorded_decode_computes_into_the_record(monkeypatch):
+    """While every row is in the batch, a recorded decode step computes its float32 activations straight into the
+    record's step-major blocks: ``put`` copies only the embedding (layer 0's input) per step; once rows have
+    left the batch, every activation is scattered in by ``put``."""
+    from r1.models.replay import ForwardRecord
+
+    puts = []
+    real = ForwardRecord.put
+    monkeypatch.setattr(ForwardRecord, "put", lambda self, kind, layer, v: puts.append((self._t, kind)) or real(
+        self, kind, layer, v))
+    tok = build_byte_tokenizer()
+    model = tiny("qwen2", vocab_size=len(tok))
+    model.generation_config.eos_token_id = [tok.eos_token_id]  # no row stops early (fixed seed)
+    engine = NativeEngine(model, tok)
+    prompts = [tok.encode(t, add_special_tokens=False) for t in TEXTS]
+    g = torch.Generator().manual_seed(0)
+    out = engine.generate(prompts, 2, SamplingParams(temperature=1.0, max_new_tokens=5), g, record=True)
+    assert all(len(c.token_ids) == 5 for g in out for c in g), "precondition: no row stopped early"
+    decode = [k for t, k in puts if t > 0]
+    assert decode == ["x"] * 4, decode  # steps 1-4: the embedding only
+    # the prefill: its embedding, and each layer's attention output (SDPA's, copied)
+    assert [k for t, k in puts if t == 0] == ["x"] + ["o"] * model.config.num_hidden_layers
+    # With finished rows compacted out of the batch, the rows are scattered in: every kind is put.
+    puts.clear()
+    sample("qwen2", {}, compact_threshold=0.0)
+    assert {k for t, k in puts if t > 1} == {"x", "qkv", "o", "x2", "gu"}

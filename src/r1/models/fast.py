@@ -131,17 +131,23 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 _NO_KEY_MASK = torch.empty(0, dtype=torch.bool)  # the fused decode attention's "every key visible"
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def linear(
+    x: torch.Tensor, w: "torch.Tensor | MKLPacked", b: torch.Tensor | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``F.linear``; without autograd, on a CPU, oneDNN's kernel instead of MKL's for bfloat16 (and for float32 where
     ``ONEDNN_FP32``): the same product, faster there (``docs/performance.md``). ``w`` may be an ``MKLPacked``
-    (``pack_weights``): MKL's product over its packed copy.
+    (``pack_weights``): MKL's product over its packed copy. ``out`` (no autograd): a contiguous tensor of the
+    result's size and dtype to hold it (written in place by MKL's packed product, else copied), returned.
 
     Mixed precision: a low-precision ``w`` (``FastLM.weights`` under autocast without autograd) takes ``x`` in its
     dtype, as autocast would, and returns the product in that dtype."""
     if isinstance(w, MKLPacked):
         if x.dtype == torch.float32 and x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-            return kernels.ops().mkl_packed_linear(x, w.packed, w.plain, b, w.rows)
+            return kernels.ops().mkl_packed_linear(x, w.packed, w.plain, b, w.rows, out)
         w = w.plain
+    if out is not None:
+        y = linear(x, w, b)
+        return out.copy_(y.view(out.shape))
     if w.dtype in LOW_PRECISION and x.dtype != w.dtype:
         x = x.to(w.dtype)
     if (
@@ -363,6 +369,20 @@ class FastCache:
         self.values = [None if v is None else v[indices] for v in self.values]
 
 
+def _into(record, kind: str, layer: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """The record's block for this activation when the forward can compute it in place there (float32 products on
+    a CPU, the block in the dtype computed), else None."""
+    d = record.dest(kind, layer)
+    if d is None or d.dtype != dtype or d.device.type != "cpu" or dtype != torch.float32:
+        return None
+    return d
+
+
+def _add_into(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """x + y, into ``out`` when given (same shape)."""
+    return x + y if out is None else torch.add(x, y, out=out)
+
+
 class FastLM:
     """``FastLM(model)``: the lean forward of a supported HF causal LM (``unsupported_reason(model) is None``)."""
 
@@ -508,13 +528,14 @@ class FastLM:
             return None
         return fused_kernels(x, cos, w.wqkv)
 
-    def _decode_attention(self, k, layer: int, qkv, cos, sin, cache: "FastCache", capacity: int, key_mask):
+    def _decode_attention(self, k, layer: int, qkv, cos, sin, cache: "FastCache", capacity: int, key_mask, out=None):
         """One decode step's RoPE, KV-cache write and attention (``_split_qkv`` + ``FastCache.write`` +
-        ``_decode_attend``, their reference) in r1's fused kernel: (R, 1, (H + 2 KV) D) → (R, 1, H D)."""
+        ``_decode_attend``, their reference) in r1's fused kernel: (R, 1, (H + 2 KV) D) → (R, 1, H D) (into
+        ``out`` when given)."""
         R = qkv.shape[0]
         kbuf, vbuf = cache.reserve(layer, R, self.num_kv_heads, self.head_dim, 1, capacity)
         o = k.decode_attention(
-            qkv, cos, sin, kbuf, vbuf, cache.length, key_mask, self.num_heads, self.num_kv_heads, self.scale
+            qkv, cos, sin, kbuf, vbuf, cache.length, key_mask, self.num_heads, self.num_kv_heads, self.scale, out
         )
         return o.view(R, 1, -1)
 
@@ -572,6 +593,7 @@ class FastLM:
         if fused is not None:
             cos, sin = cos.reshape(R, -1), sin.reshape(R, -1)  # (R, D)
             key_mask = mask.bool().contiguous() if cache.masked else _NO_KEY_MASK
+        x_recorded = False  # x is in the record already (computed into it)
         for i, w in enumerate(weights):
             if record is None:
                 if fused is not None:
@@ -583,26 +605,38 @@ class FastLM:
                 k_all, v_all = cache.write(i, k, v, capacity)
                 x = self._finish_layer(w, x, self._attend(q, k_all, v_all, attn_mask))
                 continue
-            # The same maths, keeping what the backward needs (r1.models.replay).
-            record.put("x", i, x)
-            qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)  # (R, T, (H + 2 KV) D)
-            record.put("qkv", i, qkv)
+            # The same maths, keeping what the backward needs (r1.models.replay): computed straight into the
+            # record's blocks where it has them in the dtype computed (``_into``), else copied in (``put``).
+            if not x_recorded:
+                record.put("x", i, x)
+            d = _into(record, "qkv", i, w.wqkv.dtype)
+            qkv = linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv, out=d)  # (R, T, (H + 2 KV) D)
+            if d is None:
+                record.put("qkv", i, qkv)
             if fused is not None:
-                o = self._decode_attention(fused, i, qkv, cos, sin, cache, capacity, key_mask)
+                d = _into(record, "o", i, qkv.dtype)
+                o = self._decode_attention(fused, i, qkv, cos, sin, cache, capacity, key_mask, out=d)
             else:
                 q, k, v = self._split_qkv(w, qkv, cos, sin)
                 k_all, v_all = cache.write(i, k, v, capacity)
-                o = self._attend(q, k_all, v_all, attn_mask)  # (R, T, H D)
+                o, d = self._attend(q, k_all, v_all, attn_mask), None  # (R, T, H D)
             if w.wo.dtype in LOW_PRECISION:
                 o = o.to(w.wo.dtype)  # cast once, for the record and the product
-            record.put("o", i, o)
-            x = x + linear(o, w.mat("o"), w.bo)
-            record.put("x2", i, x)
-            gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)  # (R, T, 2 I)
-            record.put("gu", i, gu)
-            x = x + linear(silu_mul(gu), w.mat("d"), w.bd)
+            if d is None:
+                record.put("o", i, o)
+            d = _into(record, "x2", i, x.dtype)
+            x = _add_into(x, linear(o, w.mat("o"), w.bo), d)
+            if d is None:
+                record.put("x2", i, x)
+            d = _into(record, "gu", i, w.wgu.dtype)
+            gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu, out=d)  # (R, T, 2 I)
+            if d is None:
+                record.put("gu", i, gu)
+            d = _into(record, "x", i + 1, x.dtype)
+            x = _add_into(x, linear(silu_mul(gu), w.mat("d"), w.bd), d)
+            x_recorded = d is not None
         cache.length = past + T
-        if record is not None:
+        if record is not None and not x_recorded:
             record.put("x", len(weights), x)
         return self._logits(x[:, -1], weights)  # (R, V)
 

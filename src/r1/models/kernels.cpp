@@ -223,10 +223,11 @@ inline void attend_head(const float* q, const float* kb, const float* vb, int64_
 //   qkv (R, (H + 2 KV) D) pre-RoPE projections; cos, sin (R, D) this position's RoPE table;
 //   kcache, vcache (R, KV, C, D) with C > length: RoPE'd k and v are written at [length];
 //   mask (R, S) bool, S = length + 1, or an empty tensor (every key visible); scale the softmax scale.
-// Returns o (R, H D): softmax(scale · q·k) · v over the S keys, query head h reading KV head h / (H / KV).
+// Returns o (R, H D): softmax(scale · q·k) · v over the S keys, query head h reading KV head h / (H / KV); written
+// into `out` when given (a contiguous float32 tensor of R·H·D values, returned).
 at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, at::Tensor kcache,
                             at::Tensor vcache, int64_t length, const at::Tensor& mask, int64_t H, int64_t KV,
-                            double scale) {
+                            double scale, const std::optional<at::Tensor>& out_opt) {
   check_f32(qkv, "qkv");
   check_f32(cos, "cos");
   check_f32(sin, "sin");
@@ -246,7 +247,14 @@ at::Tensor decode_attention(const at::Tensor& qkv, const at::Tensor& cos, const 
     TORCH_CHECK(mask.scalar_type() == at::kBool && mask.is_contiguous() && mask.numel() == R * S,
                 "r1 kernels: decode_attention: mask must be a contiguous (R, length + 1) bool tensor");
   }
-  auto out = at::empty({R, H * D}, qkv.options());
+  at::Tensor out;
+  if (out_opt.has_value() && out_opt->defined()) {
+    check_f32(*out_opt, "out");
+    TORCH_CHECK(out_opt->numel() == R * H * D, "r1 kernels: decode_attention: out must hold R·H·D values");
+    out = *out_opt;
+  } else {
+    out = at::empty({R, H * D}, qkv.options());
+  }
   const float *pqkv = qkv.data_ptr<float>(), *pcos = cos.data_ptr<float>(), *psin = sin.data_ptr<float>();
   float *pk = kcache.data_ptr<float>(), *pv = vcache.data_ptr<float>(), *po = out.data_ptr<float>();
   const bool* pm = masked ? mask.data_ptr<bool>() : nullptr;
@@ -394,18 +402,26 @@ at::Tensor mkl_pack(const at::Tensor& weight, int64_t rows, const std::optional<
 
 // x (..., K) @ weight^T + bias from mkl_pack's packing (for `rows` rows): MKL's packed product when x has that
 // many rows, else the plain product of weight (N, K). Same values as F.linear (MKL either way).
+// `out` (optional): a contiguous float32 tensor of the result's size to write it into (returned).
 at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& weight,
-                             const std::optional<at::Tensor>& bias, int64_t rows) {
+                             const std::optional<at::Tensor>& bias, int64_t rows,
+                             const std::optional<at::Tensor>& out_opt) {
   const int64_t N = weight.size(0), K = weight.size(1);
   const int64_t M = x.dim() ? x.numel() / std::max<int64_t>(x.size(-1), 1) : 0;
+  const bool has_out = out_opt.has_value() && out_opt->defined();
+  if (has_out) {
+    TORCH_CHECK(out_opt->numel() == M * N && out_opt->scalar_type() == x.scalar_type(),
+                "r1 kernels: mkl_packed_linear: out must hold the (", M, ", ", N, ") result in x's dtype");
+  }
   if (!mkl_packing() || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || M != rows ||
-      x.size(-1) != K || packed.numel() < packed_floats(rows, N, K)) {
-    return at::linear(x, weight, bias);
+      x.size(-1) != K || packed.numel() < packed_floats(rows, N, K) || (has_out && !out_opt->is_contiguous())) {
+    auto y = at::linear(x, weight, bias);
+    return has_out ? out_opt->copy_(y.reshape(out_opt->sizes())) : y;
   }
   auto xc = x.contiguous();
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
   shape.push_back(N);
-  auto out = at::empty(shape, x.options());
+  auto out = has_out ? *out_opt : at::empty(shape, x.options());
   float* po = out.data_ptr<float>();
   float beta = 0.0f;
   if (bias.has_value() && bias->defined()) {
@@ -429,11 +445,13 @@ TORCH_LIBRARY(r1, m) {
   m.def("rms_norm_backward(Tensor dy, Tensor x, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def(
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
-      "Tensor mask, int H, int KV, float scale) -> Tensor");
+      "Tensor mask, int H, int KV, float scale, Tensor(c!)? out=None) -> Tensor");
   m.def("sample_categorical(Tensor logits, Tensor u, float temperature) -> (Tensor, Tensor)");
   m.def("mkl_packing() -> bool", mkl_packing);
   m.def("mkl_pack(Tensor weight, int rows, Tensor? buffer) -> Tensor");
-  m.def("mkl_packed_linear(Tensor x, Tensor packed, Tensor weight, Tensor? bias, int rows) -> Tensor");
+  m.def(
+      "mkl_packed_linear(Tensor x, Tensor packed, Tensor weight, Tensor? bias, int rows, Tensor(a!)? out=None) -> "
+      "Tensor");
 }
 
 TORCH_LIBRARY_IMPL(r1, CPU, m) {

@@ -10,10 +10,12 @@ o-projection, SwiGLU) over those activations. The train pass drops from forward 
 the backward alone (~2). Peers cannot do this: their rollout runs in a separate engine (vLLM, HF ``generate``) whose
 activations are gone.
 
-Layout: one buffer per kind of activation and layer, ``(M, F)`` with ``M = U·P + N·T1`` token rows: the U distinct
-prompts' P positions (left-padded), then each of the N rows' first T1 = max_new_tokens − 1 completion tokens (the
-inputs of the decode steps; the last token is never fed). With every row and every step in use, the backward's
-matrices are these buffers themselves, with no copy.
+Layout: one buffer per kind of activation and layer, ``(M, F)`` with ``M = U·P + T1·N`` token rows: the U distinct
+prompts' P positions (left-padded), then the N rows' first T1 = max_new_tokens − 1 completion tokens (the inputs of
+the decode steps; the last token is never fed), step-major: completion position t of row r is row ``U·P + t·N + r``.
+So a decode step's activations are one contiguous block, which the forward writes straight into (``dest``): no copy
+at record time. With every row and every step in use, the backward's matrices are these buffers themselves, with no
+copy either.
 
 Exactness: the recorded forward is the decode-time forward (per step, over the KV cache), equal to the training
 forward up to float rounding (``tests/models/test_replay.py``: gradients vs autograd through ``train_logits``). A
@@ -63,7 +65,7 @@ class ForwardRecord:
         H, KV, D = fast.num_heads, fast.num_kv_heads, fast.head_dim
         E, L = emb.shape[1], len(weights)
         widths = {"x": E, "qkv": (H + 2 * KV) * D, "o": H * D, "x2": E, "gu": weights[0].wgu.shape[0]}
-        M = self.U * self.P + self.N * self.T1
+        M = self.U * self.P + self.T1 * self.N
         V = model.lm_head.weight.shape[0]
         shapes = {k: (L + (k == "x"), M, f) for k, f in widths.items()}  # kind -> (L (+1), M, F)
         shapes.update(first_logits=(self.U, V), logits=(self.N, self.T1, V))
@@ -94,21 +96,34 @@ class ForwardRecord:
         self._t, self._slot_rows = t, slot_rows
 
     def _put_rows(self, comp: Tensor, value: Tensor) -> None:
-        # comp: (N, F) strided view of position t - 1; value: (R_batch, F)
+        # comp: (N, F) view of position t - 1; value: (R_batch, F)
         if self._slot_rows is None:
             comp.copy_(value)
         else:
             comp.index_copy_(0, self._slot_rows, value)
 
+    def dest(self, kind: str, layer: int) -> Tensor | None:
+        """Where this forward's ``kind`` activation of ``layer`` goes, for the forward to compute it into: the
+        prefill's (U, P, F) block, or a decode step's (N, 1, F) one; None once rows have left the batch (the rows
+        are then scattered by ``put``)."""
+        buf = self.buffers[kind][layer]  # (M, F)
+        UP = self.U * self.P
+        if self._t == 0:
+            return buf[:UP].view(self.U, self.P, -1)
+        if self._slot_rows is not None:
+            return None
+        return buf.narrow(0, UP + (self._t - 1) * self.N, self.N).view(self.N, 1, -1)
+
     def put(self, kind: str, layer: int, value: Tensor) -> None:
-        """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F)."""
+        """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F), copied in (a forward
+        that computed it into ``dest``'s block has nothing to put)."""
         buf = self.buffers[kind][layer]  # (M, F)
         UP = self.U * self.P
         value = value.to(buf.dtype)  # a no-op but for a product's input recorded in the low dtype
         if self._t == 0:
             buf[:UP].copy_(value.reshape(UP, -1))
         else:
-            self._put_rows(buf[UP:].view(self.N, self.T1, -1)[:, self._t - 1], value[:, 0])
+            self._put_rows(buf[UP:].view(self.T1, self.N, -1)[self._t - 1], value[:, 0])
 
     def put_logits(self, logits: Tensor) -> None:
         """(U, V) after the prefill, (R_batch, V) after decode step t."""
@@ -133,7 +148,7 @@ class ForwardRecord:
                 continue
             rows = rows.to(self.comp_ids.device)
             for bufs in self.buffers.values():
-                bufs[:, UP:].view(bufs.shape[0], self.N, self.T1, -1)[:, rows, t : self.steps] = 0
+                bufs[:, UP:].view(bufs.shape[0], self.T1, self.N, -1)[:, t : self.steps, rows] = 0
             self.logits[rows, t : self.steps] = 0
         self._dropped = []
 
@@ -236,16 +251,17 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     src = record.source[rows]  # (n,)
 
     def tokens(buf: Tensor) -> Tensor:
-        """(M, F) buffer → (U·P + n·Tq, F): the prompts' rows, then the selected rows' first Tq positions."""
+        """(M, F) buffer → (U·P + Tq·n, F): the prompts' rows, then the selected rows' first Tq positions
+        (step-major, as recorded)."""
         if whole:
             return buf
-        comp = buf[UP:].view(N, T1, -1)[rows, :Tq]  # (n, Tq, F)
-        return torch.cat([buf[:UP], comp.reshape(n * Tq, -1)])
+        comp = buf[UP:].view(T1, N, -1)[:Tq, rows]  # (Tq, n, F)
+        return torch.cat([buf[:UP], comp.reshape(Tq * n, -1)])
 
     # RoPE tables and attention masks, as train_logits builds them.
     p_mask = record.prompt_mask  # (U, P)
     p_pos, c_pos, p_attn, c_attn = shared_prompt_layout(p_mask, src, Tq)
-    cos, sin = fast.rope_table(torch.cat([p_pos.reshape(-1), c_pos.reshape(-1)]), dtype)  # (Mt, 1, D)
+    cos, sin = fast.rope_table(torch.cat([p_pos.reshape(-1), c_pos.t().reshape(-1)]), dtype)  # (Mt, 1, D)
     if p_attn is None:  # no prompt is padded: plain causal
         p_attn = torch.ones(P, P, dtype=torch.bool, device=device).tril()[None, None].expand(U, 1, P, P)
 
@@ -271,9 +287,9 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
 
     # Head: logits = lm_head(norm(x_L)). Prompt rows: only each prompt's last position has logits (its first
     # completion token's), with the gradients of the rows that share the prompt summed.
-    dlog = grad.new_zeros((UP + n * Tq, V))
+    dlog = grad.new_zeros((UP + Tq * n, V))
     dlog[:UP].view(U, P, V)[:, -1].index_add_(0, src, grad[:, 0])
-    dlog[UP:] = grad[:, 1:].reshape(n * Tq, V)
+    dlog[UP:].view(Tq, n, V).copy_(grad[:, 1:].transpose(0, 1))
     norm, head = model.model.norm, model.lm_head
     xL = tokens(record.buffers["x"][len(weights)])
     hL = rms_norm(xL, norm.weight.detach(), _eps(norm))
@@ -335,11 +351,14 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
             qk = rope(qk, cos, sin)
         q, k = qk[:, :H], qk[:, H:]
 
-        def heads(t: Tensor, b: int, s: int) -> Tensor:  # (b·s, h, D) → (b, h, s, D)
+        def heads(t: Tensor, b: int, s: int) -> Tensor:  # (b·s, h, D) prompt rows → (b, h, s, D)
             return t.view(b, s, t.shape[1], D).transpose(1, 2)
 
+        def comp_heads(t: Tensor) -> Tensor:  # (Tq·n, h, D) step-major completion rows → (n, h, Tq, D)
+            return t.view(Tq, n, t.shape[1], D).permute(1, 2, 0, 3)
+
         qp, kp, vp, dop = heads(q[:UP], U, P), heads(k[:UP], U, P), heads(v[:UP], U, P), heads(do[:UP], U, P)
-        qc, kc, vc, doc = (heads(t[UP:], n, Tq) for t in (q, k, v, do))
+        qc, kc, vc, doc = (comp_heads(t[UP:]) for t in (q, k, v, do))
         dqc, dkc_all, dvc_all = _attention_backward(
             qc, torch.cat([kp[src], kc], dim=2), torch.cat([vp[src], vc], dim=2), doc, c_attn, fast.scale
         )
@@ -349,7 +368,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
 
         def to_tokens(out: Tensor, tp: Tensor, tc: Tensor) -> None:  # (U, h, P, D), (n, h, Tq, D) → out (Mt, h, D)
             out[:UP].view(U, P, out.shape[1], D).copy_(tp.transpose(1, 2))
-            out[UP:].view(n, Tq, out.shape[1], D).copy_(tc.transpose(1, 2))
+            out[UP:].view(Tq, n, out.shape[1], D).copy_(tc.permute(2, 0, 1, 3))
 
         dqk_rot = torch.empty_like(qk)  # (Mt, H + KV, D): gradients of q and k after RoPE, in token order
         to_tokens(dqk_rot[:, :H], dqp, dqc)
@@ -383,7 +402,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
 
     emb = model.model.embed_tokens.weight
     if emb.requires_grad:
-        ids = torch.cat([record.prompt_ids.reshape(-1), record.comp_ids[rows, :Tq].reshape(-1)])
+        ids = torch.cat([record.prompt_ids.reshape(-1), record.comp_ids[rows, :Tq].t().reshape(-1)])
         pad_row = model.model.embed_tokens.padding_idx
         if pad_row is not None:  # nn.Embedding's padding_idx: its row gets no gradient from lookups (a sampled pad)
             dx = dx.masked_fill((ids == pad_row)[:, None], 0)
