@@ -221,12 +221,13 @@ def _attention_backward(q, k, v, do, mask, scale: float):
     g = H // KV
     qr = q.reshape(B, KV, g * T, D)  # heads of one KV group stacked along the query axis
     dor = do.reshape(B, KV, g * T, D)
-    scores = (qr @ k.transpose(-1, -2)).view(B, KV, g, T, S) * scale
-    scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+    scores = torch.matmul(qr, k.transpose(-1, -2)).mul_(scale).view(B, KV, g, T, S)
+    scores.masked_fill_(~mask[:, :, None], float("-inf"))
     p = scores.softmax(-1).view(B, KV, g * T, S)
     dv = p.transpose(-1, -2) @ dor  # (B, KV, S, D), summed over the g heads
     dp = dor @ v.transpose(-1, -2)  # (B, KV, gT, S)
-    ds = p * (dp - (p * dp).sum(-1, keepdim=True)) * scale
+    # softmax's backward p · (dp − Σ p·dp) in ATen's one pass (was four), then the scale in place
+    ds = torch.ops.aten._softmax_backward_data(dp, p, -1, p.dtype).mul_(scale)
     dq = (ds @ k).view(B, H, T, D)
     dk = ds.transpose(-1, -2) @ qr  # (B, KV, S, D)
     return dq, dk, dv
