@@ -106,6 +106,35 @@ def test_rope_without_autograd_is_hf_rope():
     assert xg.grad is not None
 
 
+@pytest.mark.parametrize("D", [2, 16, 64])
+def test_rope_kernel_forward_and_transpose(K, monkeypatch, D):
+    """The one-pass RoPE kernel on the q/k columns of a q/k/v matrix (strided rows) = HF's RoPE; with ``transpose``
+    it is RoPE's backward (autograd's vector-Jacobian product), written into a strided ``out``; the PyTorch code
+    (kernels off) agrees with both."""
+    from r1.models.replay import _rope_backward
+
+    torch.manual_seed(D)
+    M, heads, v_cols = 7, 3, 2 * D
+    qkv = torch.randn(M, heads * D + v_cols)
+    x = qkv[:, : heads * D].view(M, heads, D)  # rows strided by the q/k/v width
+    cos, sin = torch.randn(M, 1, D), torch.randn(M, 1, D)
+    want = hf_rope(x, cos, sin)
+    close(fast.rope_kernel(x, cos, sin), want, tol=1e-6)
+    close(fast.rope(x, cos, sin), want, tol=1e-6)
+    dy = torch.randn(M, heads, D)
+    xg = x.clone().requires_grad_()
+    hf_rope(xg, cos, sin).backward(dy)
+    grad_buf = torch.full((M, heads * D + v_cols), float("nan"))
+    out = grad_buf[:, : heads * D].view(M, heads, D)
+    assert fast.rope_kernel(dy, cos, sin, transpose=True, out=out) is out
+    close(out, xg.grad, tol=1e-6)
+    assert bool(grad_buf[:, heads * D :].isnan().all())  # the columns beside it untouched
+    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    assert fast.rope_kernel(x, cos, sin) is None
+    close(fast.rope(x, cos, sin), want, tol=1e-6)
+    close(_rope_backward(dy, cos, sin, out=torch.empty_like(dy)), xg.grad, tol=1e-6)
+
+
 def reference_decode_attention(qkv, cos, sin, kc, vc, length, mask, H, KV, scale):
     """RoPE, cache write and attention with PyTorch ops (``hf_rope``, SDPA); returns (o, kc, vc) copies."""
     R, C, D = kc.shape[0], kc.shape[2], kc.shape[3]

@@ -184,10 +184,36 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         x1, x2 = x[..., :h], x[..., h:]
         return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    fused = rope_kernel(x, cos, sin)
+    if fused is not None:
+        return fused
     out = x * cos
     out[..., :h].addcmul_(x[..., h:], sin[..., :h], value=-1)
     out[..., h:].addcmul_(x[..., :h], sin[..., h:])
     return out
+
+
+def rope_kernel(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, transpose: bool = False, out=None):
+    """``rope`` (or with ``transpose`` its backward, ``replay._rope_backward``) in r1's one-pass kernel: x (…, heads,
+    D) float32 on a CPU whose rows can be viewed as a (M, heads·D) matrix with contiguous rows (q and k inside a q/k/v
+    matrix can), cos and sin (…, 1, D) with one row per x row; into ``out`` (x's layout rules) when given. None where
+    it does not apply (the caller runs its PyTorch code, the kernel's reference)."""
+    k = fused_kernels(cos, sin)
+    if k is None or x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() < 2:
+        return None
+    heads, D = x.shape[-2], x.shape[-1]
+    M = x.numel() // max(1, heads * D)
+    if cos.numel() != M * D or sin.numel() != M * D or x.stride(-1) != 1:
+        return None
+    try:
+        x2 = x.view(M, heads * D)
+        o2 = None if out is None else out.view(M, heads * D)
+    except RuntimeError:  # rows not evenly strided
+        return None
+    if x2.stride(1) != 1 or (o2 is not None and o2.stride(1) != 1):
+        return None
+    y = k.rope(x2, cos.reshape(M, D), sin.reshape(M, D), heads, transpose, o2)
+    return out if out is not None else y.view(x.shape)
 
 
 def shared_prompt_layout(p_mask: torch.Tensor, grp: torch.Tensor, Tq: int):

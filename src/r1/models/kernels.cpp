@@ -356,6 +356,56 @@ std::tuple<at::Tensor, at::Tensor> sample_categorical(const at::Tensor& logits, 
 }
 
 
+
+// ---------------------------------------------------------------------------------------------------- RoPE
+// HF's rotation x·cos + rotate_half(x)·sin over `heads` heads of D per row, rotate_half(x) = (−x2, x1), in one pass
+// (PyTorch: a product and two multiply-adds over half-rows), or with `transpose` its backward: dx1 = dy1·c1 +
+// dy2·s2, dx2 = dy2·c2 − dy1·s1. x (M, heads·D) float32 with unit stride along a row (rows may be strided: the
+// q and k columns of a q/k/v matrix); cos, sin (M, D) contiguous. Into `out` (same layout rules) when given, else a
+// new contiguous (M, heads·D).
+at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t heads, bool transpose,
+                const std::optional<at::Tensor>& out_opt) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 && x.stride(1) == 1,
+              "r1 kernels: rope: x must be a float32 CPU (M, heads·D) matrix with contiguous rows");
+  check_f32(cos, "cos");
+  check_f32(sin, "sin");
+  const int64_t M = x.size(0), D = cos.numel() / std::max<int64_t>(M, 1);
+  TORCH_CHECK(heads > 0 && x.size(1) == heads * D && D % 2 == 0 && cos.numel() == M * D && sin.numel() == M * D,
+              "r1 kernels: rope: x (M, heads·D), cos and sin (M, D), D even");
+  at::Tensor out;
+  if (out_opt.has_value() && out_opt->defined()) {
+    out = *out_opt;
+    TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == at::kFloat && out.dim() == 2 && out.size(0) == M &&
+                    out.size(1) == heads * D && out.stride(1) == 1,
+                "r1 kernels: rope: out must be a float32 (M, heads·D) matrix with contiguous rows");
+  } else {
+    out = at::empty({M, heads * D}, x.options());
+  }
+  const float *px = x.data_ptr<float>(), *pc = cos.data_ptr<float>(), *ps = sin.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const int64_t sx = x.stride(0), so = out.stride(0), half = D / 2;
+  const float sign = transpose ? -1.0f : 1.0f;  // forward: o1 = x1 c1 − x2 s1, o2 = x2 c2 + x1 s2
+  at::parallel_for(0, M, std::max<int64_t>(1, 4096 / std::max<int64_t>(heads * D, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float *c = pc + r * D, *sn = ps + r * D;
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* xi = px + r * sx + h * D;
+        float* oi = po + r * so + h * D;
+#pragma omp simd
+        for (int64_t j = 0; j < half; ++j) {
+          const float x1 = xi[j], x2 = xi[half + j];
+          // transpose: o1 = x1 c1 + x2 s2, o2 = x2 c2 − x1 s1
+          const float s_a = transpose ? sn[half + j] : sn[j];
+          const float s_b = transpose ? sn[j] : sn[half + j];
+          oi[j] = x1 * c[j] - sign * x2 * s_a;
+          oi[half + j] = x2 * c[half + j] + sign * x1 * s_b;
+        }
+      }
+    }
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------- MKL packing
 // MKL's packed sgemm, from the MKL the torch build links (libtorch_cpu exports it). Declared weak: in a build
 // without MKL the symbols are null, mkl_packing() says false and r1 runs its plain products. Why: a product of a
@@ -447,6 +497,7 @@ TORCH_LIBRARY(r1, m) {
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
       "Tensor mask, int H, int KV, float scale, Tensor(c!)? out=None) -> Tensor");
   m.def("sample_categorical(Tensor logits, Tensor u, float temperature) -> (Tensor, Tensor)");
+  m.def("rope(Tensor x, Tensor cos, Tensor sin, int heads, bool transpose, Tensor(a!)? out=None) -> Tensor");
   m.def("mkl_packing() -> bool", mkl_packing);
   m.def("mkl_pack(Tensor weight, int rows, Tensor? buffer) -> Tensor");
   m.def(
@@ -461,6 +512,7 @@ TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("rms_norm_backward", rms_norm_backward);
   m.impl("decode_attention", decode_attention);
   m.impl("sample_categorical", sample_categorical);
+  m.impl("rope", rope);
   m.impl("mkl_pack", mkl_pack);
   m.impl("mkl_packed_linear", mkl_packed_linear);
 }

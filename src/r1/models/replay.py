@@ -31,7 +31,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from r1.models.fast import LOW_PRECISION, FastLM, _eps, _Layer, fused_kernels, rms_norm, rope, shared_prompt_layout
+from r1.models.fast import (
+    LOW_PRECISION,
+    FastLM,
+    _eps,
+    _Layer,
+    fused_kernels,
+    rms_norm,
+    rope,
+    rope_kernel,
+    shared_prompt_layout,
+)
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -204,7 +214,10 @@ def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Te
 
 
 def _rope_backward(dy: Tensor, cos: Tensor, sin: Tensor, out: Tensor) -> Tensor:
-    """Transpose of ``rope`` into ``out``: dx1 = dy1·cos1 + dy2·sin2, dx2 = dy2·cos2 − dy1·sin1."""
+    """Transpose of ``rope`` into ``out``: dx1 = dy1·cos1 + dy2·sin2, dx2 = dy2·cos2 − dy1·sin1. (Float32 on a CPU:
+    r1's one-pass kernel, ``fast.rope_kernel``; this code is its reference.)"""
+    if rope_kernel(dy, cos, sin, transpose=True, out=out) is not None:
+        return out
     h = dy.shape[-1] // 2
     torch.mul(dy, cos, out=out)
     out[..., :h].addcmul_(dy[..., h:], sin[..., h:])
