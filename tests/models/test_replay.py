@@ -52,8 +52,15 @@ def reference(model, prompts, comps, rows, weights):
     return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("arch,extra", ARCHS[:5])
-def test_replay_matches_autograd_through_train_logits(arch, extra):
+@pytest.mark.parametrize("arch,extra,products", [(*a, "default") for a in ARCHS[:5]] + [(*ARCHS[1], "plain")])
+def test_replay_matches_autograd_through_train_logits(arch, extra, products, monkeypatch):
+    """``products="plain"``: the rollout's float32 products without MKL's packing, through oneDNN (as on AMD
+    CPUs), so the record's blocks are filled by copies rather than computed into."""
+    if products == "plain":
+        from r1.models import fast
+
+        monkeypatch.setattr(fast, "USE_MKL_PACKED", False)
+        monkeypatch.setattr(fast, "ONEDNN_FP32", fast.USE_ONEDNN)
     model, tok, prompts, comps, rec = sample(arch, extra)
     lengths = [len(c) for c in comps]
     assert min(lengths) < max(lengths) == MAX_NEW, lengths  # rows finished at different steps
