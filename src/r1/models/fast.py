@@ -319,7 +319,7 @@ def pack_weights(weights: "Weights", rows: int, store: dict | None = None) -> "W
 
     Why: a product of a few rows (a decode step) otherwise re-blocks its weight on every call. Measured on a 2-core
     Xeon with AMX: the 23M preset's bfloat16 decode products 379 → 579 GFLOP/s, for ~28 ms of packing per rollout;
-    its float32 ones 205 → 285 GFLOP/s (64 rows), for ~34 ms. The plain matrices stay (the replayed backward uses
+    its float32 ones 205 → 285 GFLOP/s (64 rows), for ~9 ms. The plain matrices stay (the replayed backward uses
     them); no-op where ``can_pack`` is False."""
     if not can_pack(weights):
         return weights
