@@ -57,6 +57,11 @@ class CatchGemms(TorchDispatchMode):
             self.seen["batched"] += 1  # not expected: would mean products the floor does not count
         elif str(func) == "r1.decode_attention.default":
             self.seen["fused attention"] += 1
+        elif str(func) == "r1.decode_layers.default":  # a decode step's layers in one call: 4 packed products each
+            x, mats = args[0], args[4]
+            for w in mats:
+                self.seen[(x.shape[0], w.shape[1], w.shape[0])] += 1
+            self.seen["fused attention"] += len(mats) // 4
         return func(*args, **(kwargs or {}))
 
 

@@ -368,14 +368,15 @@ def mkl(K):
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("N,Kd", [(40, 24), (263, 64), (7, 129)])
 def test_mkl_packed_linear_is_f_linear(mkl, bias, N, Kd):
-    """The packed product (``rows`` rows) and its fallback (other row counts, 3-D input) = ``F.linear``."""
+    """The packed product (up to ``rows`` rows: a decode step after rows finished runs from the same packing) and
+    its fallback (more rows, 3-D input) = ``F.linear``."""
     torch.manual_seed(0)
     w, b = torch.randn(N, Kd), (torch.randn(N) if bias else None)
     packed = mkl.mkl_pack(w, 5, None)
-    for x in (torch.randn(5, Kd), torch.randn(5, 1, Kd), torch.randn(3, Kd), torch.randn(2, 4, Kd)):
+    for x in (torch.randn(5, Kd), torch.randn(5, 1, Kd), torch.randn(3, Kd), torch.randn(1, Kd), torch.randn(2, 4, Kd)):
         close(mkl.mkl_packed_linear(x, packed, w, b, 5), F.linear(x, w, b), tol=1e-5)
-    # Into a given output: the packed product in place, the fallback (other row counts) copied in.
-    for x in (torch.randn(5, 1, Kd), torch.randn(3, Kd)):
+    # Into a given output: the packed product in place, the fallback (more rows) copied in.
+    for x in (torch.randn(5, 1, Kd), torch.randn(3, Kd), torch.randn(7, Kd)):
         out = torch.full((*x.shape[:-1], N), float("nan"))
         assert mkl.mkl_packed_linear(x, packed, w, b, 5, out).data_ptr() == out.data_ptr()
         close(out, F.linear(x, w, b), tol=1e-5)
@@ -386,6 +387,103 @@ def test_mkl_packed_linear_is_f_linear(mkl, bias, N, Kd):
     packed = mkl.mkl_pack(w, 5, packed)
     x = torch.randn(5, Kd)
     close(mkl.mkl_packed_linear(x, packed, w, b, 5), F.linear(x, w, b), tol=1e-5)
+
+
+def test_mkl_packed_linear_runs_fewer_rows_packed(mkl):
+    """Up to ``rows`` rows run from the packing, no ATen product; more rows take the plain product. A product of m
+    rows from the packing for 16 = the one from a packing for m (bit for bit from 2 rows on, here)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    w = torch.randn(96, 48)
+    packed = mkl.mkl_pack(w, 16, None)
+
+    def aten_products(x):
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            mkl.mkl_packed_linear(x, packed, w, None, 16)
+        return [e.name for e in p.events() if e.name in ("aten::linear", "aten::mm", "aten::addmm", "aten::matmul")]
+
+    for m in (16, 9, 2, 1):
+        assert aten_products(torch.randn(m, 48)) == [], m
+    assert aten_products(torch.randn(17, 48)) != []
+    for m in (2, 7, 15):
+        x = torch.randn(m, 48)
+        assert torch.equal(mkl.mkl_packed_linear(x, packed, w, None, 16),
+                           mkl.mkl_packed_linear(x, mkl.mkl_pack(w, m, None), w, None, m))
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_decode_layers_is_the_per_layer_decode(mkl, monkeypatch, arch):
+    """A decode step's layers as one call (``decode_layers``) = the per-layer decode, its reference: the same
+    greedy tokens and logprobs, the same recorded activations (computed into the record while every row is in the
+    batch, scattered to their rows once finished rows have left it), for padded prompts (the key mask), with
+    (qwen2) and without (llama) biases."""
+    from r1.models.tokenizer import build_byte_tokenizer
+    from r1.rollout.base import SamplingParams
+    from r1.rollout.native import NativeEngine
+    from tests.models.test_fast import tiny
+    from tests.models.test_replay import TEXTS
+
+    monkeypatch.setattr(fast, "ONEDNN_FP32", False)  # float32 products through MKL, packed, as on Intel CPUs
+    tok = build_byte_tokenizer()
+    model = tiny(arch, vocab_size=len(tok))
+    model.generation_config.eos_token_id = [tok.eos_token_id, *range(60, 100)]  # rows stop at different steps
+    prompts = [tok.encode(t, add_special_tokens=False) for t in TEXTS]
+    runs = {}
+    calls = []
+    real = mkl.decode_layers
+
+    class Spy:
+        def __getattr__(self, name):
+            if name == "decode_layers":
+                return lambda x, *a: calls.append(x.shape[0]) or real(x, *a)
+            return getattr(mkl, name)
+
+    monkeypatch.setattr(fast.kernels, "ops", lambda: Spy())
+    for layered in (False, True):
+        monkeypatch.setattr(fast, "USE_DECODE_LAYERS", layered)
+        engine = NativeEngine(model, tok, compact_threshold=0.0)
+        out = engine.generate(prompts, 3, SamplingParams(temperature=0.0, max_new_tokens=8), record=True)
+        rec = engine.last_record
+        filled = rec.U * rec.P + rec.steps * rec.N  # the rows written (the rest is unused memory)
+        runs[layered] = ([c for g in out for c in g], {k: b[:, :filled].clone() for k, b in rec.buffers.items()},
+                         rec.logits[:, : rec.steps].clone())
+        assert bool(calls) == layered
+    (comps, bufs, logits), (comps2, bufs2, logits2) = runs[False], runs[True]
+    assert [c.token_ids for c in comps] == [c.token_ids for c in comps2]
+    assert len({len(c.token_ids) for c in comps}) > 1 and min(calls) < max(calls)  # rows left the batch
+    for a, b in zip(comps, comps2):
+        close(b.logprobs, a.logprobs, tol=1e-5)
+    for k in bufs:
+        close(bufs2[k], bufs[k], tol=1e-5)
+    close(logits2, logits, tol=1e-5)
+
+
+def test_decode_layers_checks_its_arguments(mkl):
+    x = torch.randn(2, 8)
+    mats = [torch.randn(24, 8), torch.randn(8, 8), torch.randn(16, 8), torch.randn(8, 8)]  # q/k/v, o, g/u, d
+    cache = torch.zeros(2, 1, 4, 8)
+    args = ([torch.ones(8)] * 2, [1e-6] * 2, [mkl.mkl_pack(w, 2, None) for w in mats], mats, [None] * 4, [cache],
+            [cache.clone()],
+            torch.ones(2, 8), torch.zeros(2, 8), 0, torch.empty(0, dtype=torch.bool), 1, 1, 0.3)
+    out = mkl.decode_layers(x, *args, 2, [], 0, None)
+    assert out.shape == (2, 8) and bool(out.isfinite().all())
+    with pytest.raises(RuntimeError, match="R <= rows"):
+        mkl.decode_layers(x, *args, 1, [], 0, None)
+    with pytest.raises(RuntimeError, match="5 L \\+ 1 buffers"):
+        mkl.decode_layers(x, *args, 2, [torch.zeros(4, 8)], 0, None)
+    record = [torch.zeros(4, f) for f in (8, 24, 8, 8, 16, 8)]
+    out = mkl.decode_layers(x, *args, 2, record, 2, None)  # rows 2, 3 of each buffer
+    assert out.data_ptr() == record[5][2:].data_ptr() and bool((record[1][:2] == 0).all())
+    assert bool((record[0][2:] == x).all()) and bool((record[1][2:] != 0).all())
+    with pytest.raises(RuntimeError, match="outside"):
+        mkl.decode_layers(x, *args, 2, record, 3, None)
+    with pytest.raises(RuntimeError, match="is not \\(M, 24\\)"):
+        mkl.decode_layers(x, *args, 2, [torch.zeros(4, 8)] * 6, 0, None)
+    with pytest.raises(RuntimeError, match="do not chain"):
+        mkl.decode_layers(x, args[0], args[1], args[2], mats[:3] + [torch.randn(8, 9)], *args[4:], 2, [], 0, None)
+    with pytest.raises(RuntimeError, match="per layer"):
+        mkl.decode_layers(x, args[0], args[1], args[2][:3], *args[3:], 2, [], 0, None)
 
 
 def test_mkl_pack_reuses_a_large_enough_buffer(mkl):
@@ -410,13 +508,15 @@ def test_packed_float32_decode_is_the_plain_decode(mkl, monkeypatch):
     lm = fast.FastLM(model)
     prompts = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
     mask = torch.ones_like(prompts)
-    calls = []
-    real = mkl.mkl_packed_linear
+    calls, layer_calls = [], []
+    real, real_layers = mkl.mkl_packed_linear, mkl.decode_layers
 
     class Spy:
         def __getattr__(self, name):
             if name == "mkl_packed_linear":
                 return lambda x, *a: calls.append(x.numel() // x.shape[-1]) or real(x, *a)
+            if name == "decode_layers":
+                return lambda x, *a: layer_calls.append(x.shape[0]) or real_layers(x, *a)
             return getattr(mkl, name)
 
     def decode(weights):
@@ -432,18 +532,26 @@ def test_packed_float32_decode_is_the_plain_decode(mkl, monkeypatch):
         return out
 
     store = {}
+    monkeypatch.setattr(fast, "USE_DECODE_LAYERS", False)  # first the per-layer decode: every product packed
     with torch.no_grad():
         plain = decode(lm.weights())
         w = lm.weights()
         assert can_pack(w)
         monkeypatch.setattr(fast.kernels, "ops", lambda: Spy())
         packed = decode(pack_weights(w, rows=2, store=store))
-    assert isinstance(w[0].mat("qkv"), MKLPacked) and isinstance(w.head_packed, MKLPacked)
-    # 4 decode steps × (2 layers × 4 products + the head), and the prefill's head (its last position's 2 rows); the
-    # prefill's other products (8 rows) run from the plain matrices
-    assert calls.count(2) == 4 * (2 * 4 + 1) + 1 and calls.count(8) == 2 * 4
-    for a, b in zip(plain, packed):
-        close(a, b, tol=1e-5)
+        assert isinstance(w[0].mat("qkv"), MKLPacked) and isinstance(w.head_packed, MKLPacked)
+        # 4 decode steps × (2 layers × 4 products + the head), and the prefill's head (its last position's 2 rows);
+        # the prefill's other products (8 rows) run from the plain matrices
+        assert calls.count(2) == 4 * (2 * 4 + 1) + 1 and calls.count(8) == 2 * 4 and not layer_calls
+        for a, b in zip(plain, packed):
+            close(a, b, tol=1e-5)
+        # Then each decode step's layers as one call of r1's kernel (the head still packed apart)
+        monkeypatch.setattr(fast, "USE_DECODE_LAYERS", True)
+        calls.clear()
+        layered = decode(pack_weights(lm.weights(), rows=2, store=store))
+        assert layer_calls == [2] * 4 and calls.count(2) == 4 + 1
+        for a, b in zip(plain, layered):
+            close(a, b, tol=1e-5)
     ptrs = {k: v.data_ptr() for k, v in store.items()}
     with torch.no_grad():
         pack_weights(lm.weights(), rows=2, store=store)

@@ -198,8 +198,12 @@ def test_replay_of_a_bf16_autocast_rollout(arch, extra):
 def test_recorded_decode_computes_into_the_record(monkeypatch):
     """While every row is in the batch, a recorded decode step computes its float32 activations straight into the
     record's step-major blocks: ``put`` copies only the embedding (layer 0's input) per step; once rows have
-    left the batch, every activation is scattered in by ``put``."""
+    left the batch, every activation is scattered in by ``put``. (This is the per-layer decode; with MKL-packed
+    weights the decode's layers run as one kernel call that writes the record itself: no ``put`` at all.)"""
+    from r1.models import fast
     from r1.models.replay import ForwardRecord
+
+    monkeypatch.setattr(fast, "USE_DECODE_LAYERS", False)
 
     puts = []
     real = ForwardRecord.put
@@ -221,3 +225,11 @@ def test_recorded_decode_computes_into_the_record(monkeypatch):
     puts.clear()
     sample("qwen2", {}, compact_threshold=0.0)
     assert {k for t, k in puts if t > 1} == {"x", "qkv", "o", "x2", "gu"}
+    with torch.no_grad():
+        packable = fast.can_pack(fast.FastLM(model).weights())
+    if packable:  # float32 products through MKL (Intel CPUs): the decode's layers in one call
+        monkeypatch.setattr(fast, "USE_DECODE_LAYERS", True)
+        for threshold in (1.0, 0.0):  # every row in the batch; finished rows leaving it
+            puts.clear()
+            sample("qwen2", {}, compact_threshold=threshold)
+            assert [k for t, k in puts if t > 0] == []

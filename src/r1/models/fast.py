@@ -273,6 +273,31 @@ class Weights(list):
     head: torch.Tensor
     head_bias: torch.Tensor | None = None
     head_packed: torch.Tensor | None = None
+    layers_args: tuple | None = None  # ``decode_layers``' argument lists (``_layers_args``), made once per packing
+
+
+USE_DECODE_LAYERS = True
+"""Whether a float32 decode step over MKL-packed weights may run all its layers as one call of r1's kernel
+(``decode_layers``); tests switch it off to compare with the per-layer code, its reference."""
+
+
+def _layers_args(weights: "Weights") -> tuple | None:
+    """``decode_layers``' per-layer lists for these weights: (norms, eps, packings, matrices, biases, rows), made
+    once and kept on ``weights``; None unless every matrix is MKL-packed (``pack_weights``)."""
+    if weights.layers_args is None:
+        mats = [w.packed.get(k) if w.packed else None for w in weights for k in ("qkv", "o", "gu", "d")]
+        if not all(isinstance(m, MKLPacked) for m in mats):
+            weights.layers_args = ()
+        else:
+            weights.layers_args = (
+                [n for w in weights for n in (w.n1, w.n2)],
+                [e for w in weights for e in (w.eps1, w.eps2)],
+                [m.packed for m in mats],
+                [m.plain for m in mats],
+                [b for w in weights for b in (w.bqkv, w.bo, w.bgu, w.bd)],
+                min(m.rows for m in mats),
+            )
+    return weights.layers_args or None
 
 
 USE_MKL_PACKED = True
@@ -289,8 +314,8 @@ def _mkl_packing():
 
 
 class MKLPacked:
-    """A float32 matrix (out, in) and MKL's packed copy of it for products of ``rows`` rows (``linear`` takes
-    either; products of other row counts run from the plain matrix). ``buffer``: float32 memory to pack into when
+    """A float32 matrix (out, in) and MKL's packed copy of it for products of up to ``rows`` rows (``linear``
+    takes either; products of more rows run from the plain matrix). ``buffer``: float32 memory to pack into when
     it is large enough: a rollout's packing reuses the last one's (fresh ~0.4 GiB of heap at every rollout grew the
     23M preset's peak memory by ~450 MiB)."""
 
@@ -340,6 +365,7 @@ def pack_weights(weights: "Weights", rows: int, store: dict | None = None) -> "W
     for i, w in enumerate(weights):
         w.packed = {k: reorder(w.mat(k), rows, (i, k)) for k in ("qkv", "o", "gu", "d")}
     weights.head_packed = reorder(weights.head, rows, "head")
+    weights.layers_args = None
     return weights
 
 
@@ -565,6 +591,24 @@ class FastLM:
         )
         return o.view(R, 1, -1)
 
+    def _decode_layers(self, k, weights: "Weights", x, cos, sin, cache: "FastCache", capacity: int, key_mask, record):
+        """A decode step's layers (R, 1, E) → (R, E) as one call of r1's kernel (``decode_layers``: the per-layer
+        loop of ``forward``, its reference, with every product from MKL's packing), the record's activations
+        written by it; None where it does not apply (weights not MKL-packed, more rows than packed for, a record
+        not in float32)."""
+        args = _layers_args(weights)
+        R = x.shape[0]
+        if args is None or R > args[-1]:
+            return None
+        rec = ([], 0, None) if record is None else record.layer_rows()
+        if rec is None:
+            return None
+        kv = [cache.reserve(i, R, self.num_kv_heads, self.head_dim, 1, capacity) for i in range(len(weights))]
+        return k.decode_layers(
+            x.view(R, -1), *args[:5], [a for a, _ in kv], [b for _, b in kv], cos, sin, cache.length, key_mask,
+            self.num_heads, self.num_kv_heads, self.scale, args[5], *rec,
+        )
+
     def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         x = x + linear(attn_out, w.mat("o"), w.bo)
         gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)
@@ -619,6 +663,11 @@ class FastLM:
         if fused is not None:
             cos, sin = cos.reshape(R, -1), sin.reshape(R, -1)  # (R, D)
             key_mask = mask.bool().contiguous() if cache.masked else _NO_KEY_MASK
+            if USE_DECODE_LAYERS:
+                out = self._decode_layers(fused, weights, x, cos, sin, cache, capacity, key_mask, record)
+                if out is not None:
+                    cache.length = past + T
+                    return self._logits(out, weights)  # (R, V)
         x_recorded = False  # x is in the record already (computed into it)
         for i, w in enumerate(weights):
             if record is None:

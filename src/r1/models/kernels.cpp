@@ -450,8 +450,12 @@ at::Tensor mkl_pack(const at::Tensor& weight, int64_t rows, const std::optional<
   return out.narrow(0, 0, floats);
 }
 
-// x (..., K) @ weight^T + bias from mkl_pack's packing (for `rows` rows): MKL's packed product when x has that
-// many rows, else the plain product of weight (N, K). Same values as F.linear (MKL either way).
+// x (..., K) @ weight^T + bias from mkl_pack's packing (for `rows` rows): MKL's packed product when x has at most
+// that many rows, else the plain product of weight (N, K). Same values as F.linear (MKL either way). Fewer rows: a
+// decode step after some rows finished. MKL's packing of B does not depend on the row count it is given (the same
+// size for every m; a product of m >= 2 rows from the packing for 64 equals the one from a packing for m bit for
+// bit, and m = 1 within float rounding, on torch 2.13's MKL): the plain product of the 23M preset's 56-row decode
+// step is ~35 % slower than the packed one, alone (tests/models/test_kernels.py checks the values).
 // `out` (optional): a contiguous float32 tensor of the result's size to write it into (returned).
 at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& weight,
                              const std::optional<at::Tensor>& bias, int64_t rows,
@@ -463,7 +467,7 @@ at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, cons
     TORCH_CHECK(out_opt->numel() == M * N && out_opt->scalar_type() == x.scalar_type(),
                 "r1 kernels: mkl_packed_linear: out must hold the (", M, ", ", N, ") result in x's dtype");
   }
-  if (!mkl_packing() || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || M != rows ||
+  if (!mkl_packing() || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || M > rows || M == 0 ||
       x.size(-1) != K || packed.numel() < packed_floats(rows, N, K) || (has_out && !out_opt->is_contiguous())) {
     auto y = at::linear(x, weight, bias);
     return has_out ? out_opt->copy_(y.reshape(out_opt->sizes())) : y;
@@ -486,6 +490,139 @@ at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, cons
   return out;
 }
 
+// ------------------------------------------------------------------------------------------------- decode layers
+// c (M, N) = a (M, K) · weight^T from its MKL packing, + bias, + residual (M, N) when given (residual may be c itself:
+// accumulated in place). The bias and residual enter as MKL's C with beta = 1: no pass of their own.
+void packed_product(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& weight,
+                    const std::optional<at::Tensor>& bias, const at::Tensor* residual, at::Tensor& c) {
+  const int64_t M = a.size(0), N = weight.size(0), K = weight.size(1);
+  const float* pb = bias.has_value() && bias->defined() ? bias->data_ptr<float>() : nullptr;
+  float* pc = c.data_ptr<float>();
+  const float* pr = residual ? residual->data_ptr<float>() : nullptr;
+  float beta = 0.0f;
+  if (pr || pb) {
+    beta = 1.0f;
+    if (pr != pc || pb) {
+      for (int64_t r = 0; r < M; ++r) {
+        float* cr = pc + r * N;
+        const float* rr = pr ? pr + r * N : nullptr;
+#pragma omp simd
+        for (int64_t j = 0; j < N; ++j) cr[j] = (rr ? rr[j] : 0.0f) + (pb ? pb[j] : 0.0f);
+      }
+    }
+  }
+  cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, M, N, K, a.data_ptr<float>(), K, packed.data_ptr<float>(), K,
+                      beta, pc, N);
+}
+
+// One decode step through every layer: x (R, E) the new tokens' embeddings → the last layer's output (R, E). Per
+// layer: qkv = rms_norm(x, n1)·Wqkv^T + b; o = decode_attention(qkv, ...); x2 = x + o·Wo^T + b;
+// gu = rms_norm(x2, n2)·Wgu^T + b; x = x2 + silu_mul(gu)·Wd^T + b: FastLM.forward's fused decode branch (its
+// reference, one operator call per piece), with every product from MKL's packing (R <= rows).
+//   norms, eps (2L): n1, n2 of each layer; packed, mats, biases (4L): the qkv, o, gu, d products' packings, plain
+//   (N, K) matrices (their shapes) and biases (None: none); kcache, vcache (L): as decode_attention's.
+//   record: empty, or a ForwardRecord's buffers, 5L + 1 of (M_rec, F): per layer x, qkv, o, x2, gu, then the last
+//   x. Row r's activations go to row row0 + r, or row0 + slot_rows[r] when slot_rows is given (rows have left
+//   the batch); without slot_rows they are computed in place there (no copy).
+// Why: in Python the same step is ~12 operator calls per layer; a 23M rollout spent ~70 ms in dispatch and Python.
+at::Tensor decode_layers(const at::Tensor& x, at::TensorList norms, at::ArrayRef<double> eps, at::TensorList packed,
+                         at::TensorList mats, const c10::List<std::optional<at::Tensor>>& biases,
+                         at::TensorList kcache, at::TensorList vcache, const at::Tensor& cos, const at::Tensor& sin,
+                         int64_t length, const at::Tensor& mask, int64_t H, int64_t KV, double scale, int64_t rows,
+                         at::TensorList record, int64_t row0, const std::optional<at::Tensor>& slot_rows) {
+  TORCH_CHECK(mkl_packing(), "r1 kernels: decode_layers: this torch build has no MKL packed sgemm");
+  check_f32(x, "x");
+  const int64_t L = static_cast<int64_t>(kcache.size());
+  TORCH_CHECK(L > 0 && static_cast<int64_t>(vcache.size()) == L && static_cast<int64_t>(norms.size()) == 2 * L &&
+                  static_cast<int64_t>(eps.size()) == 2 * L && static_cast<int64_t>(packed.size()) == 4 * L &&
+                  static_cast<int64_t>(mats.size()) == 4 * L && static_cast<int64_t>(biases.size()) == 4 * L,
+              "r1 kernels: decode_layers: per layer 2 norms and eps, 4 packings, matrices and biases, 1 KV cache");
+  TORCH_CHECK(record.empty() || static_cast<int64_t>(record.size()) == 5 * L + 1,
+              "r1 kernels: decode_layers: record needs 5 L + 1 buffers");
+  const int64_t R = x.size(0), E = x.size(-1);
+  TORCH_CHECK(x.numel() == R * E && R <= rows, "r1 kernels: decode_layers: x (R, E) with R <= rows");
+  for (int64_t i = 0; i < 4 * L; ++i) {
+    check_f32(mats[i], "matrix");
+    check_f32(packed[i], "packing");
+    TORCH_CHECK(mats[i].dim() == 2 && packed[i].numel() >= packed_floats(rows, mats[i].size(0), mats[i].size(1)),
+                "r1 kernels: decode_layers: a packing is smaller than MKL's for its matrix");
+    auto b = biases.get(i);
+    if (b.has_value() && b->defined()) {
+      check_f32(*b, "bias");
+      TORCH_CHECK(b->numel() == mats[i].size(0), "r1 kernels: decode_layers: a bias does not fit its matrix");
+    }
+  }
+  for (int64_t i = 0; i < L; ++i) {  // the products chain: E → q/k/v; H·D → E; E → 2 I; I → E
+    const auto &q = mats[4 * i], &o = mats[4 * i + 1], &gu = mats[4 * i + 2], &d = mats[4 * i + 3];
+    TORCH_CHECK(q.size(1) == E && o.size(0) == E && gu.size(1) == E && d.size(0) == E && 2 * d.size(1) == gu.size(0),
+                "r1 kernels: decode_layers: layer ", i, "'s matrices do not chain from width ", E);
+    if (!record.empty()) {
+      const int64_t widths[5] = {E, q.size(0), o.size(1), E, gu.size(0)};
+      for (int64_t k = 0; k < 5; ++k)
+        TORCH_CHECK(record[5 * i + k].dim() == 2 && record[5 * i + k].size(1) == widths[k],
+                    "r1 kernels: decode_layers: record buffer ", 5 * i + k, " is not (M, ", widths[k], ")");
+    }
+  }
+  TORCH_CHECK(record.empty() || (record[5 * L].dim() == 2 && record[5 * L].size(1) == E),
+              "r1 kernels: decode_layers: the last record buffer is not (M, ", E, ")");
+  const int64_t* slots = nullptr;
+  if (slot_rows.has_value() && slot_rows->defined()) {
+    TORCH_CHECK(slot_rows->scalar_type() == at::kLong && slot_rows->is_contiguous() && slot_rows->numel() == R,
+                "r1 kernels: decode_layers: slot_rows must be (R,) int64");
+    slots = slot_rows->data_ptr<int64_t>();
+  }
+  for (const auto& b : record) {
+    check_f32(b, "record buffer");
+    TORCH_CHECK(b.dim() == 2, "r1 kernels: decode_layers: record buffers are (M, F)");
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t row = row0 + (slots ? slots[r] : r);
+      TORCH_CHECK(row >= 0 && row < b.size(0), "r1 kernels: decode_layers: record row ", row, " outside its buffer");
+      if (!slots) break;
+    }
+    TORCH_CHECK(slots || row0 + R <= b.size(0), "r1 kernels: decode_layers: record rows outside their buffer");
+  }
+  const bool direct = !record.empty() && !slots;  // computed straight into the record's rows
+  // Where activation k (record order) of this step is computed: the record's rows, else a new (R, F) tensor.
+  auto target = [&](int64_t k, int64_t F) {
+    return direct ? record[k].narrow(0, row0, R) : at::empty({R, F}, x.options());
+  };
+  // A value computed elsewhere, copied into the record's rows (scattered by slot_rows).
+  auto keep = [&](int64_t k, const at::Tensor& v) {
+    if (record.empty() || (direct && v.data_ptr() == record[k].narrow(0, row0, R).data_ptr())) return;
+    const int64_t F = v.size(-1);
+    float* dst = record[k].data_ptr<float>();
+    const float* src = v.data_ptr<float>();
+    for (int64_t r = 0; r < R; ++r)
+      std::memcpy(dst + (row0 + (slots ? slots[r] : r)) * F, src + r * F, sizeof(float) * F);
+  };
+  at::Tensor h = x.reshape({R, E});
+  keep(0, h);
+  if (direct) h = record[0].narrow(0, row0, R);
+  for (int64_t i = 0; i < L; ++i) {
+    const at::Tensor &Wqkv = mats[4 * i], &Wo = mats[4 * i + 1], &Wgu = mats[4 * i + 2], &Wd = mats[4 * i + 3];
+    at::Tensor qkv = target(5 * i + 1, Wqkv.size(0));
+    packed_product(rms_norm(h, norms[2 * i], eps[2 * i]), packed[4 * i], Wqkv, biases.get(4 * i), nullptr, qkv);
+    keep(5 * i + 1, qkv);
+    at::Tensor o = target(5 * i + 2, Wo.size(1));
+    at::Tensor kc = kcache[i], vc = vcache[i];
+    decode_attention(qkv, cos, sin, kc, vc, length, mask, H, KV, scale, o);
+    keep(5 * i + 2, o);
+    // x2 = x + o·Wo^T: into the record's rows, or in place over x when x is this call's own (not the caller's)
+    at::Tensor x2 = direct ? target(5 * i + 3, E) : (i == 0 ? at::empty({R, E}, x.options()) : h);
+    packed_product(o, packed[4 * i + 1], Wo, biases.get(4 * i + 1), &h, x2);
+    keep(5 * i + 3, x2);
+    at::Tensor gu = target(5 * i + 4, Wgu.size(0));
+    packed_product(rms_norm(x2, norms[2 * i + 1], eps[2 * i + 1]), packed[4 * i + 2], Wgu, biases.get(4 * i + 2),
+                   nullptr, gu);
+    keep(5 * i + 4, gu);
+    at::Tensor out = direct ? target(5 * i + 5, E) : x2;
+    packed_product(silu_mul(gu), packed[4 * i + 3], Wd, biases.get(4 * i + 3), &x2, out);
+    keep(5 * i + 5, out);
+    h = out;
+  }
+  return h;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(r1, m) {
@@ -503,6 +640,10 @@ TORCH_LIBRARY(r1, m) {
   m.def(
       "mkl_packed_linear(Tensor x, Tensor packed, Tensor weight, Tensor? bias, int rows, Tensor(a!)? out=None) -> "
       "Tensor");
+  m.def(
+      "decode_layers(Tensor x, Tensor[] norms, float[] eps, Tensor[] packed, Tensor[] mats, Tensor?[] biases, "
+      "Tensor(a!)[] kcache, Tensor(b!)[] vcache, Tensor cos, Tensor sin, int length, Tensor mask, int H, int KV, "
+      "float scale, int rows, Tensor(c!)[] record, int row0, Tensor? slot_rows) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(r1, CPU, m) {
@@ -515,4 +656,5 @@ TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("rope", rope);
   m.impl("mkl_pack", mkl_pack);
   m.impl("mkl_packed_linear", mkl_packed_linear);
+  m.impl("decode_layers", decode_layers);
 }

@@ -96,6 +96,7 @@ class ForwardRecord:
         self._t = 0  # 0: prefill; t >= 1: decode step t (writes completion position t - 1)
         self._slot_rows: Tensor | None = None
         self._dropped: list[tuple[Tensor, int]] = []
+        self._layer_buffers: list[Tensor] | None = None  # ``layer_rows``' list, made at its first call
 
     # ------------------------------------------------------------------------------------------ recording
     def at_prefill(self) -> None:
@@ -123,6 +124,20 @@ class ForwardRecord:
         if self._slot_rows is not None:
             return None
         return buf.narrow(0, UP + (self._t - 1) * self.N, self.N).view(self.N, 1, -1)
+
+    def layer_rows(self) -> tuple[list[Tensor], int, Tensor | None] | None:
+        """For ``decode_layers`` at a decode step: (every buffer in its order: per layer x, q/k/v, o, x2, g/u,
+        then the last x; this step's first row; the row of each batch slot, or None while slot i holds row i).
+        None at the prefill, or when some buffer is not float32 (mixed precision)."""
+        if self._t == 0:
+            return None
+        if self._layer_buffers is None:
+            L = self.buffers["qkv"].shape[0]
+            bufs = [self.buffers[k][i] for i in range(L) for k in KINDS] + [self.buffers["x"][L]]
+            self._layer_buffers = bufs if all(b.dtype == torch.float32 for b in bufs) else []
+        if not self._layer_buffers:
+            return None
+        return self._layer_buffers, self.U * self.P + (self._t - 1) * self.N, self._slot_rows
 
     def put(self, kind: str, layer: int, value: Tensor) -> None:
         """``value`` (R, T, F): the prefill's (U, P, F) or a decode step's (R_batch, 1, F), copied in (a forward
