@@ -43,7 +43,7 @@ class CatchGemms(TorchDispatchMode):
         if func is torch.ops.aten.mm.default:
             a, b = args[0], args[1]
             self.seen[(a.shape[0], a.shape[1], b.shape[1])] += 1
-        elif func is torch.ops.aten.addmm.default:
+        elif func in (torch.ops.aten.addmm.default, torch.ops.aten.addmm_.default):  # addmm_: a residual add inside
             a, b = args[1], args[2]
             self.seen[(a.shape[0], a.shape[1], b.shape[1])] += 1
         elif func in (torch.ops.aten.linear.default, LINEAR_POINTWISE):

@@ -79,15 +79,26 @@ def test_rms_norm_backward_matches_autograd(K, M, E):
     dx, dw = K.rms_norm_backward(dy, x.detach(), w.detach(), 1e-6)
     close(dx, dx_ref, tol=1e-5)
     close(dw, dw_ref, tol=1e-5)
+    # With the residual stream's gradient: added to dx in place, that tensor returned
+    residual = torch.randn(M, E)
+    expected = residual + dx_ref
+    dx2, dw2 = K.rms_norm_backward(dy, x.detach(), w.detach(), 1e-6, residual)
+    assert dx2.data_ptr() == residual.data_ptr()
+    close(dx2, expected, tol=1e-5)
+    close(dw2, dw_ref, tol=1e-5)
 
 
 def test_replay_rms_backward_uses_the_kernel_and_matches_its_reference(K, monkeypatch):
     x, w, dy = torch.randn(40, 24), torch.randn(24), torch.randn(40, 24)
+    residual = torch.randn(40, 24)
     fused = _rms_backward(dy, x, w, 1e-6)
+    fused_res = _rms_backward(dy, x, w, 1e-6, residual=residual.clone())
     monkeypatch.setattr(fast, "USE_KERNELS", False)
     plain = _rms_backward(dy, x, w, 1e-6)
-    for a, b in zip(fused, plain):
+    plain_res = _rms_backward(dy, x, w, 1e-6, residual=residual)
+    for a, b in zip(fused + fused_res, plain + plain_res):
         close(a, b, tol=1e-5)
+    close(plain_res[0], residual + plain[0], tol=1e-6)
 
 
 def hf_rope(x, cos, sin):

@@ -131,16 +131,22 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return out;
 }
 
-// Backward of rms_norm: dy, x (M, E), w (E) → dx (M, E), dw (E) summed over the rows.
+// Backward of rms_norm: dy, x (M, E), w (E) → dx (M, E), dw (E) summed over the rows. residual (M, E), optional:
+// added to dx in place (the residual stream's gradient: one pass instead of a separate add), and returned as dx.
 std::tuple<at::Tensor, at::Tensor> rms_norm_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& w,
-                                                     double eps) {
+                                                     double eps, const std::optional<at::Tensor>& residual) {
   check_f32(dy, "dy");
   check_f32(x, "x");
   check_f32(w, "weight");
   const int64_t E = x.size(-1);
   const int64_t M = E ? x.numel() / E : 0;
   TORCH_CHECK(dy.numel() == x.numel() && w.numel() == E, "r1 kernels: rms_norm_backward: mismatched sizes");
-  auto dx = at::empty_like(x);
+  const bool accumulate = residual.has_value() && residual->defined();
+  if (accumulate) {
+    check_f32(*residual, "residual");
+    TORCH_CHECK(residual->numel() == x.numel(), "r1 kernels: rms_norm_backward: residual must match x");
+  }
+  auto dx = accumulate ? *residual : at::empty_like(x);
   // dw: one partial sum per chunk of rows (a fixed split, so the sum does not depend on scheduling), added below.
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(M, at::get_num_threads()));
   auto partial = at::zeros({chunks, E}, x.options());
@@ -165,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_backward(const at::Tensor& dy, const
 #pragma omp simd
         for (int64_t j = 0; j < E; ++j) {
           const float xh = xr[j] * inv;
-          dxr[j] = inv * (dyr[j] * pw[j] - xh * mean_dot);
+          dxr[j] = (accumulate ? dxr[j] : 0.0f) + inv * (dyr[j] * pw[j] - xh * mean_dot);
           dwc[j] += dyr[j] * xh;
         }
       }
@@ -490,6 +496,39 @@ at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, cons
   return out;
 }
 
+// ------------------------------------------------------------------------------------------------- gradient norm
+// sqrt(Σ over every tensor of Σ x²), accumulated in float64 per chunk, as one float32 scalar: the gradient norm
+// for clipping in one parallel pass over all the parameters' gradients (torch's clip_grad_norm_ takes one norm
+// per tensor, then their norm).
+at::Tensor total_norm(at::TensorList xs) {
+  constexpr int64_t kChunk = 1 << 16;
+  std::vector<std::pair<const float*, int64_t>> chunks;  // (start, length)
+  for (const auto& t : xs) {
+    check_f32(t, "tensor");
+    const float* p = t.data_ptr<float>();
+    for (int64_t i = 0; i < t.numel(); i += kChunk) chunks.emplace_back(p + i, std::min(kChunk, t.numel() - i));
+  }
+  std::vector<double> partial(chunks.size(), 0.0);
+  at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const float* p = chunks[c].first;
+      const int64_t n = chunks[c].second;
+      double acc = 0.0;
+      for (int64_t i = 0; i < n; i += 1024) {  // float sums of 1024 values, then float64
+        float ss = 0.0f;
+        const int64_t m = std::min<int64_t>(1024, n - i);
+#pragma omp simd reduction(+ : ss)
+        for (int64_t j = 0; j < m; ++j) ss += p[i + j] * p[i + j];
+        acc += ss;
+      }
+      partial[c] = acc;
+    }
+  });
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return at::scalar_tensor(std::sqrt(total), at::TensorOptions().dtype(at::kFloat));
+}
+
 // ------------------------------------------------------------------------------------------------- decode layers
 // c (M, N) = a (M, K) · weight^T from its MKL packing, + bias, + residual (M, N) when given (residual may be c itself:
 // accumulated in place). The bias and residual enter as MKL's C with beta = 1: no pass of their own.
@@ -503,12 +542,14 @@ void packed_product(const at::Tensor& a, const at::Tensor& packed, const at::Ten
   if (pr || pb) {
     beta = 1.0f;
     if (pr != pc || pb) {
-      for (int64_t r = 0; r < M; ++r) {
-        float* cr = pc + r * N;
-        const float* rr = pr ? pr + r * N : nullptr;
+      at::parallel_for(0, M, std::max<int64_t>(1, 8192 / std::max<int64_t>(N, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          float* cr = pc + r * N;
+          const float* rr = pr ? pr + r * N : nullptr;
 #pragma omp simd
-        for (int64_t j = 0; j < N; ++j) cr[j] = (rr ? rr[j] : 0.0f) + (pb ? pb[j] : 0.0f);
-      }
+          for (int64_t j = 0; j < N; ++j) cr[j] = (rr ? rr[j] : 0.0f) + (pb ? pb[j] : 0.0f);
+        }
+      });
     }
   }
   cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, M, N, K, a.data_ptr<float>(), K, packed.data_ptr<float>(), K,
@@ -588,9 +629,9 @@ at::Tensor decode_layers(const at::Tensor& x, at::TensorList norms, at::ArrayRef
   };
   // A value computed elsewhere, copied into the record's rows (scattered by slot_rows).
   auto keep = [&](int64_t k, const at::Tensor& v) {
-    if (record.empty() || (direct && v.data_ptr() == record[k].narrow(0, row0, R).data_ptr())) return;
     const int64_t F = v.size(-1);
-    float* dst = record[k].data_ptr<float>();
+    float* dst = record.empty() ? nullptr : record[k].data_ptr<float>();
+    if (!dst || (direct && v.data_ptr<float>() == dst + row0 * F)) return;  // none, or computed there
     const float* src = v.data_ptr<float>();
     for (int64_t r = 0; r < R; ++r)
       std::memcpy(dst + (row0 + (slots ? slots[r] : r)) * F, src + r * F, sizeof(float) * F);
@@ -629,7 +670,7 @@ TORCH_LIBRARY(r1, m) {
   m.def("silu_mul(Tensor gu) -> Tensor");
   m.def("swiglu_backward(Tensor gu, Tensor dh) -> (Tensor, Tensor, Tensor)");
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
-  m.def("rms_norm_backward(Tensor dy, Tensor x, Tensor weight, float eps) -> (Tensor, Tensor)");
+  m.def("rms_norm_backward(Tensor dy, Tensor x, Tensor weight, float eps, Tensor(a!)? residual=None) -> (Tensor, Tensor)");
   m.def(
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) kcache, Tensor(b!) vcache, int length, "
       "Tensor mask, int H, int KV, float scale, Tensor(c!)? out=None) -> Tensor");
@@ -640,6 +681,7 @@ TORCH_LIBRARY(r1, m) {
   m.def(
       "mkl_packed_linear(Tensor x, Tensor packed, Tensor weight, Tensor? bias, int rows, Tensor(a!)? out=None) -> "
       "Tensor");
+  m.def("total_norm(Tensor[] xs) -> Tensor");
   m.def(
       "decode_layers(Tensor x, Tensor[] norms, float[] eps, Tensor[] packed, Tensor[] mats, Tensor?[] biases, "
       "Tensor(a!)[] kcache, Tensor(b!)[] vcache, Tensor cos, Tensor sin, int length, Tensor mask, int H, int KV, "
@@ -657,4 +699,5 @@ TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("mkl_pack", mkl_pack);
   m.impl("mkl_packed_linear", mkl_packed_linear);
   m.impl("decode_layers", decode_layers);
+  m.impl("total_norm", total_norm);
 }

@@ -214,17 +214,20 @@ class _Replay(torch.autograd.Function):
 
 
 # ---------------------------------------------------------------------------------------------- the backward
-def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims).
-    (Contiguous float32 on a CPU: r1's one-pass kernel, ``r1.models.kernels``; this code is its reference.)"""
+def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = None):
+    """y = x · rsqrt(mean(x²) + eps) · weight over the last dim → (dx, dweight summed over all leading dims);
+    ``residual`` (the residual stream's gradient) is added to dx, in place where the kernel runs (not to be used
+    after). (Contiguous float32 on a CPU: r1's one-pass kernel, ``r1.models.kernels``; this code is its reference.)"""
     weight = weight.detach()
-    k = fused_kernels(dy, x, weight)
+    k = fused_kernels(dy, x, weight) if residual is None else fused_kernels(dy, x, weight, residual)
     if k is not None:
-        return k.rms_norm_backward(dy, x, weight, eps)
+        return k.rms_norm_backward(dy, x, weight, eps, residual)
     r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     xh = x * r
     dxh = dy * weight
     dx = r * (dxh - xh * (dxh * xh).mean(-1, keepdim=True))
+    if residual is not None:
+        dx = residual + dx
     return dx, (dy * xh).reshape(-1, x.shape[-1]).sum(0)
 
 
@@ -360,9 +363,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
             add(m.gate_proj.bias, dgate.sum(0, dtype=dtype))
             add(m.up_proj.bias, dup.sum(0, dtype=dtype))
         dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:]).to(dtype)  # (Mt, E)
-        dh2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2)
+        dx2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2, residual=dx)  # dx + the norm's input gradient
         add(layer.post_attention_layernorm.weight, dn2)
-        dx2 = dx + dh2
         # Attention output projection: x2 = x + o_proj(o)
         dx2_lo = lo(dx2)
         add(a.o_proj.weight, mm(dx2_lo.t(), o))
@@ -425,9 +427,8 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
             add(a.q_proj.bias, db[: H * D])
             add(a.k_proj.bias, db[H * D : (H + KV) * D])
             add(a.v_proj.bias, db[(H + KV) * D :])
-        dh1, dn1 = _rms_backward(mm(dqkv_lo, w.wqkv), x, w.n1, w.eps1)
+        dx, dn1 = _rms_backward(mm(dqkv_lo, w.wqkv), x, w.n1, w.eps1, residual=dx2)  # dx2 + the norm's
         add(layer.input_layernorm.weight, dn1)
-        dx = dx2 + dh1
 
     emb = model.model.embed_tokens.weight
     if emb.requires_grad:

@@ -58,7 +58,7 @@ from r1.train.common import (
 )
 from r1.train import dist
 from r1.train.metrics import MetricsLogger
-from r1.train.optim import build_optimizer, build_scheduler
+from r1.train.optim import build_optimizer, build_scheduler, clip_grad_norm
 
 # Metrics that measure the machine, not the run; they differ between two identical runs.
 TIMING_PREFIXES = ("time/", "throughput/")
@@ -444,10 +444,7 @@ class GRPOTrainer:
                                 acc["entropy"] += (entropy_from_logits(logits, T) * m).sum()
                                 acc["diff"] += ((logps.detach() - old_logps[micro, :tc]).abs() * m).sum()
                     dist.all_reduce_grads_(self.model)
-                    if c.optim.grad_clip > 0:
-                        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
-                    else:
-                        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+                    gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
                     grad_norms.append(gn.detach())
                     self.optimizer.step()
                     self.scheduler.step()

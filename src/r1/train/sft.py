@@ -37,7 +37,7 @@ from r1.train.common import (
     warn_if_bf16_is_slow,
 )
 from r1.train.metrics import MetricsLogger
-from r1.train.optim import build_optimizer, build_scheduler
+from r1.train.optim import build_optimizer, build_scheduler, clip_grad_norm
 
 
 def load_records(cfg: SFTConfig, tokenizer) -> list[dict]:
@@ -208,8 +208,7 @@ class SFTTrainer:
                 logits = self.model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (B, L, V)
             loss, num_tokens = sft_loss(logits.float(), input_ids, loss_mask)
             loss.backward()
-            clip = c.optim.grad_clip if c.optim.grad_clip > 0 else float("inf")
-            gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
