@@ -612,15 +612,15 @@ at::Tensor decode_layers(const at::Tensor& x, at::TensorList norms, at::ArrayRef
                 "r1 kernels: decode_layers: slot_rows must be (R,) int64");
     slots = slot_rows->data_ptr<int64_t>();
   }
+  int64_t lo = row0, hi = row0 + R - 1;  // the record rows this step writes
+  if (slots && R > 0) {
+    lo = row0 + *std::min_element(slots, slots + R);
+    hi = row0 + *std::max_element(slots, slots + R);
+  }
   for (const auto& b : record) {
     check_f32(b, "record buffer");
-    TORCH_CHECK(b.dim() == 2, "r1 kernels: decode_layers: record buffers are (M, F)");
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t row = row0 + (slots ? slots[r] : r);
-      TORCH_CHECK(row >= 0 && row < b.size(0), "r1 kernels: decode_layers: record row ", row, " outside its buffer");
-      if (!slots) break;
-    }
-    TORCH_CHECK(slots || row0 + R <= b.size(0), "r1 kernels: decode_layers: record rows outside their buffer");
+    TORCH_CHECK(lo >= 0 && hi < b.size(0), "r1 kernels: decode_layers: record rows ", lo, "..", hi,
+                " outside a buffer of ", b.size(0));
   }
   const bool direct = !record.empty() && !slots;  // computed straight into the record's rows
   // Where activation k (record order) of this step is computed: the record's rows, else a new (R, F) tensor.

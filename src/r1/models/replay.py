@@ -219,7 +219,7 @@ def _rms_backward(dy: Tensor, x: Tensor, weight: Tensor, eps: float, residual: T
     ``residual`` (the residual stream's gradient) is added to dx, in place where the kernel runs (not to be used
     after). (Contiguous float32 on a CPU: r1's one-pass kernel, ``r1.models.kernels``; this code is its reference.)"""
     weight = weight.detach()
-    k = fused_kernels(dy, x, weight) if residual is None else fused_kernels(dy, x, weight, residual)
+    k = fused_kernels(dy, x, weight, *([] if residual is None else [residual]))
     if k is not None:
         return k.rms_norm_backward(dy, x, weight, eps, residual)
     r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
