@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from r1.data.jsonl import iter_jsonl
+from r1.data.jsonl import check_data_file, iter_jsonl, iter_lines
 from r1.errors import R1Error
 
 _WORDS = re.compile(r"[a-z0-9]+")
@@ -142,18 +142,17 @@ def decontaminate(
 
 
 def _write_lines(src: Path, dst: Path, keep: set[int]) -> None:
-    """Copy the lines numbered in ``keep`` (1-based, as ``iter_jsonl`` counts) from ``src`` to ``dst``."""
+    """Copy the lines numbered in ``keep`` (1-based, as ``iter_jsonl`` counts) from ``src`` to ``dst``, byte for
+    byte."""
     import gzip
 
     if dst.resolve() == src.resolve():
         raise R1Error(f"--out {dst} would overwrite the training file; pick another path")
-    opener = gzip.open if src.suffix == ".gz" else open
     dst.parent.mkdir(parents=True, exist_ok=True)
-    out_opener = gzip.open if dst.suffix == ".gz" else open
-    with opener(src, "rt", encoding="utf-8") as f, out_opener(dst, "wt", encoding="utf-8") as g:
-        for i, line in enumerate(f, 1):
+    with gzip.open(dst, "wb") if dst.suffix == ".gz" else open(dst, "wb") as g:
+        for i, line in iter_lines(src):
             if i in keep:
-                g.write(line if line.endswith("\n") else line + "\n")
+                g.write(line if line.endswith(b"\n") else line + b"\n")
 
 
 def report_table(report: dict[str, Any]) -> str:
@@ -192,8 +191,7 @@ def decontaminate_file(
     from r1.tasks.benchmarks import BENCHMARKS
     from r1.train.common import console
 
-    if not Path(train_path).expanduser().is_file():  # before the benchmarks load: a typo fails at once
-        raise R1Error(f"data file not found: {Path(train_path).expanduser()}")
+    check_data_file(train_path)  # before the benchmarks load: a typo fails at once
     report = decontaminate(
         train_path,
         load_benchmarks(benchmark_names or list(BENCHMARKS)),
