@@ -99,6 +99,8 @@ def _grade_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/grade/<completions file name>)")
     p.add_argument("--pass-k", metavar="K,K", help="ks of pass@k (default: 1,2,4,... up to samples per problem)")
     p.add_argument("--workers", type=int, default=0, help="grading processes (default 0: in this process)")
+    p.add_argument("--only-given", action="store_true",
+                   help="metrics over the problems that have completions only (default: missing ones count as wrong)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -114,6 +116,7 @@ def cmd_grade(args) -> int:
         pass_ks=_int_list(args.pass_k, "--pass-k"),
         workers=args.workers,
         progress=not args.no_progress,
+        only_given=args.only_given,
     )
     return 0
 

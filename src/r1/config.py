@@ -121,6 +121,9 @@ class RunConfig:
     """Checkpoint every N steps (0 = only at the end)."""
     keep_checkpoints: int = 2
     """Keep the newest N step checkpoints (the final one is always kept)."""
+    max_nonfinite_steps: int = 3
+    """An optimizer step whose loss or gradient norm is NaN/inf is skipped (``nonfinite_steps`` in the metrics);
+    this many in a row stop the run with an error (0 = never stop). ``r1.train.optim.NonFiniteGuard``."""
     overwrite: bool = False
     """Allow starting a fresh run in a non-empty run directory (its old contents are removed)."""
     progress: bool = True

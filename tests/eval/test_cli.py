@@ -109,6 +109,35 @@ def test_grade_math_and_multiple_choice_from_paths(tmp_path, capsys):
         "pass@1"] == 1.0
 
 
+def test_grade_headline_counts_missing_problems(tmp_path, capsys):
+    """1 of 4 problems answered (right): the headline is 25 %, not the subset's 100 %; --only-given asks for the
+    subset and says so; unequal samples per problem are shown as they are."""
+    problems = write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "problem": "?", "answer": str(i)} for i in range(4)])
+    one = write_jsonl(tmp_path / "one.jsonl", [{"id": "q1", "completion": "\\boxed{1}"}])
+    grade = ["grade", "--task", "math", "--data", str(problems), "--no-progress"]
+    assert main([*grade, "--completions", str(one), "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "| math | 4 | 1 | 25.0 ± 25.0 |" in out
+    assert "math: 3 of 4 problems have no completions (counted as wrong)" in out
+    assert "counted as wrong" in (tmp_path / "a" / "results.md").read_text()
+    m = json.loads((tmp_path / "a" / "results.json").read_text())["benchmarks"]["math"]["metrics"]
+    assert (m["pass@1"], m["num_problems"], m["num_problems_missing"]) == (0.25, 4, 3)
+
+    assert main([*grade, "--completions", str(one), "--out", str(tmp_path / "b"), "--only-given"]) == 0
+    out = capsys.readouterr().out
+    assert "| math | 1 | 1 | 100.0 ± 0.0 |" in out and "the metrics are over the 1 graded problems only" in out
+
+    uneven = write_jsonl(tmp_path / "uneven.jsonl", [{"id": "q1", "completion": "\\boxed{1}"}] * 3
+                         + [{"id": f"q{i}", "completion": "\\boxed{0}"} for i in (0, 2, 3)])
+    assert main([*grade, "--completions", str(uneven), "--out", str(tmp_path / "c"), "--pass-k", "1,2"]) == 0
+    out = capsys.readouterr().out
+    # q0 right, q1 right 3 of 3, q2 and q3 wrong -> pass@1 0.5; pass@2 needs 2 samples of every problem: not reported
+    assert "| math | 4 | 1–3 | 50.0 ± 28.9 |" in out and "1 to 3 samples per problem" in out
+    assert "no completions" not in out
+    m = json.loads((tmp_path / "c" / "results.json").read_text())["benchmarks"]["math"]["metrics"]
+    assert "pass@2" not in m and "cons@all" in m and (m["samples_per_problem"], m["samples_per_problem_max"]) == (1, 3)
+
+
 def test_one_line_errors(tmp_path, capsys):
     problems = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "problem": "?", "answer": "1"}])
     bad = tmp_path / "bad.jsonl"

@@ -98,10 +98,17 @@ def test_cons_at_k_hand_case(tmp_path):
     assert [r.answer for r in rows[:2]] == ["0.5", "\\dfrac{1}{2}"] and [r.index for r in rows[:3]] == [0, 1, 2]
 
 
-def test_problems_without_completions_are_left_out(tmp_path):
+def test_problems_without_completions_count_as_wrong(tmp_path):
     task = build_task("math", data=str(_math_file(tmp_path)))
-    rows, m = grade_benchmark(task, task.load("test"), {"seven": [{"completion": "\\boxed{7}"}]})
-    assert m["num_problems"] == 1 and m["num_problems_missing"] == 1 and m["pass@1"] == 1.0
+    comps = {"seven": [{"completion": "\\boxed{7}"}, {"completion": "\\boxed{7}"}]}
+    rows, m = grade_benchmark(task, task.load("test"), comps)
+    # per-problem values: seven 1.0, half (no completions) 0.0 -> pass@1 0.5, s.e. std([1, 0], ddof=1)/sqrt(2) = 0.5
+    assert (m["num_problems"], m["num_problems_missing"], m["missing_counted_as_wrong"]) == (2, 1, True)
+    assert m["pass@1"] == 0.5 and m["pass@1_stderr"] == pytest.approx(0.5)
+    assert m["pass@2"] == 0.5 and m["cons@2"] == 0.5 and len(rows) == 2
+    _, sub = grade_benchmark(task, task.load("test"), comps, only_given=True)  # the subset, on request
+    assert (sub["num_problems"], sub["num_problems_missing"], sub["pass@1"]) == (1, 1, 1.0)
+    assert sub["missing_counted_as_wrong"] is False
 
 
 def test_task_without_extraction_grades_whole_completions():

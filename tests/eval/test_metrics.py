@@ -85,5 +85,18 @@ def test_summarize_uneven_samples_and_unknowns():
     m = summarize([[1, 0], [0, 0, 1]], None, [[None, None], [None] * 3], [[3, 3], [3] * 3],
                   [[None, None], [None] * 3], None, pass_ks=[1, 2, 3])
     assert "pass@3" not in m and m["pass@2"] == pytest.approx(np.mean([1.0, 1 - 1 / 3]))
+    assert (m["samples_per_problem"], m["samples_per_problem_max"]) == (2, 3)
     assert m["length_tokens"] is None and m["truncated_share"] is None and m["no_answer_share"] is None
     assert not any(k.startswith("cons@") for k in m)
+
+
+def test_summarize_counts_missing_problems_as_wrong():
+    # one problem with [1, 1] and 3 without samples: per-problem values 1, 0, 0, 0 -> pass@1 0.25,
+    # s.e. = std([1,0,0,0], ddof=1)/2 = 0.5/2 = 0.25; pass@2 and cons@2 the same; lengths over the 2 samples only
+    m = summarize([[1, 1]], [1], [[4, 6]], [[1, 1]], [[False, False]], [[True, True]], num_missing=3)
+    assert (m["num_problems"], m["num_problems_missing"], m["num_samples"]) == (4, 3, 2)
+    assert m["pass@1"] == 0.25 and m["pass@1_stderr"] == pytest.approx(0.25)
+    assert m["pass@2"] == 0.25 and m["cons@2"] == 0.25 and m["length_tokens"] == 5.0
+    assert (m["samples_per_problem"], m["samples_per_problem_max"]) == (2, 2)
+    with pytest.raises(ValueError):
+        summarize([[1], []], None, [[None], []], [[1], []], [[None], []], None)

@@ -325,19 +325,24 @@ def grade_benchmark(
     workers: int = 0,
     progress=None,
     label: str = "grade",
+    only_given: bool = False,
 ) -> tuple[list[GradedSample], dict[str, Any]]:
     """Grade every completion of every problem that has some, and compute the benchmark's metrics.
 
     Args:
         task: the task (its grader is used through :class:`AnswerGrader`).
-        samples: the task's problems, in order; problems without completions are left out of the metrics.
+        samples: the task's problems, in order; problems without completions count as wrong in pass@1, pass@k and
+            cons@k (``num_problems`` is ``len(samples)``), unless ``only_given``.
         completions: id → list of records ``{"completion": str, "num_tokens"?: int, "finish_reason"?: str}``.
         pass_ks: ks of pass@k (see :func:`r1.eval.metrics.summarize`).
         workers: scoring processes (see :class:`AnswerGrader`).
         progress: a rich Progress (or None) for a bar named ``label``.
+        only_given: leave problems without completions out of the metrics (the headline is then over the subset;
+            ``num_problems_missing`` still counts them and ``missing_counted_as_wrong`` is False).
     Returns:
-        ``(graded samples in problem order, metrics dict)``; metrics also holds ``num_problems_missing`` and, for
-        tasks that define ``completion_metrics``, their means as ``task/<name>``.
+        ``(graded samples in problem order, metrics dict)``; metrics also holds ``num_problems_missing``,
+        ``missing_counted_as_wrong`` and, for tasks that define ``completion_metrics``, their means as
+        ``task/<name>``.
     """
     grader = AnswerGrader(task, workers=workers)
     problems = [s for s in samples if completions.get(s.id)]
@@ -386,8 +391,10 @@ def grade_benchmark(
         truncated=[[None if g.finish_reason is None else g.finish_reason == "length" for g in grp] for grp in groups],
         has_answer=[[g.answer is not None for g in grp] for grp in groups] if grader.extracts else None,
         pass_ks=pass_ks,
+        num_missing=0 if only_given else len(samples) - len(problems),
     )
     metrics["num_problems_missing"] = len(samples) - len(problems)
+    metrics["missing_counted_as_wrong"] = not only_given
     metrics.update(_task_metrics(task, rows))
     return rows, metrics
 

@@ -104,6 +104,7 @@ def summarize(
     truncated: Sequence[Sequence[bool | None]],
     has_answer: Sequence[Sequence[bool]] | None,
     pass_ks: Sequence[int] | None = None,
+    num_missing: int = 0,
 ) -> dict[str, float | int | None]:
     """The metrics of one benchmark from per-problem lists (problem i has n_i samples).
 
@@ -116,29 +117,40 @@ def summarize(
         has_answer: per problem, whether an answer was extracted from each sample (None: the task grades whole
             completions and extracts nothing).
         pass_ks: the ks of pass@k; those above the smallest n_i are skipped (default :func:`default_ks`).
+        num_missing: problems of the benchmark without any sample, counted as wrong: each adds a per-problem value
+            of 0 to pass@1, pass@k and cons@k (and to their standard errors), so a partial run cannot report the
+            accuracy of the problems it happened to finish. Sample statistics (lengths, shares) are over the samples.
     Returns:
-        A flat dict: ``num_problems``, ``num_samples``, ``samples_per_problem`` (min n_i), ``pass@1``,
-        ``pass@1_stderr``, ``pass@<k>`` ..., ``cons@<n>`` and ``cons@<n>_stderr`` (n = samples per problem, or
-        ``cons@all`` when problems have different n), ``length_tokens``, ``length_chars``, ``truncated_share``,
-        ``no_answer_share``.
+        A flat dict: ``num_problems`` (with the missing ones), ``num_problems_missing``, ``num_samples``,
+        ``samples_per_problem`` (min n_i) and ``samples_per_problem_max``, ``pass@1``, ``pass@1_stderr``,
+        ``pass@<k>`` ..., ``cons@<n>`` and ``cons@<n>_stderr`` (n = samples per problem, or ``cons@all`` when
+        problems have different n), ``length_tokens``, ``length_chars``, ``truncated_share``, ``no_answer_share``.
+
+    Example: one problem with samples [1, 1] and ``num_missing=1`` → pass@1 = mean(1.0, 0.0) = 0.5.
     """
     n = np.array([len(s) for s in scores], dtype=np.int64)
     if n.size == 0 or (n == 0).any():
-        raise ValueError("every problem needs at least one sample")
+        raise ValueError("every problem needs at least one sample (count problems without any as num_missing)")
+    if num_missing < 0:
+        raise ValueError(f"num_missing must be >= 0, got {num_missing}")
+    zeros = np.zeros(num_missing)  # the per-problem values of the missing problems
     correct = np.array([sum(1 for x in s if x >= 1.0) for s in scores], dtype=np.int64)
     out: dict[str, float | int | None] = {
-        "num_problems": int(n.size),
+        "num_problems": int(n.size) + num_missing,
+        "num_problems_missing": num_missing,
         "num_samples": int(n.sum()),
         "samples_per_problem": int(n.min()),
+        "samples_per_problem_max": int(n.max()),
     }
-    out["pass@1"], out["pass@1_stderr"] = mean_and_stderr(correct / n)
+    out["pass@1"], out["pass@1_stderr"] = mean_and_stderr(np.concatenate([correct / n, zeros]))
     ks = sorted(set(default_ks(int(n.min())) if pass_ks is None else pass_ks))
     for k in ks:
         if 1 < k <= n.min():
-            out[f"pass@{k}"] = float(estimate_pass_at_k(n, correct, k).mean())
+            out[f"pass@{k}"] = float(np.concatenate([estimate_pass_at_k(n, correct, k), zeros]).mean())
     if cons_scores is not None:
         label = f"cons@{int(n.min())}" if (n == n.min()).all() else "cons@all"
-        out[label], out[f"{label}_stderr"] = mean_and_stderr([1.0 if x >= 1.0 else 0.0 for x in cons_scores])
+        votes = [1.0 if x >= 1.0 else 0.0 for x in cons_scores] + [0.0] * num_missing
+        out[label], out[f"{label}_stderr"] = mean_and_stderr(votes)
     tokens = [t for ts in num_tokens for t in ts if t is not None]
     out["length_tokens"] = float(np.mean(tokens)) if tokens else None
     out["length_chars"] = float(np.mean([c for cs in num_chars for c in cs]))

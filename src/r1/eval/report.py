@@ -61,9 +61,10 @@ def _pct(x: float | None) -> str:
 def results_table(results: dict[str, Any]) -> str:
     """The Markdown table of ``results["benchmarks"]``: one row per benchmark, values in percent.
 
-    Columns: problems, k (samples per problem), pass@1 ± its standard error, pass@k for every k any benchmark has,
-    cons@k (majority vote over the k samples), mean response length (tokens, else characters), truncated share and
-    share of samples with no answer.
+    Columns: problems, k (samples per problem; ``min–max`` when problems have different numbers), pass@1 ± its
+    standard error, pass@k for every k any benchmark has, cons@k (majority vote over the k samples), mean response
+    length (tokens, else characters), truncated share and share of samples with no answer. Below the table, a line
+    per benchmark whose problems lack completions or have unequal samples (:func:`coverage_notes`).
     """
     benches = results["benchmarks"]
     ks = sorted({int(key[5:]) for b in benches.values() for key in b["metrics"] if _is_pass_k(key)})
@@ -81,7 +82,7 @@ def results_table(results: dict[str, Any]) -> str:
         row = [
             name,
             str(m["num_problems"]),
-            str(m["samples_per_problem"]),
+            _samples_per_problem(m),
             f"{_pct(m['pass@1'])} ± {_pct(m['pass@1_stderr'])}",
             *[_pct(m.get(f"pass@{k}")) for k in ks],
             _pct(m[cons]) if cons else "—",
@@ -90,7 +91,42 @@ def results_table(results: dict[str, Any]) -> str:
             _pct(m.get("no_answer_share")),
         ]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    notes = coverage_notes(results)
+    return "\n".join(lines) + "\n" + "".join(f"\n{note}" for note in notes) + ("\n" if notes else "")
+
+
+def _samples_per_problem(m: dict[str, Any]) -> str:
+    lo, hi = m["samples_per_problem"], m.get("samples_per_problem_max", m["samples_per_problem"])
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def coverage_notes(results: dict[str, Any]) -> list[str]:
+    """One line per benchmark whose numbers need a caveat: problems without completions (counted as wrong, or left
+    out with ``--only-given``) and unequal samples per problem (pass@k only for k up to the fewest).
+
+    Example: ``"math500: 499 of 500 problems have no completions (counted as wrong)"``.
+    """
+    notes = []
+    for name, b in results["benchmarks"].items():
+        m = b["metrics"]
+        missing = m.get("num_problems_missing") or 0
+        if missing:
+            if m.get("missing_counted_as_wrong", True):
+                total = m["num_problems"]
+                notes.append(f"{name}: {missing} of {total} problems have no completions (counted as wrong)")
+            else:
+                total = m["num_problems"] + missing
+                notes.append(
+                    f"{name}: {missing} of {total} problems have no completions and are left out: the metrics are "
+                    f"over the {m['num_problems']} graded problems only (--only-given)"
+                )
+        lo, hi = m["samples_per_problem"], m.get("samples_per_problem_max", m["samples_per_problem"])
+        if lo != hi:
+            notes.append(
+                f"{name}: {lo} to {hi} samples per problem; pass@1 averages each problem's own samples, pass@k is "
+                f"reported for k <= {lo} only, cons@all votes over each problem's samples"
+            )
+    return notes
 
 
 def _is_pass_k(key: str) -> bool:
@@ -106,4 +142,4 @@ def write_results(out_dir: Path, results: dict[str, Any]) -> str:
     return table
 
 
-__all__ = ["results_header", "results_table", "write_results", "write_samples"]
+__all__ = ["coverage_notes", "results_header", "results_table", "write_results", "write_samples"]

@@ -332,6 +332,7 @@ def grade_file(
     workers: int = 0,
     params: dict[str, Any] | None = None,
     progress: bool = True,
+    only_given: bool = False,
 ) -> dict[str, Any]:
     """Run ``r1 grade``: grade completions made elsewhere with a task's grader, write the same outputs as ``r1 eval``.
 
@@ -345,6 +346,7 @@ def grade_file(
         pass_ks: ks of pass@k (default 1, 2, 4, ... up to the samples per problem).
         workers: grading processes (0 = in this process).
         params: task constructor parameters.
+        only_given: metrics over the problems that have completions only (default: the others count as wrong).
     Returns:
         The ``results.json`` dict.
     """
@@ -360,7 +362,7 @@ def grade_file(
     t0 = time.perf_counter()
     with make_progress(progress) as bar:
         rows, metrics = grade_benchmark(task, samples, comp, pass_ks=pass_ks, workers=workers, progress=bar,
-                                        label=f"grade {task_name}")
+                                        label=f"grade {task_name}", only_given=only_given)
     metrics["time/grade_s"] = round(time.perf_counter() - t0, 2)
     write_samples(out / "samples.jsonl", rows, include_completion=False)
     results = results_header({"completions": str(Path(completions).resolve())})
@@ -373,10 +375,7 @@ def grade_file(
         "metrics": metrics,
     }
     table = write_results(out, results)
-    console.print(table, soft_wrap=True)
-    missing = metrics["num_problems_missing"]
-    if missing:
-        console.print(f"note: {missing} of {len(samples)} problems had no completions and are not in the metrics")
+    console.print(table, soft_wrap=True)  # with a line on missing problems and unequal samples, if any
     console.print(f"wrote {out}/: results.json, results.md, samples.jsonl", soft_wrap=True)
     return results
 

@@ -5,16 +5,19 @@ Layout under a run directory::
     checkpoints/step_000010/   config.json, model.safetensors, tokenizer files, trainer_state.pt
     checkpoints/latest         text file naming the newest complete checkpoint
 
-A checkpoint is written to a temporary folder and renamed, and ``latest`` is updated last, so a run killed while
-saving still resumes from the previous checkpoint.
+A checkpoint is written to a temporary folder, its files and the folder fsynced, and renamed; ``latest`` is
+updated last the same way, so a run killed while saving, or a machine that loses power just after, still resumes
+from the previous checkpoint. Weights holding NaN/inf are never written (a diverged run stops with an error instead),
+so every checkpoint on disk is finite and pruning old ones never removes the last finite one.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,8 +43,37 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_finite_weights(model, run_dir: Path, step: int) -> None:
+    """R1Error when a weight of ``model`` is NaN/inf: such a checkpoint would poison every run resumed from it.
+
+    One ``isfinite`` reduction per tensor and a single host sync, at save time only (not per step)."""
+    tensors = [(k, t) for k, t in model.state_dict().items() if t.is_floating_point()]
+    if not tensors or bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):
+        return
+    bad = [k for k, t in tensors if not bool(torch.isfinite(t).all())]
+    marker = Path(run_dir) / "checkpoints" / "latest"
+    last = marker.read_text().strip() if marker.is_file() else None
+    raise R1Error(
+        f"training diverged by step {step}: {len(bad)} weight tensor(s) hold NaN/inf (first: {bad[0]}); refusing to "
+        f"save checkpoint step_{step:06d}; "
+        + (f"the last finite checkpoint is {marker.parent / last}" if last else "no checkpoint was saved before")
+        + "; lower optim.lr"
+    )
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's data to disk (a folder: the names in it, e.g. after a rename)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 2) -> Path:
-    """Write ``checkpoints/step_<step>`` atomically, point ``latest`` at it, prune older ones beyond ``keep``."""
+    """Write ``checkpoints/step_<step>`` atomically and durably, point ``latest`` at it, prune older ones beyond
+    ``keep``. Refuses (R1Error) weights that hold NaN/inf, before anything is written."""
+    check_finite_weights(model, run_dir, step)
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -49,15 +81,38 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(model, tokenizer, tmp)
     torch.save(state, tmp / "trainer_state.pt")
+    # Without fsync a power loss after the rename can leave a "complete" checkpoint whose files are empty: the
+    # rename reaches the disk before the data. A handful of files, once per checkpoint.
+    for f in tmp.iterdir():
+        _fsync(f)
+    _fsync(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    _fsync(root)
     (root / "latest.tmp").write_text(final.name + "\n")
+    _fsync(root / "latest.tmp")
     (root / "latest.tmp").rename(root / "latest")
+    _fsync(root)
     if keep > 0:
         steps = sorted(p for p in root.glob("step_*") if p.is_dir())
         for old in steps[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_unless_skipped(save: Callable[[int], Path], step: int, skipped_in_a_row: int,
+                              warn: bool = True) -> Path | None:
+    """``save(step)``, unless the step's last optimizer update was skipped as non-finite (``NonFiniteGuard``): those
+    weights just gave a NaN/inf loss or gradient, finite as they may be, and must not become ``latest`` or push a
+    good checkpoint out; the previous checkpoint stays the latest (``warn``: say so on the console)."""
+    if not skipped_in_a_row:
+        return save(step)
+    if warn:
+        from r1.train.common import console
+
+        console.print(f"[yellow]warning:[/] step {step}: no checkpoint written, its last update was skipped as "
+                      "non-finite (NaN/inf loss or gradient norm); the previous checkpoint stays the latest")
+    return None
 
 
 def latest_checkpoint(run_dir: Path) -> Path:

@@ -44,7 +44,14 @@ from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, SamplingParams, build_engine
 from r1.rollout.native import NativeEngine
 from r1.tasks import build_task
-from r1.train.checkpoint import latest_checkpoint, restore_trainer_state, save_checkpoint, trainer_state
+from r1.train.checkpoint import (
+    check_finite_weights,
+    checkpoint_unless_skipped,
+    latest_checkpoint,
+    restore_trainer_state,
+    save_checkpoint,
+    trainer_state,
+)
 from r1.train.common import (
     PhaseTimer,
     autocast_context,
@@ -58,7 +65,7 @@ from r1.train.common import (
 )
 from r1.train import dist
 from r1.train.metrics import MetricsLogger
-from r1.train.optim import build_optimizer, build_scheduler, clip_grad_norm
+from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
 
 # Metrics that measure the machine, not the run; they differ between two identical runs.
 TIMING_PREFIXES = ("time/", "throughput/")
@@ -209,6 +216,7 @@ class GRPOTrainer:
         }
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
+        self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
         self.engine = build_engine(c.rollout.engine, self.model, self.tok)
         self.sampling = SamplingParams(
             temperature=c.rollout.temperature,
@@ -234,6 +242,8 @@ class GRPOTrainer:
             self.gen.set_state(ranks[self.rank]["sampler_rng"])
             self.prompt_sampler.load_state_dict(ranks[self.rank]["data"])
             self.start_step = state["step"]
+            if "nonfinite" in state:
+                self.guard.load_state_dict(state["nonfinite"])
             if self.rank == 0:
                 save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
                 console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
@@ -395,6 +405,7 @@ class GRPOTrainer:
         group_order = list(range(num_groups))
         acc = {k: torch.zeros((), device=self.device) for k in ("loss", "clipped", "kl", "entropy", "tokens", "diff")}
         grad_norms = []
+        skipped_before = self.guard.total
         self.model.train()
         with timer("train"):
             for epoch in range(c.grpo.mu):
@@ -407,6 +418,7 @@ class GRPOTrainer:
                     if counts[1] == 0:  # an empty minibatch everywhere: no update
                         continue
                     num_tokens, num_seqs = counts[0].clamp(min=1).float().to(self.device), int(counts[1])
+                    opt_loss = torch.zeros((), device=self.device)  # this optimizer step's loss on this worker
                     for micro in micro_batches(lengths, rows, c.optim.tokens_per_micro_batch):
                         tc = max(comp_lens[i] for i in micro)
                         m = mask[micro, :tc]  # (n, tc)
@@ -436,6 +448,7 @@ class GRPOTrainer:
                             max_len=c.rollout.max_new_tokens,
                         )
                         loss.backward()
+                        opt_loss += loss.detach()
                         acc["loss"] += loss.detach()
                         acc["clipped"] += clipped.sum()
                         acc["tokens"] += m.sum()
@@ -446,9 +459,8 @@ class GRPOTrainer:
                     dist.all_reduce_grads_(self.model)
                     gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
                     grad_norms.append(gn.detach())
-                    self.optimizer.step()
-                    self.scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                    # A NaN/inf loss or norm on any worker: no update anywhere (weights stay finite), counted.
+                    self.guard.step(self.optimizer, self.scheduler, opt_loss, gn, reduce=dist.all_reduce_sum_)
         acc["tokens_first"] = mask.sum().double()
         totals = torch.stack([acc[k].double() for k in acc])
         dist.all_reduce_sum_([totals])
@@ -462,6 +474,8 @@ class GRPOTrainer:
             "entropy": (acc["entropy"] / tokens_first).item(),
             "grad_norm": torch.stack(grad_norms).mean().item(),
             "logprob_diff_rollout_vs_train": (acc["diff"] / tokens_first).item(),
+            "nonfinite_steps": self.guard.total - skipped_before,
+            "nonfinite_steps_total": self.guard.total,
         }
 
     # ------------------------------------------------------------------------------------------------ the step
@@ -589,13 +603,17 @@ class GRPOTrainer:
         return {f"eval/{k}": v for k, v in metrics.items()}
 
     def checkpoint(self, step: int) -> Path:
-        """Rank 0 writes the checkpoint; with several workers it holds every worker's sampler streams."""
+        """Rank 0 writes the checkpoint; with several workers it holds every worker's sampler streams. Weights
+        holding NaN/inf are refused (R1Error) by every worker alike (their weights are equal), before any waits."""
+        if self.world > 1:
+            check_finite_weights(self.model, self.run_dir, step)
         ranks = dist.all_gather_objects({"sampler_rng": self.gen.get_state(), "data": self.prompt_sampler.state_dict()})
         path = self.run_dir / "checkpoints" / f"step_{step:06d}"
         if self.rank == 0:
             extra = {"ranks": ranks} if self.world > 1 else {}
             state = trainer_state(
-                step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state(), **extra
+                step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state(),
+                nonfinite=self.guard.state_dict(), **extra
             )
             path = save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
         dist.barrier()
@@ -630,8 +648,10 @@ class GRPOTrainer:
                         progress.update(bar, advance=1, info=info)
                         if c.run.log_every and step % c.run.log_every == 0:
                             progress.console.print(_format_line(step, metrics))
+                    if self.guard.diverged:  # every worker alike (the skip flags are summed over them)
+                        raise self.guard.error(step, c.optim.lr)
                     if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
-                        self.checkpoint(step)
+                        checkpoint_unless_skipped(self.checkpoint, step, self.guard.consecutive, warn=main)
                     if on_step_end is not None:
                         on_step_end(step, metrics)
         finally:
@@ -689,6 +709,8 @@ def _format_line(step: int, m: dict) -> str:
         ("time/step", "s"),
     ]
     parts = [f"{short} {m[k]:.3g}" for k, short in keys if k in m and isinstance(m[k], (int, float))]
+    if m.get("nonfinite_steps"):
+        parts.append(f"skipped {m['nonfinite_steps']} non-finite update(s)")
     return f"step {step:>5} | " + " | ".join(parts)
 
 

@@ -2,6 +2,11 @@
 
 On resume, lines after the checkpoint's step are dropped (they belong to steps that will be re-run) and TensorBoard
 events after it are purged.
+
+NaN and inf are written as ``null`` (JSON has neither; a strict parser rejects Python's ``NaN``) and left out of
+TensorBoard. A training step whose loss or gradient norm was not finite says so in numbers: ``nonfinite_steps`` (its
+optimizer steps skipped, see ``r1.train.optim.NonFiniteGuard``) and ``nonfinite_steps_total`` (over the run), so a
+``null`` loss is never mistaken for a missing value.
 """
 
 from __future__ import annotations

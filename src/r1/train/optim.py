@@ -1,8 +1,10 @@
-"""Optimizer and LR schedule shared by every trainer: AdamW, linear warm-up, then cosine (or constant)."""
+"""Optimizer, LR schedule and divergence guard shared by every trainer: AdamW, linear warm-up, then cosine (or
+constant); optimizer steps with a NaN/inf loss or gradient norm skipped, and the run stopped after a few in a row."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -44,6 +46,69 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
         if coef < 1.0:
             torch._foreach_mul_(grads, coef)
     return total
+
+
+class NonFiniteGuard:
+    """Skips optimizer steps whose loss or gradient norm is NaN/inf and says when the run has diverged.
+
+    Why: ``optimizer.step()`` on a NaN gradient writes NaN into every weight (and AdamW's moments), and the run then
+    goes on "training" a dead model to the end. A skipped step leaves weights and optimizer state as they were
+    (mixed-precision loss scalers skip steps the same way); ``limit`` skipped steps in a row mean the run has
+    diverged (e.g. ``optim.lr`` far too high), and the trainer stops with ``error()``.
+
+    Cost: one host sync per optimizer step on a flag built from the loss and the gradient norm the step computes
+    anyway (``clip_grad_norm``), never a pass over the weights. With several workers the flag is summed over them
+    (``reduce``), so every worker skips the same steps; the gradient norm is the all-reduced gradients' already.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit  # 0: never stop
+        self.total = 0  # skipped optimizer steps over the run (checkpointed)
+        self.consecutive = 0  # skipped optimizer steps since the last finite one (checkpointed)
+
+    def finite(self, loss: torch.Tensor, grad_norm: torch.Tensor, reduce=None) -> bool:
+        """True when this optimizer step may update the weights; False (counted) when it must be skipped.
+        ``reduce``: an in-place sum over workers (``r1.train.dist.all_reduce_sum_``) or None."""
+        bad = (~(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))).double().reshape(1)
+        if reduce is not None:
+            reduce([bad])
+        if not bad.item():
+            self.consecutive = 0
+            return True
+        self.total += 1
+        self.consecutive += 1
+        return False
+
+    def step(self, optimizer, scheduler, loss: torch.Tensor, grad_norm: torch.Tensor, reduce=None) -> bool:
+        """``optimizer.step()`` when :meth:`finite`, else nothing; then the schedule steps either way (the LR stays a
+        function of the step count) and the gradients are cleared. Returns whether the weights were updated."""
+        updated = self.finite(loss, grad_norm, reduce)
+        if updated:
+            optimizer.step()
+        with warnings.catch_warnings():
+            # torch warns when the schedule moves before the optimizer's first step; a skipped first step means it
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return updated
+
+    @property
+    def diverged(self) -> bool:
+        return 0 < self.limit <= self.consecutive
+
+    def error(self, step: int, lr: float) -> R1Error:
+        return R1Error(
+            f"training diverged at step {step}: the loss or gradient norm was NaN/inf at {self.consecutive} "
+            f"optimizer steps in a row (run.max_nonfinite_steps={self.limit}; optim.lr={lr:g}); those updates were "
+            "skipped and the run stops here; lower optim.lr (or raise optim.warmup_steps, lower optim.grad_clip) "
+            "and start again or --resume the last checkpoint"
+        )
+
+    def state_dict(self) -> dict:
+        return {"total": self.total, "consecutive": self.consecutive}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.total, self.consecutive = s["total"], s["consecutive"]
 
 
 def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:

@@ -24,7 +24,13 @@ from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.tasks import build_task
-from r1.train.checkpoint import latest_checkpoint, restore_trainer_state, save_checkpoint, trainer_state
+from r1.train.checkpoint import (
+    checkpoint_unless_skipped,
+    latest_checkpoint,
+    restore_trainer_state,
+    save_checkpoint,
+    trainer_state,
+)
 from r1.train.common import (
     PhaseTimer,
     autocast_context,
@@ -37,7 +43,7 @@ from r1.train.common import (
     warn_if_bf16_is_slow,
 )
 from r1.train.metrics import MetricsLogger
-from r1.train.optim import build_optimizer, build_scheduler, clip_grad_norm
+from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
 
 
 def load_records(cfg: SFTConfig, tokenizer) -> list[dict]:
@@ -183,10 +189,13 @@ class SFTTrainer:
         )
         self.optimizer = build_optimizer(self.model, c.optim)
         self.scheduler = build_scheduler(self.optimizer, c.run.steps, c.optim)
+        self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
         self.start_step = 0
         if ckpt is not None:
             state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.sampler)
             self.start_step = state["step"]
+            if "nonfinite" in state:
+                self.guard.load_state_dict(state["nonfinite"])
             save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
         self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
@@ -209,9 +218,7 @@ class SFTTrainer:
             loss, num_tokens = sft_loss(logits.float(), input_ids, loss_mask)
             loss.backward()
             gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            finite = self.guard.step(self.optimizer, self.scheduler, loss, gn)  # NaN/inf: no update, counted
         dt = time.perf_counter() - t0
         return {
             "loss": loss.item(),
@@ -219,13 +226,15 @@ class SFTTrainer:
             "lr": self.scheduler.get_last_lr()[0],
             "tokens": int(num_tokens),
             "epoch": self.sampler.epoch,
+            "nonfinite_steps": int(not finite),
+            "nonfinite_steps_total": self.guard.total,
             "time/step": dt,
             **{f"time/{k}": v for k, v in timer.times.items()},
             "throughput/tokens_per_s": int(attn.sum()) / dt,
         }
 
     def checkpoint(self, step: int) -> Path:
-        state = trainer_state(step, self.optimizer, self.scheduler, self.sampler)
+        state = trainer_state(step, self.optimizer, self.scheduler, self.sampler, nonfinite=self.guard.state_dict())
         return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
 
     def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
@@ -238,15 +247,19 @@ class SFTTrainer:
                 for step in range(self.start_step + 1, c.run.steps + 1):
                     m = self.step()
                     self.logger.log(step, m)
-                    ema = m["loss"] if ema is None else 0.95 * ema + 0.05 * m["loss"]
-                    progress.update(bar, advance=1, info=f"loss {ema:.4f}")
+                    if m["nonfinite_steps"] == 0:  # a skipped step's NaN loss would stick in the average
+                        ema = m["loss"] if ema is None else 0.95 * ema + 0.05 * m["loss"]
+                    progress.update(bar, advance=1, info=f"loss {ema if ema is not None else float('nan'):.4f}")
                     if c.run.log_every and step % c.run.log_every == 0:
+                        skipped = " | skipped non-finite update" if m["nonfinite_steps"] else ""
                         progress.console.print(
                             f"step {step:>6} | loss {m['loss']:.4f} | lr {m['lr']:.2e} | gnorm {m['grad_norm']:.3g} "
-                            f"| tok/s {m['throughput/tokens_per_s']:.0f}"
+                            f"| tok/s {m['throughput/tokens_per_s']:.0f}{skipped}"
                         )
+                    if self.guard.diverged:
+                        raise self.guard.error(step, c.optim.lr)
                     if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
-                        self.checkpoint(step)
+                        checkpoint_unless_skipped(self.checkpoint, step, self.guard.consecutive)
                     if on_step_end is not None:
                         on_step_end(step, m)
         finally:
