@@ -2,14 +2,25 @@
 
 Built on OmegaConf structured configs. Unknown keys and mistyped values are :class:`R1Error` with one line that names
 the key and, for unknown keys, the valid ones. Every field has a type, a default and a docstring line below it.
+
+A field's allowed values sit next to it (``lr: float = checked(1e-6, gt=0)``: a range, a list of choices, a registry
+whose names are valid, a file or device that must exist). :func:`validate` walks a whole config and raises the first
+bad value as one line naming the key, the value and what is allowed; :func:`load_config` runs it on the schema, and
+every command runs it again with the machine's files and devices before it writes or deletes anything. Left out:
+checks that need the model or the data loaded (a task's split, a tokenizer's chat template): the commands make them
+before the run directory is touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 
 import yaml
 from omegaconf import OmegaConf
@@ -20,24 +31,110 @@ from r1.errors import R1Error
 C = TypeVar("C")
 
 
+# ----------------------------------------------------------------------------------------------- allowed values
+@dataclass(frozen=True)
+class Check:
+    """What a field's value must be; kept in the field's metadata by :func:`checked`, enforced by :func:`validate`.
+
+    Ranges (``ge``/``gt``/``le``/``lt``) apply to a number or to each item of a list; a float must also be finite
+    unless ``finite=False`` (NaN is never allowed). ``test`` and ``env`` return what is wrong with a value (or None): ``test`` looks at the value alone,
+    ``env`` at this machine (files, devices) and is skipped when a config is only parsed (a shipped YAML may name a
+    model that a previous stage makes)."""
+
+    ge: Optional[float] = None
+    gt: Optional[float] = None
+    le: Optional[float] = None
+    lt: Optional[float] = None
+    length: Optional[int] = None
+    """Lists: the exact number of items."""
+    finite: bool = True
+    choices: tuple = ()
+    registry: str = ""
+    """``"module:NAME"`` of an :class:`r1.registry.Registry` whose names are the valid values (imported lazily)."""
+    test: Optional[Callable[[Any], Optional[str]]] = None
+    env: Optional[Callable[[Any], Optional[str]]] = None
+
+    def bounds(self) -> str:
+        limits = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {v:g}" if isinstance(v, float) else f"{op} {v}" for op, v in limits if v is not None)
+
+    def in_range(self, x: Any) -> bool:
+        # written as "not (x >= ge)" so that NaN, which compares False with everything, is out of range
+        return not (
+            (self.ge is not None and not x >= self.ge) or (self.gt is not None and not x > self.gt)
+            or (self.le is not None and not x <= self.le) or (self.lt is not None and not x < self.lt)
+        )
+
+
+def checked(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, **check: Any) -> Any:
+    """A dataclass field with a default (or default ``factory``) and the :class:`Check` its values must pass."""
+    return field(default=default, default_factory=factory, metadata={"check": Check(**check)})
+
+
+def _run_name(name: str) -> Optional[str]:
+    # the run directory is <out_dir>/<name>; "", "." or ".." would make it out_dir itself or a folder above it
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or re.search(r"[\x00-\x1f]", name):
+        return "must be a relative folder name without '.', '..', empty parts or control characters"
+    return None
+
+
+def _device_name(name: str) -> Optional[str]:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        return "unknown device; valid: auto, cpu, cuda, cuda:N"
+    return None
+
+
+def _device_here(name: str) -> Optional[str]:
+    if not name.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return "CUDA is not available on this machine; use auto or cpu"
+    index = int(name.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+def _model_here(spec: str) -> Optional[str]:
+    from r1.models import PRESETS, is_model_dir, resolve_run_dir
+
+    if spec in PRESETS:
+        return None
+    p = resolve_run_dir(Path(spec).expanduser())
+    if not p.exists():
+        return f"neither a preset ({', '.join(PRESETS)}) nor an existing path"
+    if not is_model_dir(p):
+        return f"{p} is not a Hugging Face model directory (no config.json)"
+    return None
+
+
+def _file_here(path: Optional[str]) -> Optional[str]:
+    if path is not None and not Path(path).expanduser().is_file():
+        return "file not found"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- shared components
 @dataclass
 class ModelConfig:
-    path: str = "tiny-qwen2"
+    path: str = checked("tiny-qwen2", env=_model_here)
     """A local Hugging Face causal-LM directory, or a tiny preset name (see ``r1.models.PRESETS``)."""
-    dtype: str = "fp32"
+    dtype: str = checked("fp32", choices=("fp32", "bf16", "fp16"))
     """Compute dtype: fp32 | bf16 (bf16 = autocast; master weights and optimizer state stay fp32)."""
-    device: str = "auto"
-    """auto (cuda if available, else cpu) | cpu | cuda | cuda:N."""
+    device: str = checked("auto", test=_device_name, env=_device_here)
+    """auto (cuda if available, else cpu) | cpu | cuda | cuda:N; cuda must be available on this machine."""
 
 
 @dataclass
 class TaskConfig:
-    name: str = "addition"
+    name: str = checked("addition", registry="r1.tasks:TASKS")
     """Task registry name (``r1.tasks.TASKS``): addition, gsm8k, math500, math (any JSONL in the benchmark schema)."""
-    data: Optional[str] = None
+    data: Optional[str] = checked(None, env=_file_here)
     """Path to a JSONL file for file-backed tasks; None = the task's default location."""
-    template: str = "r1_zero"
+    template: str = checked("r1_zero", registry="r1.data.templates:TEMPLATES")
     """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template) | plain (question as is)."""
     train_split: str = "train"
     """Split the trainer draws prompts from."""
@@ -47,25 +144,25 @@ class TaskConfig:
 
 @dataclass
 class RewardConfig:
-    name: str = "accuracy"
+    name: str = checked("accuracy", registry="r1.rewards:REWARDS")
     """Reward registry name (``r1.rewards.REWARDS``): accuracy | format | ..."""
     weight: float = 1.0
-    """Weight of this part in the composite reward."""
+    """Weight of this part in the composite reward (any finite number; negative = a penalty)."""
     params: Dict[str, Any] = field(default_factory=dict)
-    """Reward-specific parameters."""
+    """Reward-specific parameters: the reward function's keyword arguments (e.g. ``partial`` for code)."""
 
 
 @dataclass
 class RolloutConfig:
-    engine: str = "native"
+    engine: str = checked("native", registry="r1.rollout:ENGINES")
     """Rollout engine: native (the project's KV-cache sampler) | hf (``model.generate``, the reference)."""
-    temperature: float = 1.0
+    temperature: float = checked(1.0, ge=0)
     """Sampling temperature; logprobs are those of softmax(logits / temperature). 0 = greedy."""
-    top_p: float = 1.0
+    top_p: float = checked(1.0, gt=0, le=1)
     """Nucleus sampling mass (1.0 = off)."""
-    top_k: int = 0
+    top_k: int = checked(0, ge=0)
     """Top-k truncation (0 = off)."""
-    max_new_tokens: int = 64
+    max_new_tokens: int = checked(64, ge=1)
     """Completion length limit; a completion that hits it finishes with reason 'length'."""
     stop: List[str] = field(default_factory=list)
     """Stop strings; generation of a row ends once its text contains one (the stop string is kept)."""
@@ -73,59 +170,62 @@ class RolloutConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-6
-    """Peak learning rate (AdamW)."""
-    weight_decay: float = 0.0
+    lr: float = checked(1e-6, gt=0, finite=False)
+    """Peak learning rate (AdamW). inf passes validation: a diverging run is the divergence guard's to stop
+    (``run.max_nonfinite_steps``)."""
+    weight_decay: float = checked(0.0, ge=0)
     """AdamW decoupled weight decay."""
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
-    """AdamW betas."""
-    eps: float = 1e-8
+    betas: List[float] = checked(factory=lambda: [0.9, 0.99], length=2, ge=0, lt=1)
+    """AdamW betas (β1, β2), each in [0, 1)."""
+    eps: float = checked(1e-8, gt=0)
     """AdamW epsilon."""
-    warmup_steps: int = 0
+    warmup_steps: int = checked(0, ge=0)
     """Linear warm-up steps (optimizer steps)."""
-    schedule: str = "cosine"
+    schedule: str = checked("cosine", choices=("cosine", "constant"))
     """LR schedule after warm-up: cosine | constant."""
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: float = checked(0.0, ge=0, le=1)
     """Cosine floor as a fraction of ``lr``."""
-    grad_clip: float = 1.0
-    """Max global grad norm (0 = off)."""
-    tokens_per_micro_batch: int = 8192
+    grad_clip: float = checked(1.0, ge=0, finite=False)
+    """Max global grad norm (0 or inf = off)."""
+    tokens_per_micro_batch: int = checked(8192, ge=1)
     """Gradient accumulation by token budget: a micro-batch holds at most this many (padded) tokens."""
 
 
 @dataclass
 class RunConfig:
-    name: str = "grpo"
+    name: str = checked("grpo", test=_run_name)
     """Run name; the run directory is ``<out_dir>/<name>``."""
     out_dir: str = "runs"
     """Parent folder of run directories."""
-    steps: int = 100
+    steps: int = checked(100, ge=1)
     """Number of training steps."""
-    seed: int = 0
+    seed: int = checked(0, ge=0, lt=2**32)
     """Seed for python, numpy, torch and the sampler."""
-    threads: int = 0
+    threads: int = checked(0, ge=0)
     """torch CPU threads (0 = torch default); with several workers, the threads are split between them."""
     keep_freed_memory: bool = True
     """CPU runs on Linux/glibc: keep memory freed by a step for the next one instead of returning it to the OS (no
     page faults on every step's activations; resident memory stays at its peak). ``r1.train.common``."""
-    workers: int = 1
+    workers: int = checked(1, ge=1)
     """Data-parallel worker processes (``r1 grpo`` only): each samples and trains on 1/workers of the batch, and
     gradients are summed (torch.distributed). Under ``torchrun`` the process group comes from torchrun instead."""
-    log_every: int = 1
-    """Print a metrics line every N steps (metrics.jsonl gets every step)."""
-    sample_every: int = 10
+    log_every: int = checked(1, ge=0)
+    """Print a metrics line every N steps (metrics.jsonl gets every step; 0 = never)."""
+    sample_every: int = checked(10, ge=0)
     """Write (and print) a table of sample completions every N steps (0 = never)."""
-    num_samples_shown: int = 4
+    num_samples_shown: int = checked(4, ge=0)
     """Rows in the sample-completions table."""
-    save_every: int = 0
+    save_every: int = checked(0, ge=0)
     """Checkpoint every N steps (0 = only at the end)."""
-    keep_checkpoints: int = 2
-    """Keep the newest N step checkpoints (the final one is always kept)."""
-    max_nonfinite_steps: int = 3
+    keep_checkpoints: int = checked(2, ge=0)
+    """Keep the newest N step checkpoints (the final one is always kept; 0 = keep all)."""
+    max_nonfinite_steps: int = checked(3, ge=0)
     """An optimizer step whose loss or gradient norm is NaN/inf is skipped (``nonfinite_steps`` in the metrics);
     this many in a row stop the run with an error (0 = never stop). ``r1.train.optim.NonFiniteGuard``."""
     overwrite: bool = False
-    """Allow starting a fresh run in a non-empty run directory (its old contents are removed)."""
+    """Allow a fresh run where the run directory holds an earlier run: that run is moved aside to
+    ``<name>.old-<time>`` (never deleted; one line says where) once the config, model and data are known to be good.
+    What a failed start leaves (no checkpoint, no metrics line) never blocks a new run, with or without this."""
     progress: bool = True
     """Show a rich progress bar."""
 
@@ -133,62 +233,62 @@ class RunConfig:
 # ------------------------------------------------------------------------------------------------------------ GRPO
 @dataclass
 class GRPOAlgoConfig:
-    prompts_per_step: int = 8
+    prompts_per_step: int = checked(8, ge=1)
     """P: prompts per step."""
-    samples_per_prompt: int = 8
+    samples_per_prompt: int = checked(8, ge=1)
     """G: completions per prompt (the group)."""
-    mu: int = 1
+    mu: int = checked(1, ge=1)
     """μ: optimisation passes over each rollout batch (GRPO's μ). μ = 1 needs no old-logprob pass."""
-    num_minibatches: int = 1
+    num_minibatches: int = checked(1, ge=1)
     """Optimizer steps per pass: the batch is split into this many minibatches of whole groups."""
     replay_rollout: bool = True
     """μ = 1, one minibatch, native engine, fp32 or bf16: the train pass runs only the backward, over the activations the
     rollout's forward recorded while sampling (the policy has not changed since; ``r1.models.replay``). Used when
     sampling took one round and the rollout holds at most ``replay_max_tokens`` tokens."""
-    replay_max_tokens: int = 0
+    replay_max_tokens: int = checked(0, ge=0)
     """Largest rollout (rows × (longest prompt + max_new_tokens)) whose forward is recorded: the record holds about
     what a train forward over that many tokens keeps for its backward. 0 = ``optim.tokens_per_micro_batch``."""
-    adv_norm: str = "group_std"
+    adv_norm: str = checked("group_std", registry="r1.algo.advantages:ADV_NORMS")
     """Advantage normalisation: group_std (GRPO) | batch_std | none (Dr. GRPO, arXiv:2503.20783)."""
-    adv_eps: float = 1e-4
+    adv_eps: float = checked(1e-4, gt=0)
     """Added to the std before dividing."""
-    loss_agg: str = "seq_mean_token_mean"
+    loss_agg: str = checked("seq_mean_token_mean", registry="r1.algo.losses:LOSS_AGGS")
     """Loss aggregation: seq_mean_token_mean (GRPO) | token_mean (DAPO, arXiv:2503.14476) | constant (Dr. GRPO)."""
-    clip_low: float = 0.2
+    clip_low: float = checked(0.2, ge=0, le=1)
     """ε_low: ratio lower bound 1 - ε_low."""
-    clip_high: float = 0.2
-    """ε_high: ratio upper bound 1 + ε_high (DAPO clip-higher uses 0.28)."""
-    is_level: str = "token"
+    clip_high: float = checked(0.2, ge=0, finite=False)
+    """ε_high: ratio upper bound 1 + ε_high (DAPO clip-higher uses 0.28; inf = no upper bound)."""
+    is_level: str = checked("token", registry="r1.algo.losses:IS_LEVELS")
     """Importance ratio: token (GRPO) | sequence (GSPO, arXiv:2507.18071: length-normalised sequence ratio)."""
-    kl_coef: float = 0.0
+    kl_coef: float = checked(0.0, ge=0)
     """β: KL penalty coefficient; the reference model is loaded only when > 0."""
-    kl_estimator: str = "k3"
+    kl_estimator: str = checked("k3", registry="r1.algo.kl:KL_ESTIMATORS")
     """KL estimator: k1 (log ratio) | k3 (Schulman's unbiased, non-negative; GRPO)."""
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: drop groups whose rewards all agree and sample more until the batch is full."""
-    max_sampling_rounds: int = 4
+    max_sampling_rounds: int = checked(4, ge=1)
     """Bound on rollout rounds per step with dynamic sampling (the batch may stay short after it)."""
-    overlong: str = "none"
+    overlong: str = checked("none", choices=("none", "mask", "soft_penalty"))
     """Truncated completions: none | mask (excluded from the loss) | soft_penalty (DAPO overlong reward shaping)."""
-    overlong_buffer: int = 16
+    overlong_buffer: int = checked(16, ge=0)
     """soft_penalty: the penalty ramps from 0 to -overlong_penalty over the last N tokens before the limit."""
-    overlong_penalty: float = 1.0
+    overlong_penalty: float = checked(1.0, ge=0)
     """soft_penalty: penalty at the length limit."""
 
 
 @dataclass
 class TrainEvalConfig:
-    every: int = 0
+    every: int = checked(0, ge=0)
     """Evaluate on held-out prompts every N steps (and at step 0 and the end); 0 = never."""
     split: str = "test"
     """Task split to evaluate on."""
-    num_prompts: int = 128
+    num_prompts: int = checked(128, ge=1)
     """Number of held-out prompts (the first N of the split)."""
-    samples_per_prompt: int = 1
+    samples_per_prompt: int = checked(1, ge=1)
     """k completions per prompt; accuracy is their mean (pass@1 averaged over k)."""
-    temperature: float = 0.0
+    temperature: float = checked(0.0, ge=0)
     """Sampling temperature for evaluation (0 = greedy)."""
-    top_p: float = 1.0
+    top_p: float = checked(1.0, gt=0, le=1)
     """Nucleus mass for evaluation."""
 
 
@@ -207,17 +307,33 @@ class GRPOConfig:
     eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
+    def _cross_check(self):
+        g = self.grpo
+        if g.num_minibatches > g.prompts_per_step:
+            yield "grpo.num_minibatches", g.num_minibatches, f"must be <= grpo.prompts_per_step ({g.prompts_per_step})"
+        if g.prompts_per_step % self.run.workers:
+            yield "run.workers", self.run.workers, (
+                f"grpo.prompts_per_step ({g.prompts_per_step}) must be a multiple of run.workers ({self.run.workers})"
+            )
+        if not self.rewards:
+            yield "rewards", [], "list at least one reward, e.g. rewards=[{name: accuracy}]"
+        names = [r.name for r in self.rewards]
+        for i, r in enumerate(self.rewards):
+            if r.name in names[:i]:
+                yield f"rewards.{i}.name", r.name, "reward names must be unique in a composite"
+            yield from _reward_params(f"rewards.{i}", r)
+
 
 # ------------------------------------------------------------------------------------------------------------- SFT
 @dataclass
 class SFTDataConfig:
-    source: str = "task"
+    source: str = checked("task", choices=("task", "jsonl"))
     """task (the task's generated corpus, ``Task.pretrain_corpus``) | jsonl (records with prompt/completion, or text)."""
-    path: Optional[str] = None
+    path: Optional[str] = checked(None, env=_file_here)
     """source=jsonl: the JSONL file."""
     task: TaskConfig = field(default_factory=TaskConfig)
     """source=task: which task generates the corpus, and the prompt template its prompts are rendered with."""
-    num_examples: int = 20000
+    num_examples: int = checked(20000, ge=1)
     """source=task: number of generated examples."""
     corpus: Dict[str, Any] = field(default_factory=dict)
     """source=task: corpus parameters passed to ``Task.pretrain_corpus`` (e.g. the mix of answer modes)."""
@@ -231,11 +347,11 @@ class SFTDataConfig:
     """Loss on completion tokens only (SFT); false = on every token (pretraining)."""
     add_eos: bool = True
     """Append EOS to every example, so the model learns to stop."""
-    max_length: int = 512
+    max_length: int = checked(512, ge=2)
     """Examples are truncated to this many tokens."""
-    batching: str = "bucket"
+    batching: str = checked("bucket", choices=("bucket", "pack", "random"))
     """bucket (batches of similar length, shuffled) | pack (concatenate into max_length rows) | random."""
-    examples_per_step: int = 64
+    examples_per_step: int = checked(64, ge=1)
     """Examples per optimizer step (rows per step with batching=pack)."""
 
 
@@ -247,6 +363,12 @@ class SFTConfig:
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=50))
     run: RunConfig = field(default_factory=lambda: RunConfig(name="sft", steps=1000, sample_every=0))
+
+    def _cross_check(self):
+        if self.data.source == "jsonl" and self.data.path is None:
+            yield "data.path", None, "data.source=jsonl needs data.path (a JSONL file)"
+        if self.run.workers != 1:
+            yield "run.workers", self.run.workers, "data-parallel workers are supported by r1 grpo only; use 1"
 
 
 # ------------------------------------------------------------------------------------------------------------ demo
@@ -287,28 +409,28 @@ def _demo_grpo() -> GRPOConfig:
 class DemoEvalConfig:
     split: str = "test"
     """Held-out split of the task (never in the pretraining corpus nor the RL prompts)."""
-    num_prompts: int = 256
+    num_prompts: int = checked(256, ge=1)
     """Held-out prompts evaluated before and after RL."""
-    samples_per_prompt: int = 4
+    samples_per_prompt: int = checked(4, ge=1)
     """k: accuracy is pass@1 averaged over k samples."""
-    temperature: float = 1.0
+    temperature: float = checked(1.0, ge=0)
     """Sampling temperature. 1.0 = the distribution RL samples from: reflection is a sampled behaviour of a tiny
     model (at 0.6, the paper's setting, its slips, and so its corrections, mostly vanish)."""
-    top_p: float = 1.0
+    top_p: float = checked(1.0, gt=0, le=1)
     """Nucleus mass."""
 
 
 @dataclass
 class DemoRunConfig:
-    name: str = "demo"
+    name: str = checked("demo", test=_run_name)
     """Run name; the demo's run directory is ``<out_dir>/<name>``."""
     out_dir: str = "runs"
     """Parent folder of run directories."""
     cache_dir: str = "runs/_cache"
     """Where pretrained base models are cached, keyed by a hash of their config."""
-    seed: int = 0
+    seed: int = checked(0, ge=0, lt=2**32)
     """Seed of the whole demo (pretraining, RL, evaluation)."""
-    threads: int = 0
+    threads: int = checked(0, ge=0)
     """torch CPU threads (0 = torch default)."""
     progress: bool = True
     """Show progress bars."""
@@ -327,16 +449,16 @@ class DemoConfig:
 # ------------------------------------------------------------------------------------------------------------ eval
 @dataclass
 class BenchmarkConfig:
-    task: str = "math500"
+    task: str = checked("math500", registry="r1.tasks:TASKS")
     """Task registry name: math500, aime24, aime25, amc23, gsm8k, minerva_math, olympiadbench, gpqa, or math (any JSONL
     in the benchmark schema, with ``data``)."""
     name: Optional[str] = None
     """Name in the report and of the output sub-folder (default: the task name); unique within a config."""
-    data: Optional[str] = None
+    data: Optional[str] = checked(None, env=_file_here)
     """JSONL file in the benchmark schema (``.gz`` allowed); None = the task's default file in the data folder."""
     split: str = "test"
     """Split to evaluate (file-backed benchmarks return the whole file for any split)."""
-    limit: int = 0
+    limit: int = checked(0, ge=0)
     """Evaluate the first N problems only (0 = all)."""
     instruction: str = ""
     """Appended to every question after a blank line (e.g. the R1 report's "Please reason step by step, and put your
@@ -347,34 +469,35 @@ class BenchmarkConfig:
 
 @dataclass
 class EvalProtocolConfig:
-    samples_per_problem: int = 4
+    samples_per_problem: int = checked(4, ge=1)
     """k: completions per problem; pass@1 is their mean (the R1 report samples 4 to 64 per problem)."""
-    pass_k: List[int] = field(default_factory=list)
+    pass_k: List[int] = checked(factory=list, ge=1)
     """The ks of unbiased pass@k (those above samples_per_problem are skipped); empty = 1, 2, 4, ..., k."""
-    template: str = "r1_zero"
+    template: str = checked("r1_zero", registry="r1.data.templates:TEMPLATES")
     """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template; R1-distilled) | plain."""
-    prompts_per_batch: int = 8
+    prompts_per_batch: int = checked(8, ge=1)
     """Problems per engine call; each brings samples_per_problem rows."""
-    grade_workers: int = 0
+    grade_workers: int = checked(0, ge=0)
     """Processes that grade distinct answers (0 = in this process)."""
 
 
 @dataclass
 class EvalRunConfig:
-    name: str = "eval"
+    name: str = checked("eval", test=_run_name)
     """Run name; outputs go to ``<out_dir>/<name>/``."""
     out_dir: str = "runs"
     """Parent folder of run directories."""
-    seed: int = 0
+    seed: int = checked(0, ge=0, lt=2**32)
     """Sampling seed; each batch of problems draws from its own generator seeded from it, so a resumed run samples
     the remaining problems as an uninterrupted run would."""
-    threads: int = 0
+    threads: int = checked(0, ge=0)
     """torch CPU threads (0 = torch default)."""
     progress: bool = True
     """Show a progress bar per benchmark."""
     overwrite: bool = False
-    """Discard an earlier run's samples in this directory. Otherwise a re-run resumes: problems already sampled are
-    skipped (a run whose model or sampling settings differ is an error)."""
+    """Start over: an earlier run in this directory is moved aside to ``<name>.old-<time>`` (never deleted).
+    Otherwise a re-run resumes: problems already sampled are skipped (a run whose model or sampling settings differ
+    is an error)."""
 
 
 @dataclass
@@ -390,6 +513,84 @@ class EvalConfig:
     """Sampling; defaults are the R1 report's (temperature 0.6, top-p 0.95, at most 32,768 generated tokens)."""
     eval: EvalProtocolConfig = field(default_factory=EvalProtocolConfig)
     run: EvalRunConfig = field(default_factory=EvalRunConfig)
+
+
+# ------------------------------------------------------------------------------------------------------ validation
+def validate(cfg: Any, *, environment: bool = True) -> None:
+    """Check a whole config before anything is written or deleted: every field against its :class:`Check` (nested
+    sections and lists of sections included, keys spelled as in overrides: ``rewards.0.name``), then the sections'
+    cross-field rules (a ``_cross_check`` method). ``environment=False`` leaves out the checks against this machine
+    (files that must exist, CUDA), for a config that is only parsed.
+
+    Raises :class:`R1Error` with one line for the first problem, naming the key, the value and what is allowed, e.g.
+    ``rollout.top_p must be > 0 and <= 1, got 1.5`` or ``task.template: unknown template 'r1zero'; valid: chat, ...``.
+    """
+    for problem in _problems(cfg, "", environment):
+        raise R1Error(problem)
+
+
+def _problems(node: Any, prefix: str, environment: bool):
+    """One-line problems of ``node`` (a dataclass instance) and everything below it, in field order."""
+    for f in dataclasses.fields(node):
+        key, value = prefix + f.name, getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _problems(value, key + ".", environment)
+            continue
+        if isinstance(value, list) and value and all(dataclasses.is_dataclass(v) for v in value):
+            for i, item in enumerate(value):
+                yield from _problems(item, f"{key}.{i}.", environment)
+            continue
+        yield from _field_problems(key, value, f.metadata.get("check"), environment)
+    cross = getattr(node, "_cross_check", None)
+    for key, value, what in cross() if cross else ():
+        yield f"{prefix}{key}={value!r}: {what}"
+
+
+def _field_problems(key: str, value: Any, check: Optional[Check], environment: bool):
+    items = value if isinstance(value, list) else [value]
+    finite = check is None or check.finite
+    for x in items:
+        if isinstance(x, float) and (math.isnan(x) or (finite and math.isinf(x))):
+            yield f"{key} must be a {'finite ' if finite else ''}number, got {value!r}"
+            return
+    if check is None or value is None:
+        return
+    if check.length is not None and len(value) != check.length:
+        yield f"{key} must hold {check.length} values, got {value!r}"
+    elif check.bounds() and not all(check.in_range(x) for x in items):
+        each = " each" if isinstance(value, list) else ""
+        yield f"{key} must{each} be {check.bounds()}, got {value!r}"
+    elif check.choices and value not in check.choices:
+        yield f"unknown {key} {value!r}; valid: {', '.join(check.choices)}"
+    elif check.registry:
+        module, _, attr = check.registry.partition(":")
+        registry = getattr(importlib.import_module(module), attr)
+        if value not in registry:
+            yield f"{key}: unknown {registry.kind} {value!r}; valid: {', '.join(registry.names())}"
+    for test in (check.test, check.env if environment else None):
+        problem = test(value) if test else None
+        if problem:
+            yield f"{key}={value!r}: {problem}"
+            return
+
+
+def _reward_params(key: str, r: "RewardConfig"):
+    """A reward's parameters are its function's keyword arguments after ``(completion, sample, *, task)``."""
+    from r1.rewards import REWARDS
+
+    if r.name not in REWARDS or not r.params:
+        return
+    try:
+        sig = inspect.signature(REWARDS.get(r.name))
+    except (TypeError, ValueError):  # not a plain function: its parameters cannot be listed
+        return
+    named = [p.name for p in list(sig.parameters.values())[2:]
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "task"]
+    unknown = sorted(set(r.params) - set(named))
+    if unknown:
+        yield f"{key}.params", dict(r.params), (
+            f"reward {r.name!r} has no parameter {', '.join(unknown)}; valid: {', '.join(named) or 'none'}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------ machinery
@@ -435,7 +636,8 @@ def _one_line(e: OmegaConfBaseException, schema: Type, where: str) -> R1Error:
 
 
 def load_config(schema: Type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Build a ``schema`` instance from defaults, then a YAML file, then dotted overrides (``a.b=c``)."""
+    """Build a ``schema`` instance from defaults, then a YAML file, then dotted overrides (``a.b=c``), and
+    :func:`validate` it (without the checks against this machine)."""
     cfg = OmegaConf.structured(schema)
     if path is not None:
         p = Path(path)
@@ -470,9 +672,11 @@ def load_config(schema: Type[C], path: str | Path | None = None, overrides: list
         except (TypeError, IndexError, ValueError) as e:
             raise R1Error(f"cannot apply override {ov!r}: {e}") from None
     try:
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         raise _one_line(e, schema, str(path or "defaults")) from None
+    validate(obj, environment=False)  # the commands add the machine's files and devices before touching the disk
+    return obj  # type: ignore[return-value]
 
 
 def to_yaml(cfg: Any) -> str:

@@ -28,13 +28,12 @@ Left out: data-parallel sampling over ranks and vLLM (an engine name away once `
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-from r1.config import BenchmarkConfig, EvalConfig
+from r1.config import BenchmarkConfig, EvalConfig, validate
 from r1.errors import R1Error
 from r1.eval.grade import grade_benchmark, read_completions
 from r1.eval.report import results_header, write_results, write_samples
@@ -219,11 +218,12 @@ def _batch_seed(seed: int, bench: str, batch: int) -> int:
 
 
 def _prepare_run_dir(cfg: EvalConfig) -> Path:
+    from r1.train.common import clear_run_dir, write_run_metadata
+
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
-    if cfg.run.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if cfg.run.overwrite:
+        clear_run_dir(run_dir)  # an earlier run's samples are moved aside, never deleted
     run_dir.mkdir(parents=True, exist_ok=True)
-    from r1.train.common import write_run_metadata
 
     write_run_metadata(run_dir, cfg)
     return run_dir
@@ -251,6 +251,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """
     from r1.train.common import console, make_progress
 
+    validate(cfg)  # the whole config, before anything is loaded, written or moved
     _validate(cfg)
     loaded = [(b, *_load_benchmark(b)) for b in cfg.benchmarks]  # fail on bad tasks/files before loading a model
     keys = {_benchmark_name(b): _sampling_key(cfg, b, task) for b, task, _ in loaded}

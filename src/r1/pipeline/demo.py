@@ -21,18 +21,17 @@ import copy
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from r1.config import DemoConfig, save_config
+from r1.config import DemoConfig, save_config, validate
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.rollout import SamplingParams, build_engine
 from r1.tasks import build_task
-from r1.train.common import console, make_progress
+from r1.train.common import clear_run_dir, console, make_progress
 from r1.train.grpo import train_grpo
 from r1.train.quick_eval import quick_eval
 from r1.train.sft import train_sft
@@ -96,6 +95,7 @@ def evaluate_model(model_path: Path | str, cfg: DemoConfig, label: str, out: Pat
 
 def run_demo(cfg: DemoConfig) -> Path:
     """Run the whole demo; returns its run directory."""
+    validate(cfg)  # the whole config (pretrain, grpo and eval sections), before anything is written or moved
     t_start = time.perf_counter()
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
@@ -103,7 +103,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     if run_dir.exists():
         if not (run_dir / "demo_config.yaml").is_file() and any(run_dir.iterdir()):
             raise R1Error(f"{run_dir} exists and is not a demo run directory; pick another run.name")
-        shutil.rmtree(run_dir)
+        clear_run_dir(run_dir)  # an earlier demo is moved aside, never deleted
     run_dir.mkdir(parents=True)
     save_config(cfg, run_dir / "demo_config.yaml")
 

@@ -33,7 +33,7 @@ from r1.algo import (
     gather_logprobs,
     group_zero_variance,
 )
-from r1.config import GRPOConfig, save_config
+from r1.config import GRPOConfig, save_config, validate
 from r1.data.templates import render_prompt
 from r1.errors import R1Error
 from r1.models import load as load_model
@@ -721,6 +721,7 @@ def train_grpo(
 
     ``run.workers > 1`` starts that many data-parallel worker processes (``r1.train.dist``) and returns when they
     are done; ``on_step_end`` then needs ``run.workers=1`` (it would run in another process)."""
+    validate(cfg)  # the whole config, before anything is loaded, written or moved
     workers = cfg.run.workers
     if workers < 1:
         raise R1Error(f"run.workers must be >= 1, got {workers}")

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from r1.algo.sft import sft_loss
-from r1.config import SFTConfig, save_config
+from r1.config import SFTConfig, save_config, validate
 from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
 from r1.models import load as load_model
@@ -269,6 +269,7 @@ class SFTTrainer:
 
 def train_sft(cfg: SFTConfig, resume: str | Path | None = None, on_step_end=None) -> Path:
     """Run SFT/pretraining; returns the run directory (its latest checkpoint is an HF model directory)."""
+    validate(cfg)  # the whole config, before anything is loaded, written or moved
     trainer = SFTTrainer(cfg, resume=resume)
     t0 = time.perf_counter()
     run_dir = trainer.train(on_step_end=on_step_end)
