@@ -165,13 +165,43 @@ def _check_args(timeout_s, memory_mb, max_procs, max_output_bytes, disk_mb) -> N
 
 
 def _check_files(files: Mapping[str, str | bytes] | None) -> dict[str, bytes]:
+    """``files`` as ``{normalised relative path: bytes}``; R1Error (one line) for a name that is not a plain
+    relative file path below the working directory or content that is not text or bytes."""
     out = {}
     for name, content in (files or {}).items():
+        bad = _bad_file_name(name)
+        if bad:
+            raise R1Error(f"sandbox file name {name!r}: {bad}")
+        if not isinstance(content, (str, bytes, bytearray, memoryview)):
+            # bytes(10**9) would be a gigabyte of zeros, not an error
+            raise R1Error(f"sandbox file {name!r}: content must be str or bytes, got {type(content).__name__}")
         norm = os.path.normpath(name)
-        if os.path.isabs(name) or norm.startswith("..") or norm in (".", MAIN):
-            raise R1Error(f"sandbox file name {name!r} must be a relative path inside the working directory")
-        out[norm] = content.encode() if isinstance(content, str) else bytes(content)
+        if norm in out:
+            raise R1Error(f"sandbox file name {name!r} names the same file as another entry")
+        out[norm] = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
+    folders = {d for n in out for d in _ancestors("/" + n)}
+    clash = next((n for n in out if "/" + n in folders), None)
+    if clash is not None:
+        raise R1Error(f"sandbox file name {clash!r} is also the folder of another file")
     return out
+
+
+def _bad_file_name(name) -> str:
+    """Why ``name`` cannot be a file of the working directory ("" when it can)."""
+    if not isinstance(name, str):
+        return f"must be a str, got {type(name).__name__}"
+    if not name or "\x00" in name:
+        return "must be a non-empty path without NUL characters"
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:
+        return "must be a relative path inside the working directory (no leading '/', no '..')"
+    if name.endswith("/") or all(p in ("", ".") for p in parts):
+        return "must name a file, not a directory"
+    if os.path.normpath(name) == MAIN:
+        return f"{MAIN} is the program itself"
+    if any(len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts):
+        return "a path component is longer than 255 bytes"
+    return ""
 
 
 def _memfd(name: str, data: bytes) -> int:
