@@ -41,3 +41,18 @@ def test_grpo_cli_two_steps(tmp_path):
                  "run.progress=false"])
     assert code == 0
     assert (tmp_path / "smoke" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_a_typo_after_a_finished_run_leaves_it_as_it_was(tmp_path):
+    # issue 16: this command (smoke.yaml has run.overwrite=true) deleted the finished run x before the typo failed
+    run = tmp_path / "x"
+    (run / "checkpoints" / "step_000004").mkdir(parents=True)
+    (run / "checkpoints" / "step_000004" / "model.safetensors").write_bytes(b"weights")
+    (run / "checkpoints" / "latest").write_text("step_000004\n")
+    (run / "metrics.jsonl").write_text('{"step": 4}\n')
+    files = lambda: {str(f): f.read_bytes() for f in sorted(run.rglob("*")) if f.is_file()}  # noqa: E731
+    before = files()
+    p = run_cli("grpo", "-c", "configs/grpo/smoke.yaml", f"run.out_dir={tmp_path}", "run.name=x", "task.template=r1zero")
+    assert files() == before and sorted(f.name for f in tmp_path.iterdir()) == ["x"]
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "task.template: unknown template 'r1zero'; valid: chat, plain, r1_zero" in p.stderr
