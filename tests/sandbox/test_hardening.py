@@ -6,13 +6,18 @@ Run: pytest tests/sandbox/test_hardening.py -q   (~10 s; cases run at the active
 work, at the rlimits fallback too)
 """
 
+import os
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
 from r1.errors import R1Error
-from r1.sandbox import run
+from r1.sandbox import isolation_level, run
+
+from .conftest import leftover_processes
 
 FAST = dict(timeout_s=5, memory_mb=256)
 
@@ -55,3 +60,135 @@ def test_module_help_prints_help_without_running_the_benchmark():
 def test_module_info_prints_the_level_only():
     out = subprocess.run([sys.executable, "-m", "r1.sandbox", "--info"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("isolation: ") and "throughput" not in out.stdout
+
+
+# ------------------------------------------------------------------------------------------------ parent SIGKILLed
+PARENT = """
+from r1.sandbox import run
+code = "import os, time\\nif os.fork() == 0:\\n    time.sleep(600)\\ntime.sleep(600)"
+run(code, level={level!r}, timeout_s=120, memory_mb=256)
+"""
+
+
+def _stat(pid) -> tuple[int, bytes]:
+    """(parent pid, command line) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return ppid, f.read()
+
+
+def _sandbox_processes(ancestor: int) -> dict[int, bytes]:
+    """Live processes below ``ancestor`` that run the sandbox bootstrap (pid -> command line)."""
+    out = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid, cmd = _stat(p)
+            chain = int(p)
+            while chain not in (0, 1, ancestor):
+                chain = _stat(chain)[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if chain == ancestor and b"r1-sandbox-" in cmd:
+            out[int(p)] = cmd
+    return out
+
+
+def test_a_sigkilled_parent_leaves_no_process_and_no_folder(level):
+    # The program forks a grandchild and both sleep; the process running the sandbox is then SIGKILLed.
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(level=level)])
+    try:
+        deadline = time.monotonic() + 30
+        procs = {}
+        while len(procs) < 2 and time.monotonic() < deadline:  # the program and its child
+            procs = _sandbox_processes(parent.pid)
+            time.sleep(0.05)
+        assert len(procs) >= 2, procs
+        run_id = next(iter(procs.values())).split(b"\0")[-2].decode()
+        assert run_id.startswith("r1-sandbox-")
+        workdirs = set()
+        for pid in procs:
+            try:
+                workdirs.add(os.readlink(f"/proc/{pid}/cwd"))
+            except OSError:
+                pass
+        host_dirs = {d for d in workdirs if os.path.basename(d).startswith("r1-sandbox-")}
+        assert host_dirs or (level or isolation_level()) == "namespaces"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while (leftover_processes(run_id) or any(map(os.path.exists, host_dirs))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftover_processes(run_id) == []
+    assert not [d for d in host_dirs if os.path.exists(d)]
+
+
+def test_stale_folders_of_dead_owners_are_swept(tmp_path, monkeypatch):
+    import fcntl
+
+    from r1.sandbox import reaper
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setitem(reaper._state, "swept", False)
+    monkeypatch.setitem(reaper._state, "token", "live0")
+    dead = tmp_path / "r1-sandbox-dead0-abc"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "f").write_text("x")
+    os.chmod(dead / "sub", 0o500)  # a program's chmod does not keep it
+    (tmp_path / "r1-sandbox-dead0.lock").write_text("")
+    alive = tmp_path / "r1-sandbox-other1-xyz"
+    alive.mkdir()
+    held = os.open(tmp_path / "r1-sandbox-other1.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a process that still runs holds its lock (here: another open file)
+    unrelated = tmp_path / "r1-sandbox-nolock-1"
+    unrelated.mkdir()
+    try:
+        removed = reaper.sweep()
+    finally:
+        os.close(held)
+    assert not dead.exists() and not (tmp_path / "r1-sandbox-dead0.lock").exists()
+    assert alive.exists() and unrelated.exists()
+    assert str(dead) in removed
+    assert reaper.sweep() == []  # once per process
+
+
+# ------------------------------------------------------------------------------------------------ /proc
+def test_the_hosts_processes_are_unreadable(level):
+    # Another process's command line holds a token; the sandboxed program looks for it everywhere in /proc.
+    token = "r1-secret-" + os.urandom(6).hex()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(60)", token])
+    try:
+        code = (
+            "import os\nfound = []\ntry:\n    pids = os.listdir('/proc')\nexcept OSError:\n    pids = []\n"
+            f"pids.append('{holder.pid}')\n"
+            "for p in pids:\n    try:\n        with open('/proc/%s/cmdline' % p, 'rb') as f:\n"
+            f"            if b'{token}' in f.read():\n                found.append(p)\n"
+            "    except OSError:\n        pass\nprint('FOUND' if found else 'hidden')"
+        )
+        r = run(code, level=level, **FAST)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.status == "ok" and r.stdout == "hidden\n", (r.stdout, r.stderr[-300:])
+
+
+def test_auto_detection_refuses_rlimits_without_landlock(monkeypatch):
+    from r1.sandbox import isolation
+
+    def probe(level, bwrap, seccomp):
+        if level == "namespaces":
+            return None, "runtime_error: no user namespaces"
+        return isolation._make("rlimits", seccomp, None, (), landlock=False), ""
+
+    monkeypatch.setattr(isolation, "_probe", probe)
+    monkeypatch.setattr(isolation, "_cache", {})
+    with pytest.raises(R1Error, match="no safe isolation.*level='rlimits'") as e:
+        isolation.detect()
+    assert "\n" not in str(e.value)
+    with pytest.raises(R1Error, match="no safe isolation"):  # remembered, not probed again
+        monkeypatch.setattr(isolation, "_probe", None)
+        isolation.detect()
+    monkeypatch.setattr(isolation, "_probe", probe)
+    iso = isolation.detect("rlimits")  # the explicit opt-in runs, and says what it lacks
+    assert iso.level == "rlimits" and any("/proc" in n for n in iso.notes)

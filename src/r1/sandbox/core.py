@@ -30,7 +30,6 @@ import os
 import random
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -40,6 +39,7 @@ from typing import Mapping
 
 from r1.errors import R1Error
 from r1.sandbox.boot import BOOT
+from r1.sandbox import reaper
 from r1.sandbox.isolation import Isolation, bwrap_supports, detect, python_binds
 from r1.sandbox.seccomp import build_filter
 
@@ -295,7 +295,8 @@ def _run_with(
         "main": MAIN,
         "tests": list(tests) if tests is not None else None,
         "landlock": None,  # the working directory at the rlimits level (set below)
-        "landlock_read": [p for kind, p in python_binds(iso.python) if kind == "ro"] + ["/dev", "/proc"],
+        # not /proc: the host's processes (their command lines, tokens included) stay unreadable
+        "landlock_read": [p for kind, p in python_binds(iso.python) if kind == "ro"] + ["/dev"],
         "landlock_required": bool(iso.landlock),
     }
     to_close: list[int] = []
@@ -315,7 +316,8 @@ def _run_with(
             argv = _bwrap_argv(iso, disk_mb, file_fds, info_w)
             cwd, env = None, {}
         else:
-            workdir = tempfile.mkdtemp(prefix="r1-sandbox-")
+            reaper.sweep()  # working directories of processes that died without cleaning up (once per process)
+            workdir = tempfile.mkdtemp(prefix=reaper.workdir_prefix())
             for name, data in all_files.items():
                 path = os.path.join(workdir, name)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -346,6 +348,8 @@ def _run_with(
             )
         except OSError as e:
             return Result("sandbox_error", reason=f"could not start the sandbox: {e}", level=iso.level, run_id=run_id)
+        if workdir is not None:  # if this process dies now, the reaper kills the group and deletes the folder
+            reaper.track(proc.pid, workdir)
         for fd in child_fds:
             os.close(fd)
             to_close.remove(fd)
@@ -365,7 +369,9 @@ def _run_with(
                 except OSError:
                     pass
         if workdir is not None:
-            _rmtree(workdir)
+            reaper.rmtree(workdir)
+            if proc is not None:
+                reaper.untrack(proc.pid)
 
 
 def _supervise(proc, iso, st_r, info_r, stdin_b, timeout_s, cap, tests, nonce, t_spawn, uid) -> Result:
@@ -529,18 +535,6 @@ def _kill_uid(uid: int) -> None:
         if not found:
             return
         time.sleep(0.01)
-
-
-def _rmtree(path: str) -> None:
-    def fix(func, p, _exc):
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-            func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
 
 
 _SIG_TIMEOUT = {signal.SIGXCPU}

