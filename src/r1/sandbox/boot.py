@@ -4,23 +4,39 @@ It reads its settings (``marshal``: no import cost, unlike ``json``) from ``cfg_
 order: drops to an unprivileged uid when it starts as root, sets the resource limits, arms a parent-death signal,
 restricts reads to the interpreter's files and writes to the working directory with Landlock (``rlimits`` level,
 where the kernel has it), installs the seccomp filter (last, because it forbids ``execve``), reports "ready" and
-runs ``main.py`` as ``__main__``. With ``tests`` (Python snippets such as ``assert f(1) == 2``) it then runs each
-test in the program's namespace and reports each outcome.
+runs ``main.py`` as ``__main__``. With ``tests`` it then runs each test item in the program's namespace:
+
+- a *probe* (a tuple) computes a value and reports it, encoded by :mod:`r1.sandbox.values` (whose source this
+  bootstrap embeds): ``("call", name, args, kwargs)`` calls the program's ``name`` (the arguments are plain
+  values, passed in the marshalled settings);
+  ``("eval", expression, {alias: name})`` evaluates an expression with ``alias`` bound to the program's ``name``.
+  Nothing is judged here: the grader compares the value with the expected one in its own process, so what the
+  program does to this process (patching builtins, ``__eq__`` overrides, forged lines) decides nothing;
+- a *snippet* (a string such as ``assert f(1) == 2``) is run and its outcome (pass / fail / error) reported. That
+  verdict is made inside the program's process: the program can fake it (see docs/sandbox.md), so graders use
+  probes. ``exec``/``compile``/``eval`` are the references taken before the program ran, and ``__r1_plain__``
+  (the value, round-tripped through the encoding: builtin types only) is bound in the namespace for snippets that
+  want a plain copy of a result.
 
 Status lines go to ``status_fd`` as ``<nonce> <kind> <payload>``; the parent ignores lines without the nonce, which
-the program never sees (it was in the closed ``cfg_fd``), so the program cannot claim that its tests ran
-(``sys.exit(0)`` or ``os._exit(0)`` before the tests is a failure, not a pass). Kinds: ``R <seccomp> <landlock>``
-ready, ``X`` setup failed (sandbox error), ``E <type>`` uncaught exception, ``T <i> pass|fail|error <type>`` one
-test, ``D`` everything ran. Only the first process writes status lines; a forked child that falls through to the
-end writes nothing.
+the program never receives (it was in the closed ``cfg_fd``), so a program that merely exits early
+(``sys.exit(0)``, ``os._exit(0)``) before its tests is a failure, not a pass. Kinds: ``R <seccomp> <landlock>``
+ready (written once, before the program runs: a later ``R`` or ``X`` is ignored), ``X`` setup failed (sandbox
+error), ``E <type>`` uncaught exception, ``T <i> pass|fail|error <type>`` one test, ``V <i> <encoded value>`` one
+probe's value, ``D`` everything ran. Only the first process writes status lines; a forked child that falls
+through to the end writes nothing.
 
-A program that introspects this bootstrap (``sys._getframe``, ``gc``) could still find the nonce: the nonce stops
-accidental or learnt "exit early" hacks, the sandbox (not the nonce) is what contains hostile code.
+The nonce is no secret from a program that looks for it (``sys._getframe``, ``gc``, the fd table): it stops
+accidental exits, not a hostile program. Verdicts that must not be forgeable (the code tasks' tests) therefore
+come from probe values judged outside; the sandbox, not the nonce, contains hostile code.
 """
 
-BOOT = r"""
+from pathlib import Path
+
+_BOOT = r"""
 import os, sys
-def _r1_boot():
+#R1_VALUES#
+def _r1_boot(_exec=exec, _compile=compile, _eval=eval, _type=type, _dict=dict, _Exception=Exception):
     cfg_fd, st_fd = int(sys.argv[1]), int(sys.argv[2])
     chunks = []
     while True:
@@ -138,32 +154,52 @@ def _r1_boot():
     sys.modules["__main__"] = mod
     sys.argv = [main]
     say("R %d %d" % (seccomp, landlock))
+    ns = mod.__dict__
     try:
         with open(main, "rb") as f:
             src = f.read()
-        exec(compile(src, main, "exec"), mod.__dict__)
+        _exec(_compile(src, main, "exec"), ns)
     except SystemExit:
         raise
     except BaseException as e:
-        say("E " + type(e).__name__)
+        say("E " + _type(e).__name__)
         import traceback
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        traceback.print_exception(_type(e), e, e.__traceback__.tb_next)
         sys.exit(1)
     tests = cfg["tests"]
-    if tests is not None:
-        for i, t in enumerate(tests):
-            try:
-                exec(compile(t, "<test %d>" % i, "exec"), mod.__dict__)
-            except AssertionError:
-                say("T %d fail AssertionError" % i)
-            except Exception as e:
-                say("T %d error %s" % (i, type(e).__name__))
-                import traceback
-                traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+    plain = lambda v: decode(encode(v))
+    for i, t in enumerate(tests or ()):
+        try:
+            if _type(t) is str:
+                ns["__r1_plain__"] = plain
+                _exec(_compile(t, "<test %d>" % i, "exec"), ns)
+                value = None
+            elif t[0] == "call":
+                if t[1] not in ns:
+                    raise NameError("name %r is not defined" % t[1])
+                value = encode(ns[t[1]](*t[2], **t[3]))
             else:
-                say("T %d pass" % i)
+                g = ns
+                if t[2]:
+                    g = _dict(ns)
+                    for alias, name in t[2].items():
+                        if name not in ns:
+                            raise NameError("name %r is not defined" % name)
+                        g[alias] = ns[name]
+                value = encode(_eval(_compile(t[1], "<probe %d>" % i, "eval"), g))
+        except AssertionError:
+            say("T %d fail AssertionError" % i)
+        except _Exception as e:
+            say("T %d error %s" % (i, _type(e).__name__))
+            import traceback
+            traceback.print_exception(_type(e), e, e.__traceback__.tb_next)
+        else:
+            say("T %d pass" % i if value is None else "V %d %s" % (i, value))
     say("D")
 _r1_boot()
 """
+
+#: The bootstrap's source, with :mod:`r1.sandbox.values` (the probes' encoding) embedded.
+BOOT = _BOOT.replace("#R1_VALUES#\n", (Path(__file__).parent / "values.py").read_text(encoding="utf-8"))
 
 __all__ = ["BOOT"]

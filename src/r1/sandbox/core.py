@@ -8,7 +8,7 @@ deleted. Limits inside the sandbox are set by the bootstrap (:mod:`r1.sandbox.bo
 
 Statuses (``Result.status``):
 
-- ``ok``: exit code 0 (and, with ``tests``, every test passed).
+- ``ok``: exit code 0 (and, with ``tests``, every snippet passed and every probe returned a value).
 - ``wrong_answer``: a test failed an assertion (``run``) or the output differs (:func:`check_output`).
 - ``runtime_error``: an uncaught exception, a crash signal, a non-zero exit, or an exit before the tests finished.
 - ``timeout``: the wall-clock limit (``timeout_s``, counted from the moment the program starts) or the CPU limit.
@@ -67,7 +67,10 @@ class Result:
         stdout, stderr: decoded output (UTF-8, invalid bytes replaced), at most ``max_output_bytes`` each.
         wall_s: seconds from the program's start (after sandbox set-up) to its end.
         reason: one line explaining a non-ok status ("" when ok).
-        tests: with ``tests``: per test ``pass`` | ``fail`` (assertion) | ``error:<Exception>`` | ``not_run``.
+        tests: with ``tests``: per item ``pass`` | ``fail`` (assertion) | ``error:<Exception>`` | ``not_run``, or
+            ``value`` for a probe that returned one (its encoded value is in ``values``).
+        values: with ``tests``: per item the probe's value as :func:`r1.sandbox.values.encode` text (None for
+            snippets and probes that raised). What the program claims: decode it and judge it outside.
         completed: the program ran to its end (and through its tests), not cut short by an exit call.
         truncated: an output stream hit its cap.
         level: the isolation level it ran at.
@@ -89,6 +92,7 @@ class Result:
     run_id: str = field(default="", repr=False)
     #: the bootstrap's "ready" line: which of seccomp / Landlock it installed ("1 0")
     guards: str = field(default="", repr=False)
+    values: list[str | None] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -128,8 +132,11 @@ def run(
         timeout_s: wall-clock limit from the program's start; the CPU-time limit is ``ceil(timeout_s) + 1``.
         memory_mb: address-space limit per process (``RLIMIT_AS``); allocations beyond it raise MemoryError.
         files: extra files for the working directory, ``{relative path: content}`` (read-only to the program).
-        tests: Python snippets run one by one after the program, in its namespace (e.g. ``["assert f(1) == 2"]``);
-            each outcome lands in ``Result.tests``; the status is ``ok`` only if all pass.
+        tests: items run one by one after the program, in its namespace: snippets (``"assert f(1) == 2"``, judged
+            inside the program's process, so a hostile program can fake the outcome) or probes (tuples, see
+            :mod:`r1.sandbox.boot`) whose encoded values come back in ``Result.values`` to be judged outside; each
+            outcome lands in ``Result.tests``; the status is ``ok`` only if every snippet passed and every probe
+            returned an encodable value.
         max_procs: processes + threads the program may have at once (``RLIMIT_NPROC``; stops fork bombs).
         max_output_bytes: cap per output stream; a program writing more is killed (status ``killed``).
         disk_mb: size of the working directory (a tmpfs at the ``namespaces`` level) and the file-size limit.
@@ -558,31 +565,22 @@ def _classify(
     raw = bytes(s.status).split(b"\n")
     lines = [ln[len(prefix) :].decode("utf-8", "replace") for ln in raw if ln.startswith(prefix)]
     kinds = [ln.split(" ", 1) for ln in lines]
-    ready = any(k[0] == "R" for k in kinds)
-    setup_error = next((k[1] for k in kinds if k[0] == "X" and len(k) > 1), None)
-    exc = next((k[1] for k in kinds if k[0] == "E" and len(k) > 1), None)
-    done = any(k[0] == "D" for k in kinds)
-    test_out = None
-    if tests is not None:
-        test_out = ["not_run"] * len(tests)
-        for k in kinds:
-            if k[0] == "T" and len(k) > 1:
-                parts = k[1].split()
-                try:
-                    i = int(parts[0])
-                except (ValueError, IndexError):
-                    continue
-                if 0 <= i < len(tests):
-                    test_out[i] = "pass" if parts[1:2] == ["pass"] else "fail" if parts[1:2] == ["fail"] else (
-                        "error:" + (parts[2] if len(parts) > 2 else "?")
-                    )
+    # the bootstrap writes R once, before the program runs: R and X lines after it come from the program
+    first_r = next((n for n, k in enumerate(kinds) if k[0] == "R"), len(kinds))
+    ready = first_r < len(kinds)
+    setup_error = next((k[1] for k in kinds[:first_r] if k[0] == "X" and len(k) > 1), None)
+    after = kinds[first_r + 1 :]
+    exc = next((k[1] for k in after if k[0] == "E" and len(k) > 1), None)
+    done = any(k[0] == "D" for k in after)
+    test_out, values = _test_outcomes(after, tests)
     out = bytes(s.out).decode("utf-8", "replace")
     err = bytes(s.err).decode("utf-8", "replace")
     wall = max(0.0, end - t_ready) if t_ready is not None else 0.0
     truncated = len(s.out) >= cap or len(s.err) >= cap
     res = Result("ok", rc, out, err, wall, "", test_out, False, truncated, level)
+    res.values = values
     res.startup_s = (t_ready - t_spawn) if t_ready is not None else 0.0
-    res.guards = next((k[1] for k in kinds if k[0] == "R" and len(k) > 1), "")
+    res.guards = kinds[first_r][1] if ready and len(kinds[first_r]) > 1 else ""
     sig = _signal_of(rc, level == "namespaces")
 
     def done_with(status: str, reason: str = "") -> Result:
@@ -615,12 +613,42 @@ def _classify(
     if tests is not None:
         if not done:
             return done_with("runtime_error", "the program exited before its tests finished")
-        failed = [f"{i}:{t}" for i, t in enumerate(test_out) if t != "pass"]
+        failed = [f"{i}:{t}" for i, t in enumerate(test_out) if t not in ("pass", "value")]
         if failed:
             errors = [t for t in test_out if t.startswith("error:")]
             status = "runtime_error" if errors else "wrong_answer"
             return done_with(status, f"{len(failed)}/{len(tests)} tests failed ({', '.join(failed[:5])})")
     return res
+
+
+def _test_outcomes(kinds: list[list[str]], tests) -> tuple[list[str] | None, list[str | None] | None]:
+    """Per test item: ``pass`` | ``fail`` | ``error:<type>`` | ``value`` | ``not_run``, and each probe's encoded value.
+
+    Two different reports for one item (a program writing lines of its own) make it ``error:Conflict``.
+    """
+    if tests is None:
+        return None, None
+    out, values = ["not_run"] * len(tests), [None] * len(tests)
+    for k in kinds:
+        if k[0] not in ("T", "V") or len(k) < 2:
+            continue
+        parts = k[1].split(" ", 2 if k[0] == "T" else 1)
+        try:
+            i = int(parts[0])
+        except ValueError:
+            continue
+        if not 0 <= i < len(tests) or len(parts) < 2:
+            continue
+        if k[0] == "V":
+            outcome, value = "value", parts[1]
+        elif parts[1] in ("pass", "fail"):
+            outcome, value = parts[1], None
+        else:
+            outcome, value = "error:" + (parts[2] if len(parts) > 2 else "?"), None
+        if out[i] != "not_run" and (out[i], values[i]) != (outcome, value):
+            outcome, value = "error:Conflict", None
+        out[i], values[i] = outcome, value
+    return out, values
 
 
 def _signame(sig: int) -> str:

@@ -24,7 +24,11 @@ per-problem time limits, and the hub (LiveCodeBench/Codeforces data must be conv
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import json
 import re
+import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,7 @@ from r1.data.jsonl import iter_jsonl
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.sandbox import Job, Result, SandboxError, check_output, default_pool
+from r1.tasks import assert_tests as at
 from r1.tasks.base import Task
 from r1.tasks.math import default_data_dir
 
@@ -210,30 +215,56 @@ class CodeTask(Task):
     ) -> list[CodeVerdict]:
         """:meth:`run_tests_many` for programs already extracted (see :meth:`program`)."""
         pool = default_pool(self.workers, self.isolation)
-        all_jobs = [self.program_jobs(p, s) for p, s in zip(programs, samples)]
-        results: list[list[Result | None]] = [[None] * len(j) for j in all_jobs]
+        unknown = self.prepare(samples)
+        all_jobs = [[] if bad else self.program_jobs(p, s) for p, s, bad in zip(programs, samples, unknown)]
+        results: list[list[Result | None]] = [[bad] if bad else [None] * len(j) for j, bad in zip(all_jobs, unknown)]
         futures = {}
+
+        def submit(job: Job, k: int, i: int, attempt: int, first: Result | None = None) -> None:
+            futures[pool.submit(job)] = (job, k, i, attempt, first)
+
         for k, jobs in enumerate(all_jobs):
             for i, job in enumerate(jobs):
-                futures[pool.submit(job)] = (k, i, 0)
+                submit(job, k, i, 0)
         failed: set[int] = set()
         while futures:
             done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
             for fut in done:
-                k, i, attempt = futures.pop(fut)
+                job, k, i, attempt, first = futures.pop(fut)
                 if fut.cancelled():
                     continue
-                res = self.judge(fut.result(), i, samples[k])
+                res = fut.result()
                 if res.status == "sandbox_error" and attempt == 0:
-                    futures[pool.submit(all_jobs[k][i])] = (k, i, 1)
+                    submit(job, k, i, 1, first)
                     continue
+                if first is not None:  # a judge's run: it decides the verdict of the program's run `first`
+                    res = self.judge_after(first, res, samples[k])
+                else:
+                    follow = self.follow_up(res, samples[k]) if res.status != "sandbox_error" else None
+                    if follow is not None:
+                        submit(follow, k, i, 0, res)
+                        continue
+                    res = self.judge(res, i, samples[k])
                 results[k][i] = res
                 if res.status != "ok" and stop_on_failure and k not in failed:
                     failed.add(k)
-                    for other, (k2, _, _) in list(futures.items()):
+                    for other, (_, k2, _, _, _) in list(futures.items()):
                         if k2 == k and other.cancel():
                             futures.pop(other)
         return [self._verdict(rs, s) for rs, s in zip(results, samples)]
+
+    def prepare(self, samples: list[Sample]) -> list[Result | None]:
+        """Per-problem work before the programs run (assert tasks: record the reference's calls); per sample None,
+        or a ``sandbox_error`` Result when that work failed (the verdict is then unknown). Default: nothing."""
+        return [None] * len(samples)
+
+    def follow_up(self, result: Result, sample: Sample) -> Job | None:
+        """A second run that judges the program's run ``result`` (the judge of a ``replay`` problem), or None."""
+        return None
+
+    def judge_after(self, result: Result, judged: Result, sample: Sample) -> Result:
+        """The program's run ``result`` as judged by its :meth:`follow_up` run ``judged``."""
+        raise NotImplementedError
 
     def _verdict(self, rs: list[Result | None], sample: Sample) -> CodeVerdict:
         ran = [r for r in rs if r is not None]
@@ -295,8 +326,92 @@ def _fenced_request(text: str) -> str:
     return text.rstrip() + "\n\nWrite the solution in Python and give the complete code in a ```python``` code block."
 
 
+# ------------------------------------------------------------------------------------------------ assert tasks
+class AssertTask(CodeTask):
+    """Base of the assert-based tasks (HumanEval, MBPP): the tests are judged outside the program's process.
+
+    Each problem gets a :class:`r1.tasks.assert_tests.TestPlan` (``compare`` | ``replay`` | ``inprocess``, see
+    that module), built once and kept on the task object (``replay`` plans need one sandbox run of the reference
+    solution, made by :meth:`prepare` for all the problems of a batch at once).
+    """
+
+    def assert_spec(self, sample: Sample) -> at.AssertSpec:
+        raise NotImplementedError
+
+    def candidate_program(self, program: str, sample: Sample) -> str:
+        """What runs in the program's sandbox (MBPP: the program + the problem's setup code)."""
+        return program
+
+    def _plan_key(self, sample: Sample) -> str:
+        fields = json.dumps([sample.id, sample.problem, sample.answer, sample.meta], sort_keys=True, default=str)
+        return hashlib.sha256(fields.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def test_plan(self, sample: Sample) -> at.TestPlan | None:
+        """The problem's plan, or None while its ``replay`` recording has not run (see :meth:`prepare`)."""
+        return self.__dict__.setdefault("_plans", {}).get(self._plan_key(sample))
+
+    def prepare(self, samples: list[Sample]) -> list[Result | None]:
+        plans = self.__dict__.setdefault("_plans", {})
+        traces: dict[str, tuple[Sample, at.AssertSpec]] = {}
+        for s in samples:
+            key = self._plan_key(s)
+            if key in plans or key in traces:
+                continue
+            spec = self.assert_spec(s)
+            if spec.compare is not None:
+                plans[key] = at.compare_plan(spec, self.num_tests(s))
+            elif spec.no_replay:
+                plans[key] = self._inprocess(s, spec, spec.no_replay)
+            else:
+                traces[key] = (s, spec)
+        unknown: dict[str, Result] = {}
+        if traces:
+            pool = default_pool(self.workers, self.isolation)
+            timeout = max(3 * self.timeout_s, 10.0)  # the reference must not be timed out by a busy machine
+            futures = {k: pool.submit(at.trace_job(spec, timeout, self.memory_mb)) for k, (_, spec) in traces.items()}
+            for key, fut in futures.items():
+                res = fut.result()
+                if res.status == "sandbox_error":  # once more, as for every run
+                    res = pool.submit(at.trace_job(traces[key][1], timeout, self.memory_mb)).result()
+                s, spec = traces[key]
+                if res.status in ("sandbox_error", "timeout", "memory", "killed"):
+                    why = f"recording the reference's calls for {s.id!r} failed ({res.status}: {res.reason})"
+                    unknown[key] = Result("sandbox_error", reason=why)
+                    continue
+                plan = at.replay_plan(spec, self.num_tests(s), res)
+                plans[key] = self._inprocess(s, spec, plan.reason) if plan.mode == "inprocess" else plan
+        return [unknown.get(self._plan_key(s)) for s in samples]
+
+    def _inprocess(self, sample: Sample, spec: at.AssertSpec, reason: str) -> at.TestPlan:
+        warnings.warn(
+            f"{self.name} problem {sample.id!r} is graded inside the program's process, where a hostile program "
+            f"can fake its verdict: {reason}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return at.inprocess_plan(spec, self.num_tests(sample), reason)
+
+    def program_jobs(self, program: str, sample: Sample) -> list[Job]:
+        plan = self.test_plan(sample)
+        code = self.candidate_program(program, sample)
+        return [Job(code, tests=plan.probes, timeout_s=self.timeout_s, memory_mb=self.memory_mb)]
+
+    def judge(self, result: Result, job_index: int, sample: Sample) -> Result:
+        plan = self.test_plan(sample)
+        return at.judge_compare(plan, result) if plan.mode == "compare" else result
+
+    def follow_up(self, result: Result, sample: Sample) -> Job | None:
+        plan = self.test_plan(sample)
+        if plan.mode != "replay" or not at.judgeable(result):
+            return None
+        return at.judge_job(plan, self.assert_spec(sample), result, self.timeout_s, self.memory_mb)
+
+    def judge_after(self, result: Result, judged: Result, sample: Sample) -> Result:
+        return at.judge_replay(self.test_plan(sample), result, judged)
+
+
 # ---------------------------------------------------------------------------------------------------- HumanEval
-class HumanEvalTask(CodeTask):
+class HumanEvalTask(AssertTask):
     """HumanEval: complete the function in the prompt; graded by the benchmark's ``check`` (all asserts pass).
 
     Every split is the whole set of 164 problems. ``Sample.answer`` is the canonical body, ``meta`` holds ``test``
@@ -332,11 +447,16 @@ class HumanEvalTask(CodeTask):
             return sample.problem + code
         return sample.problem + "\n" + code
 
-    def program_jobs(self, program: str, sample: Sample) -> list[Job]:
-        test = sample.meta["test"] + f"\ncheck({sample.meta['entry_point']})\n"
-        return [
-            Job(program, tests=[test], timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-        ]
+    def assert_spec(self, sample: Sample) -> at.AssertSpec:
+        test, entry = sample.meta["test"], sample.meta["entry_point"]
+        return at.AssertSpec(
+            reference=sample.problem + sample.answer,
+            module=test,
+            tests=(f"check({entry})",),
+            names=(entry,),
+            compare=at.split_check(test, entry),
+            snippets=(at.plain_snippet(test, {"candidate", entry}) + f"\ncheck({entry})\n",),
+        )
 
     def num_tests(self, sample: Sample) -> int:
         return 1
@@ -349,7 +469,7 @@ class HumanEvalTask(CodeTask):
 _MBPP_SPLITS = ("test", "train", "validation", "prompt", "full")
 
 
-class MBPPTask(CodeTask):
+class MBPPTask(AssertTask):
     """MBPP: a short task and its three asserts (shown in the prompt); graded by the asserts (all must pass).
 
     Args (besides :class:`CodeTask`'s):
@@ -395,14 +515,54 @@ class MBPPTask(CodeTask):
             return f'"""\n{sample.problem}\n{tests}\n"""\n'
         return _fenced_request(f"{sample.problem}\nYour code should pass these tests:\n\n{tests}")
 
-    def program_jobs(self, program: str, sample: Sample) -> list[Job]:
+    def candidate_program(self, program: str, sample: Sample) -> str:
         # the setup code may use the solution's definitions (mbpp-367 builds trees of the solution's `Node`)
         setup = sample.meta.get("test_setup_code") or ""
-        code = program + ("\n\n" + setup + "\n" if setup.strip() else "")
-        return [Job(code, tests=self.tests(sample), timeout_s=self.timeout_s, memory_mb=self.memory_mb)]
+        return program + ("\n\n" + setup + "\n" if setup.strip() else "")
+
+    def assert_spec(self, sample: Sample) -> at.AssertSpec:
+        tests = self.tests(sample)
+        defined, functions = _top_level_names(sample.answer)
+        used = set().union(*(_loaded_names(t) for t in tests))
+        names = sorted(functions & used)
+        # calls of the solution's classes build objects that cannot be recorded as values: no replay
+        objects = sorted((defined - functions) & used)
+        return at.AssertSpec(
+            reference=self.candidate_program(sample.answer, sample),
+            module="",
+            tests=tuple(tests),
+            names=tuple(names),
+            compare=at.split_asserts(tests, defined),
+            snippets=tuple(at.plain_snippet(t, defined) for t in tests),
+            no_replay=f"the tests use the solution's {', '.join(objects)}" if objects else "",
+        )
 
     def num_tests(self, sample: Sample) -> int:
         return len(self.tests(sample))
+
+
+def _top_level_names(source: str) -> tuple[set[str], set[str]]:
+    """Names a solution binds at top level (defs, classes, assignments), and which of them are functions."""
+    tree = at.parse(source)
+    defined, functions = set(), set()
+    for node in tree.body if tree else []:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defined.add(node.name)
+            functions.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            defined |= names
+            if isinstance(node.value, ast.Lambda):
+                functions |= names
+    return defined, functions
+
+
+def _loaded_names(source: str) -> set[str]:
+    tree = at.parse(source)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} if tree else set()
 
 
 # -------------------------------------------------------------------------------------------------------- stdio
