@@ -32,6 +32,12 @@ CASES = [
     (T + "<answer>3 or 4</answer>", "4", "3, 4", 0.0),  # hedge (math-verify alone accepts "3 or 4" for 4)
     (T + "<answer>x=2 \\text{ or } x=3</answer>", "2, 3", "x=2, x=3", 1.0),  # both roots: the set is right
     (T + "<answer>x=2 \\text{ or } x=3</answer>", "3", "x=2, x=3", 0.0),
+    (T + "<answer>3 and 4</answer>", "4", "3, 4", 0.0),  # a list is a set (math-verify alone reads 4 in prose)
+    (T + "<answer>3 and 4</answer>", "3, 4", "3, 4", 1.0),
+    (T + "<answer>3 \\lor 4</answer>", "4", "3, 4", 0.0),  # math-verify alone reads 4
+    (T + "<answer>3 \\to 4</answer>", "4", "3 \\to 4", 0.0),
+    (T + "<answer>5 = 4</answer>", "4", "5 = 4", 0.0),  # a false equation
+    (T + "<answer>x = 4</answer>", "4", "x = 4", 1.0),
     (T + "<answer>   </answer>", "0", None, 0.0),  # empty answer
     ("<think>maybe <answer>5</answer></think> done", "5", None, 0.0),  # answer only inside <think>
     ("<think>so the answer is <answer>5</answer>", "5", None, 0.0),  # reasoning never closed (truncated)
@@ -68,6 +74,12 @@ CASES = [
     ("\\boxed{4.5e33}", "4.5 \\times 10^{33}", "4.5e33", 1.0),  # e-notation (Minerva golds)
     ("\\boxed{4.5 \\times 10^{33}}", "4.5e33", "4.5 \\times 10^{33}", 1.0),
     ("\\boxed{-7}", "7", "-7", 0.0),  # sign
+    ("\\boxed{3 \\lor 4}", "4", "3, 4", 0.0),  # hedges inside one box
+    ("\\boxed{3 \\vee 4}", "3", "3, 4", 0.0),
+    ("\\boxed{5 = 4}", "4", "5 = 4", 0.0),
+    ("\\boxed{3 \\text{ and } 4}", "4", "3, 4", 0.0),
+    ("\\boxed{3 \\implies 4}", "4", "3 \\implies 4", 0.0),
+    ("\\boxed{2 + 2 = 4}", "4", "2 + 2 = 4", 1.0),
     # --- R1 format: the phrase and the text after </think>
     ("<think>long</think>\nThe answer is 42.", "42", "42", 1.0),
     ("<think>long</think>\nSo the final answer is $\\frac{3}{2}$. Done.", "1.5", "$\\frac{3}{2}$", 1.0),
@@ -79,8 +91,22 @@ CASES = [
     ("<think>long</think> I am done", "0", None, 0.0),  # prose after </think> is not an answer
     ("<think>long</think> \\boxed{8}. The answer is 9.", "8", "8", 1.0),  # a box beats the phrase
     ("<think>long</think> 42<|im_end|>", "42", "42", 1.0),  # an end-of-sequence text is dropped
-    # --- plain completions without think tags
-    ("the answer is 4", "4", None, 0.0),  # prose outside the R1 format is not read
+    # --- plain completions without think tags: only a closing "the answer is X" sentence with a math X
+    ("the answer is 4", "4", "4", 1.0),
+    ("Adding them gives 4. So the final answer is $4$.", "4", "4", 1.0),
+    ("So the answer is **4**.", "4", "4", 1.0),
+    ("Thus, the final answer is: $\\frac{1}{2}$.\n", "0.5", "\\frac{1}{2}", 1.0),
+    ("The answer is \\(x = 5\\).<|im_end|>", "5", "x = 5", 1.0),
+    ("The answer is 3. Wait, no. The answer is 4.", "4", "4", 1.0),  # a revision: the last sentence
+    ("The answer is 4. Or maybe 5.", "4", None, 0.0),  # a hedge after it
+    ("The answer is $4$ or $5$.", "4", None, 0.0),
+    ("The answer is 4 or 5.", "4", None, 0.0),
+    ("The answer is not 4.", "4", None, 0.0),
+    ("The answer is 4, I think.", "4", None, 0.0),
+    ("I think the answer is 4 because 2+2=4.", "4", None, 0.0),
+    ("The answer is $3 \\lor 4$.", "4", "3, 4", 0.0),
+    ("the answer is four", "4", None, 0.0),
+    ("<think>so the answer is 4", "4", None, 0.0),  # unclosed reasoning
     ("4", "4", None, 0.0),
     ("", "4", None, 0.0),
 ]

@@ -29,7 +29,8 @@ EXTRACT_CASES = [
     ("<think>\\boxed{5}</think> I am done", None),  # a box inside the closed reasoning does not count
     ("<think>2+2</think><answer></answer>", None),  # empty answer
     ("<answer>   </answer>", None),
-    ("the answer is 4", None),
+    ("the answer is 4", "4"),  # a plain completion's closing sentence (see test_extraction.py)
+    ("the answer is 4. Or 5.", None),  # ... only when nothing follows it
     ("<answer>4", None),  # unclosed block
     ("\\boxed{}", None),
     ("", None),
@@ -84,6 +85,117 @@ def test_verify_math(gold, predicted, expected):
     assert verify_math(gold, predicted) is expected
 
 
+# Hedges against a single-valued gold (math-verify alone accepts every one of these: it keeps one of the values),
+# and the genuine answers next to them that must still be accepted. (gold, predicted, expected)
+HEDGE_CASES = [
+    ("4", "3 \\lor 4", False),
+    ("4", "3 \\vee 4", False),
+    ("4", "4 \\land 3", False),
+    ("4", "3 and 4", False),
+    ("4", "3 \\text{ and } 4", False),
+    ("4", "5 = 4", False),  # a false equation is no answer (math-verify reads an equation as its right side)
+    ("4", "3 \\equiv 4", False),
+    ("4", "3 \\to 4", False),
+    ("4", "3 \\implies 4", False),
+    ("4", "3 \\Rightarrow 4", False),
+    ("4", "3 \\sim 4", False),
+    ("3", "3 \\approx 4", False),
+    ("4", "3 \\mid 4", False),
+    ("4", "3 | 4", False),
+    ("4", "3 \\in 4", False),
+    ("4", "3 \\cup 4", False),
+    ("3", "3 ? 4", False),
+    ("3", "3 ~ 4", False),
+    ("3", "3 → 4", False),
+    ("4", "3 \\\\ 4", False),  # a line break
+    ("3", "3 \\& 4", False),
+    ("7", "3 4", False),  # juxtaposed: math-verify reads 7
+    ("7", "3 \\quad 4", False),
+    ("4", "3 hence 4", False),
+    ("4", "3 \\text{, so } 4", False),
+    ("3", "\\text{not } 3 \\text{ but } 4", False),
+    ("4", "x = 3 = 4", False),
+    # genuine single answers
+    ("4", "x = 4", True),
+    ("4", "2+2 = 4", True),  # a true equation of the value
+    ("4", "f(2) = 4", True),
+    ("4", "\\frac{8}{2}", True),
+    ("4", "|-4|", True),
+    ("4", "4 = 4", True),
+    ("x=4", "x=4", True),
+    ("x=5", "5", True),
+    ("5x - 7y + 11z + 4 = 0", "5x - 7y + 11z + 4 = 0", True),
+    ("10080", "10,\\! 080", True),
+    ("5", "5\\text{ cm}^2", True),
+    ("3", "x \\in \\{3\\}", True),  # one value
+    # sets, tuples, intervals stated as such
+    ("3, 4", "3 and 4", True),
+    ("3, 4", "3 \\lor 4", True),
+    ("\\{3, 4\\}", "\\{4, 3\\}", True),
+    ("(3, 4)", "(3, 4)", True),
+    ("[2, 5)", "[2,5)", True),
+    ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)", True),
+]
+
+
+@pytest.mark.parametrize("gold, predicted, expected", HEDGE_CASES)
+def test_hedges_are_not_credited(gold, predicted, expected):
+    from r1.rewards.math_grader import extract_answer
+
+    completion = f"<think>…</think> <answer>{predicted}</answer>"
+    assert grade_math(completion, gold) == float(expected), extract_answer(completion)
+
+
+# A slow answer that no cheap check recognises: sympy expands it for seconds, so it costs math-verify its timeout
+# (the timeout tests below use it). 9^(9^(9^9)), which parses but cannot be compared, is recognised before parsing.
+SLOW = "(x+y+z)^{60}"
+
+# Each of these costs math-verify its whole timeout (measured: 3 s of 3 s); each is recognised before parsing.
+COSTLY = [
+    "9^{9^{9^{9}}}",
+    "2^{10^{10}}",
+    "e^{e^{e^{e^{e}}}}",
+    "99999999999^{99999999}",
+    "1000000!",
+    "(10!)!",
+    "(2^{64})!",
+    "\\binom{10^{9}}{10^{5}}",
+    "\\Gamma(10^{9})",
+    "(x+1)^{1000}",
+    "(" * 500 + "4" + ")" * 500,
+    "{" * 28 + "4" + "}" * 28,
+    "\\frac{" * 100 + "1" + "}{2}" * 100,
+    "1" * 600,
+]
+
+
+@pytest.mark.parametrize("predicted", COSTLY, ids=lambda p: p[:24])
+def test_pathological_answers_fail_fast(predicted):
+    t0 = time.monotonic()
+    assert verify_math("4", predicted, timeout_s=5.0) is False
+    assert time.monotonic() - t0 < 0.5  # not the 5 s timeout
+    assert math_grader.equivalent_math_answers(predicted, "4") is False
+
+
+def test_a_gold_with_the_same_shape_is_still_compared():
+    assert verify_math("2^{2^{3}}", "256") is True  # the gold is a tower, so a prediction may be one
+    assert verify_math("2^{2^{3}}", "2^{2^{3}}") is True
+    assert verify_math("256", "2^{2^{3}}") is False  # the prediction alone is: rejected before parsing
+
+
+def test_verify_math_keeps_to_a_reward_batch_budget(monkeypatch):
+    """Inside ``CompositeReward.budget`` the math grader's timeout shrinks to what is left of the batch's budget."""
+    from r1.rewards import base
+
+    monkeypatch.setattr(base._budget, "deadline", time.monotonic() + 1.0, raising=False)
+    t0 = time.monotonic()
+    assert verify_math("1", SLOW, timeout_s=20.0) is False
+    assert time.monotonic() - t0 < 4.0  # 1 s left (+ whole-second alarm rounding), not 20 s
+    monkeypatch.setattr(base._budget, "deadline", time.monotonic() - 1.0)
+    t0 = time.monotonic()
+    assert verify_math("1/2", "0.5") is False and time.monotonic() - t0 < 0.1  # budget spent: not graded
+
+
 # (completion, gold, expected score)
 GRADE_CASES = [
     (" <think>half</think> <answer>\\dfrac{1}{2}</answer>", "\\frac{1}{2}", 1.0),
@@ -116,13 +228,10 @@ def test_unparsable_gold_scores_zero():
     assert verify_math("\\frac{", "1") is False
 
 
-# 9^(9^(9^9)) parses once wrapped in $...$, but sympy cannot compare it with anything in reasonable time.
-PATHOLOGICAL = "9^{9^{9^{9}}}"
-
 
 def test_timeout_main_thread():
     t0 = time.monotonic()
-    assert verify_math("1", PATHOLOGICAL, timeout_s=1.0) is False
+    assert verify_math("1", SLOW, timeout_s=1.0) is False
     assert time.monotonic() - t0 < 6.0  # deadline 1 s + at most ~1 s of whole-second alarm rounding
 
 
@@ -140,7 +249,7 @@ def test_off_main_thread_uses_a_helper_process():
         t0 = time.monotonic()
         results = [verify_math("\\frac12", "0.5"), verify_math("3", "4")]  # first call starts the helper
         t1 = time.monotonic()
-        results.append(verify_math("1", PATHOLOGICAL, timeout_s=1.0))
+        results.append(verify_math("1", SLOW, timeout_s=1.0))
         return results, t1 - t0, time.monotonic() - t1
 
     results, startup_s, pathological_s = _in_thread(work)
@@ -153,7 +262,7 @@ def test_off_main_thread_kills_a_slow_helper(monkeypatch):
     monkeypatch.setattr(math_grader, "_HELPER_GRACE_S", -0.9)  # wait only 0.1 s for a 1 s job
 
     def work():
-        slow = verify_math("1", PATHOLOGICAL, timeout_s=1.0)  # starts a helper, gives up on it, kills it
+        slow = verify_math("1", SLOW, timeout_s=1.0)  # starts a helper, gives up on it, kills it
         after_kill = getattr(math_grader._helpers, "helper", "unset")  # thread-local slot emptied
         monkeypatch.setattr(math_grader, "_HELPER_GRACE_S", 2.0)
         fresh = verify_math("2", "2", timeout_s=1.0)  # the next call starts a fresh helper

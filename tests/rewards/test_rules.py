@@ -1,7 +1,9 @@
-"""Rule-based rewards: format (strict R1-Zero) and accuracy (the task's grader).
+"""Rule-based rewards: format (strict R1-Zero) and accuracy (the task's grader); the composite reward's time budget.
 
 Run: pytest tests/rewards/test_rules.py -q
 """
+
+import time
 
 import pytest
 
@@ -97,3 +99,45 @@ def test_accuracy_reward_skips_sandbox_failures():
             raise SandboxError("bwrap failed")
 
     assert accuracy_reward("x", Sample("1", "p", "a"), task=Broken()) is None
+
+
+class SlowTask:
+    """Grades in 0.2 s; a batch of its rewards may take 0.1 s per completion on average."""
+
+    grading_budget_s = 0.1
+
+    def grade(self, completion, sample):
+        time.sleep(0.2)
+        return 1.0
+
+
+def test_a_batch_of_rewards_keeps_to_its_budget(monkeypatch, caplog):
+    from r1.rewards import base
+
+    monkeypatch.setattr(base, "MIN_BATCH_BUDGET_S", 0.5)
+    reward = CompositeReward([("accuracy", 1.0, {}), ("format", 0.5, {})], task=SlowTask())
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger="r1.rewards.base"), reward.budget(10):  # max(0.5, 10 x 0.1) = 1 s
+        out = [reward("no format", SAMPLE) for _ in range(10)]
+    assert time.monotonic() - t0 < 1.6  # not 10 x 0.2 s
+    graded = [o for o in out if o[1]["accuracy"] is not None]
+    assert 3 <= len(graded) <= 6 and out[: len(graded)] == graded  # the first ones, until the budget ran out
+    assert all(o == (0.0, {"accuracy": None, "format": None}) for o in out[len(graded) :])
+    skipped = 10 - len(graded)
+    assert reward.num_over_budget == skipped
+    assert f"ran out; {skipped} of them scored 0 without grading" in caplog.text
+    assert base.time_left() is None and reward("x", SAMPLE)[1]["accuracy"] == 1.0  # no budget outside the block
+
+
+def test_no_budget_without_a_per_completion_budget(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "s", "problem": "What is 2+2?", "answer": "4"}\n', encoding="utf-8")
+    assert MathTask(data=str(data)).grading_budget_s == 1.0
+    assert MathTask(data=str(data), grading_budget_s=0).grading_budget_s is None  # 0 = unbounded
+    reward = CompositeReward([("accuracy", 1.0, {})], task=RecordingTask())
+    with reward.budget(3):
+        from r1.rewards.base import time_left
+
+        assert time_left() is None
+    with pytest.raises(R1Error, match="grading_budget_s"):
+        MathTask(data=str(data), grading_budget_s=-1)

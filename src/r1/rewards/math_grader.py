@@ -10,14 +10,16 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   reasoning is not an answer); the whole text if there are no think tags. In it, an ordered list of extractors
   (``EXTRACTORS``, the first that finds something wins) follows the prompt formats: the last ``<answer>…</answer>``
   block (R1-Zero template, arXiv 2501.12948 Table 1), else the last balanced ``\\boxed{…}``, else — R1 format only,
-  i.e. after ``</think>`` — "the answer is X" / "Final answer: X", else a short bare line after ``</think>``.
+  i.e. after ``</think>`` — "the answer is X" / "Final answer: X", else a short bare line after ``</think>``, else —
+  plain completions only, without think tags — a closing sentence "So the final answer is $X$." whose X is math
+  and after which nothing follows (:func:`extract_answer_sentence`: a hedge or a revision after it gives nothing).
   Add an extractor by appending a ``fn(completion) -> str | None`` to the list.
 - **Conflicting answers.** A later answer replaces an earlier one (``\\boxed{1}. Wait: \\boxed{2}`` → 2; the last
   ``<answer>`` block). Answers stated *together* — boxes joined only by connectives (``\\boxed{3} or \\boxed{4}``,
-  ``x=\\boxed{2}, x=\\boxed{3}``) or alternatives in one answer (``3 or 4``) — become one set answer ``"3, 4"``,
-  which math-verify compares with the gold as a whole: it never matches a single-valued gold (math-verify alone
-  accepts ``3 or 4`` for the gold 4), it does match a gold that is that set, and equal values count once (a MATH
-  solution's ``\\boxed{15\\frac{39}{40}}, or \\boxed{\\frac{639}{40}}`` still matches ``\\frac{639}{40}``).
+  ``x=\\boxed{2}, x=\\boxed{3}``) or alternatives in one answer (``3 or 4``, ``3 and 4``, ``3 \\lor 4``) — become
+  one set answer ``"3, 4"``, which math-verify compares with the gold as a whole: it never matches a single-valued
+  gold (math-verify alone accepts ``3 or 4`` for the gold 4), it does match a gold that is that set, and equal
+  values count once (a MATH solution's ``\\boxed{15\\frac{39}{40}}, or \\boxed{\\frac{639}{40}}`` still matches ``\\frac{639}{40}``).
 - **Equivalence** is math-verify's ``parse`` + ``verify`` (huggingface/Math-Verify). The gold is wrapped as ``$gold$``
   (a bare string does not parse reliably: ``parse(r"\\left( 3, \\frac{\\pi}{2} \\right)")`` gives ``3``). The
   prediction is read according to what it looks like (:func:`_readings`): math-verify finds the math itself in text
@@ -27,10 +29,19 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   On MATH-500 with each gold answer put in ``<answer>`` tags this accepts 500/500 and, with the answers shuffled
   across problems, accepts no pair of different answers; "bare, then wrapped if the bare parse is empty" accepts
   442/500 and two wrong pairs (``3 \\pm 2 \\sqrt{2}`` for 2, ``y = 2x + 3`` for 3).
+- **Hedges math-verify accepts.** Against a single-valued gold, math-verify keeps one side of most separators it
+  does not know (``3 \\to 4``, ``3 \\sim 4``, ``3 \\\\ 4``, ``3 hence 4`` → 4; ``3 ? 4`` → 3; ``3 4`` → 7) and
+  reads an equation as its right side (``5 = 4`` → 4). So an answer that states two numbers with such a token or
+  word between them (:func:`_states_several_values`), a false equation with a number on the left, and a chained
+  or compound statement (``x = 3 = 4``) are not credited; ``x = 4``, ``2 + 2 = 4``, ``12\\text{ cm}`` still are,
+  and tokens the gold itself uses (``\\cup`` of an interval answer) are allowed.
 - **Speed** (same verdicts): two plain integers are compared as integers; a prediction that is the gold's own text
   is accepted once the gold parses; parses are cached by text (:func:`_parse_prediction`), since the same answer
   recurs across samples and problems. :func:`equivalent_math_answers` (majority voting only) also rules out two
-  small constants with different values without a math-verify call.
+  small constants with different values without a math-verify call. A pathological prediction that is cheap to
+  recognise (:func:`_too_costly`: a numeric power tower, a 6-digit exponent, a huge factorial, a bracket to a
+  3-digit power, nesting deeper than :data:`MAX_NESTING`, more than :data:`MAX_ANSWER_CHARS` characters) scores 0
+  in microseconds instead of costing the whole timeout.
 - **Timeout**: math-verify bounds each ``parse`` and each comparison with ``signal.alarm`` (whole seconds, main
   thread only). ``verify_math`` runs those steps against one deadline of ``timeout_s`` and stops when it has passed,
   so a call returns within about ``timeout_s + 1`` s. Off the main thread, where signals cannot be used, the call is
@@ -38,10 +49,11 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   thread runs the same code; if it does not answer in time it is killed and the next call starts a fresh one. A
   worker thread with ``join(timeout)`` does not work: sympy evaluating a power tower such as ``9^{9^{9^{9}}}`` sits
   in long C calls that hold the GIL, and such a join did not return within 30 s here. Without ``SIGALRM``
-  (Windows) there is no timeout.
+  (Windows) there is no timeout. Inside a reward batch's budget (:meth:`r1.rewards.base.CompositeReward.budget`)
+  the timeout is at most what is left of it.
 
-Deliberately left out: prose answers without ``</think>`` ("the answer is 4" in a plain completion is not read),
-numeric tolerance beyond math-verify's rounding (Minerva's official grader allows some), and unit conversion.
+Deliberately left out: other prose in a plain completion ("the answer is 4 because ..." is not read), numeric
+tolerance beyond math-verify's rounding (Minerva's official grader allows some), and unit conversion.
 Multiple-choice letters are extracted by ``r1.tasks.gpqa``.
 """
 
@@ -61,6 +73,7 @@ import threading
 import time
 from typing import Callable, Optional
 
+from r1.rewards.base import time_left
 from r1.rewards.rules import DEFAULT_EOS_TEXTS
 
 logger = logging.getLogger(__name__)
@@ -77,13 +90,20 @@ _CONNECTIVES = re.compile(
     r"|[A-Za-z](?:_\{?\w+\}?)?\s*=",
     re.IGNORECASE,
 )
-_OR = re.compile(r"\s*(?:\\q?quad\s*)?(?:\\(?:text|textrm|mathrm)\s*\{\s*or\s*\}|\bor\b)(?:\s*\\q?quad)?\s*")
+# Alternatives or a list stated in one answer: "or"/"and" as words or in \text{}, and the logic symbols (math-verify
+# reads "3 \lor 4" as 4 and "3 and 4" in prose as 4).
+_OR = re.compile(
+    r"\s*(?:\\q?quad\s*)?(?:\\(?:text|textrm|mathrm)\s*\{\s*(?:or|and)\s*\}|\b(?:or|and)\b"
+    r"|\\(?:lor|vee|land|wedge)(?![A-Za-z]))(?:\s*\\q?quad)?\s*"
+)
 _CANON_DROP = re.compile(r"\s+|\$|\\left(?![a-z])|\\right(?![a-z])|\\[!,;: ]")
 _CANON_FRAC = re.compile(r"\\[dt]frac")
 _ANSWER_PHRASE = re.compile(r"(?:\bthe\s+)?(?:\bfinal\s+)?\banswer\b\**\s*(?:is\b|:|=)\s*:?", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z_]+>")
 _MATHY = re.compile(r"[0-9\\$]")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
+# One whole math span: $…$, $$…$$, \(…\), \[…\] (no $ inside a $-span).
+_MATH_SPAN = re.compile(r"\$\$([^$]+)\$\$|\$([^$]+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _INTEGER = re.compile(r"\s*[-+]?\d{1,18}\s*")
 _SCIENTIFIC = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*[eE]\s*([-+]?\d+)\s*")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
@@ -188,8 +208,9 @@ def _final_box_group(text: str) -> str | None:
 
 
 def _split_alternatives(answer: str) -> str:
-    """``3 or 4`` / ``x=3 \\text{ or } x=4`` → ``3, 4``: alternatives are one set answer, so a hedge between a
-    right and a wrong value does not match a single gold (math-verify alone accepts ``3 or 4`` for the gold 4)."""
+    """``3 or 4`` / ``x=3 \\text{ or } x=4`` / ``3 \\lor 4`` / ``3 and 4`` → ``3, 4``: alternatives (and a list)
+    are one set answer, so a hedge between a right and a wrong value does not match a single gold (math-verify alone
+    accepts ``3 or 4`` and ``3 \\lor 4`` for the gold 4)."""
     return _OR.sub(", ", answer).strip()
 
 
@@ -263,18 +284,53 @@ def extract_after_think(completion: str) -> str | None:
     return _split_alternatives(tail.rstrip(".").strip()) or None
 
 
+def extract_answer_sentence(completion: str) -> str | None:
+    """Plain completions only (no think tags): the answer stated by a closing sentence "the (final) answer is X" /
+    "Final answer: X", e.g. ``"... So the final answer is $4$."`` → ``"4"``.
+
+    Stricter than :func:`extract_answer_phrase`, since a plain completion's prose is also its reasoning: the sentence
+    must be the last thing in the completion (after it only whitespace, ``*``, ``.``), and X must be one math span
+    (``$…$``, ``\\(…\\)``, ``\\[…\\]``, optionally bold ``**…**``) or a bare math expression without words. So
+    ``"the answer is 4. Or maybe 5."``, ``"the answer is not 4"``, ``"the answer is 4 or 5"`` and ``"the answer is 4,
+    I think"`` give None (no credit for a hedge), and a later "the answer is" replaces an earlier one.
+    """
+    if "<think>" in completion or "</think>" in completion:
+        return None  # the R1 formats have their own extractors; an unclosed <think> has no final answer
+    region = final_region(completion).rstrip()
+    matches = list(_ANSWER_PHRASE.finditer(region))
+    if not matches:
+        return None
+    rest = region[matches[-1].end() :].lstrip(" \t*:")
+    answer = _SENTENCE_END.split(rest, 1)[0].split("\n", 1)[0]
+    if rest[len(answer) :].strip(" \t\n*."):
+        return None  # more text after the answer sentence: a revision or a hedge may follow
+    answer = answer.strip().strip("*").strip().rstrip(".").strip()
+    m = _MATH_SPAN.fullmatch(answer)
+    if m is not None:
+        answer = next(g for g in m.groups() if g is not None).strip()
+    elif _is_prose(answer) or _UNESCAPED_DOLLAR.search(answer) or not _MATHY.search(answer):
+        return None  # words around the math, several math spans, or no math at all
+    return _split_alternatives(answer) or None
+
+
 #: Longest text after ``</think>`` that :func:`extract_after_think` takes as a bare answer.
 MAX_BARE_ANSWER_CHARS = 80
 
 #: Extractors tried in order by :func:`extract_answer`; the first non-None result wins.
-EXTRACTORS: list[Extractor] = [extract_answer_tag, extract_last_boxed, extract_answer_phrase, extract_after_think]
+EXTRACTORS: list[Extractor] = [
+    extract_answer_tag,
+    extract_last_boxed,
+    extract_answer_phrase,
+    extract_after_think,
+    extract_answer_sentence,
+]
 
 
 def extract_answer(completion: str, extractors: list[Extractor] | None = None) -> str | None:
     """The final answer of a completion, or None if it states none.
 
-    Tries :data:`EXTRACTORS` in order (``<answer>`` block, boxed, "the answer is", bare text after ``</think>``),
-    each reading only :func:`final_region`. Several answers stated together become one set answer (``"3, 4"``),
+    Tries :data:`EXTRACTORS` in order (``<answer>`` block, boxed, "the answer is", bare text after ``</think>``, a
+    plain completion's closing answer sentence), each reading only :func:`final_region`. Several answers stated together become one set answer (``"3, 4"``),
     which does not match a single-valued gold, so hedging is never rewarded.
 
     Args:
@@ -376,6 +432,9 @@ def _verify_here(gold: str, predicted: str, timeout_s: float) -> bool:
         return max(1, math.ceil(left)) if use_alarm else None
 
     golds = _parse_gold(gold, use_alarm)
+    single = _is_single_value(golds[0])
+    if single and _states_several_values(predicted, gold):
+        return False  # "3 \\to 4", "3 hence 4", "3 ? 4": math-verify would read one of the values and ignore the other
     for alternatives in _readings(predicted):
         for text in alternatives:
             preds = _parse_prediction(text, budget())
@@ -385,9 +444,119 @@ def _verify_here(gold: str, predicted: str, timeout_s: float) -> bool:
             for g in golds:
                 # One verify call per pair (math-verify does the same product internally) so the deadline is
                 # checked between comparisons.
+                if single and _is_compound_statement(pred):
+                    continue  # "x = 3 = 4" is Eq(3, 4) & Eq(x, 3), which math-verify accepts for the gold 4
                 if verify(g, pred, timeout_seconds=budget()):
+                    if single and _is_constant_equation(pred) and not verify(g, pred.lhs, timeout_seconds=budget()):
+                        continue  # "5 = 4": math-verify reads an equation as its right side; a false one is no answer
                     return True
     return False
+
+
+def _is_single_value(parsed) -> bool:
+    """Whether a parsed gold is one value or expression (``4``, ``\\frac{\\sqrt 3}{2}``, ``x^2+1``), not a set, tuple,
+    interval, matrix, equation or inequality."""
+    import sympy
+
+    return isinstance(parsed, sympy.Expr) and not isinstance(parsed, sympy.MatrixBase | sympy.MatrixExpr)
+
+
+def _is_compound_statement(parsed) -> bool:
+    """A conjunction or disjunction of statements (a chained equation ``x = 3 = 4``, ``x < 1 \\lor x > 2``)."""
+    from sympy.logic.boolalg import BooleanFunction
+
+    return isinstance(parsed, BooleanFunction)
+
+
+def _is_constant_equation(parsed) -> bool:
+    """``5 = 4`` or ``2 + 2 = 4`` (an equation whose left side is a number), not ``x = 4`` or ``f(2) = 4``."""
+    import sympy
+
+    return isinstance(parsed, sympy.Eq) and bool(getattr(parsed.lhs, "is_number", False))
+
+
+# Tokens of an answer, for :func:`_states_several_values`. A number may have thousands separators (1,000, 1{,}000,
+# 10,\\! 080); ^ and _ scripts are skipped with their argument.
+_LEX = re.compile(
+    r"(?P<num>\d+(?:(?:,|\{,\}|,\\!\s*|\\,)\d{3})*(?:\.\d+)?|\.\d+)|(?P<cmd>\\[A-Za-z]+)|(?P<esc>\\.)"
+    r"|(?P<word>[A-Za-z]+)|(?P<space>\s+|~)|(?P<other>.)",
+    re.DOTALL,
+)
+#: LaTeX commands that keep an answer one value: arithmetic, functions, formatting, Greek letters, inequalities.
+#: Others (arrows, logic, set relations, ``\\sim``, ``\\approx``, ``\\quad``, ...) are read by math-verify as
+#: separators: it keeps one side and drops the other.
+_VALUE_COMMANDS = frozenset(
+    """frac dfrac tfrac cfrac sqrt cdot times div pm mp over left right bigl bigr Bigl Bigr big Big bigg Bigg pi infty
+    circ degree text textrm textnormal mathrm mathbf mathit mathsf mathbb mathcal textbf textit emph mbox operatorname
+    boxed fbox displaystyle sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln lg exp binom dbinom
+    tbinom sum prod int lim max min gcd lcm mod bmod pmod overline underline bar hat vec dot ddot tilde widehat
+    widetilde prime le ge leq geq lt gt neq ne alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota
+    kappa lambda mu nu xi rho varrho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma
+    Upsilon Phi Psi Omega""".split()
+)
+_VALUE_ESCAPES = frozenset(["\\{", "\\}", "\\%", "\\$", "\\,", "\\!", "\\;", "\\:", "\\ "])
+_SPACING = frozenset(["\\,", "\\!", "\\;", "\\:", "\\ ", "\\quad", "\\qquad"])
+_VALUE_CHARS = frozenset("+-*/=<>!'()[]{}.,;:%|^_$" + "π√°×−·∞÷±")
+_FUNCTION_WORDS = frozenset("sin cos tan cot sec csc log ln exp max min gcd lcm mod deg".split())
+
+
+def _states_several_values(predicted: str, gold: str) -> bool:
+    """Whether an answer states two or more values side by side rather than one value: two numbers (outside
+    exponents and subscripts) with a word or a token that is not arithmetic between or around them (``3 \\to 4``,
+    ``3 \\lor 4``, ``\\text{not } 3 \\text{ but } 4``, ``3 ? 4``, ``3 \\\\ 4``, an unmatched ``|``), or two
+    numbers with only space between them (``3 4``, which math-verify reads as 7). For a single-valued gold these
+    are hedges: math-verify keeps one of the values. Tokens that the gold itself uses are not counted against the
+    answer. ``12\\text{ cm}``, ``2+2``, ``\\frac{8}{2}``, ``4.5 \\times 10^{33}``, ``1{,}000`` state one value.
+    """
+    gold_tokens = {m.group() for m in _LEX.finditer(gold)}
+    numbers = 0
+    foreign = False  # a token that is not part of one arithmetic expression
+    after_number_space = False  # a number, then only space so far
+    bars = 0
+    tokens = list(_LEX.finditer(predicted))
+    i = 0
+    while i < len(tokens):
+        m = tokens[i]
+        kind, text = m.lastgroup, m.group()
+        i += 1
+        if text in ("^", "_"):  # skip the script's argument: a token, or a {...} group
+            while i < len(tokens) and tokens[i].lastgroup == "space":
+                i += 1
+            if i < len(tokens) and tokens[i].group() == "{":
+                depth = 0
+                while i < len(tokens):
+                    depth += {"{": 1, "}": -1}.get(tokens[i].group(), 0)
+                    i += 1
+                    if depth == 0:
+                        break
+            else:
+                i += 1
+            after_number_space = False
+            continue
+        if kind == "num":
+            if after_number_space:
+                return True  # "3 4": two numbers with only space between them
+            numbers += 1
+            after_number_space = True
+            continue
+        if kind == "space" or text in _SPACING:
+            if text in _SPACING and text not in _VALUE_ESCAPES:
+                foreign = foreign or text not in gold_tokens
+            continue
+        after_number_space = False
+        if text == "|":
+            bars += 1
+        if text in gold_tokens:
+            continue
+        if kind == "cmd":
+            foreign = foreign or text[1:] not in _VALUE_COMMANDS
+        elif kind == "esc":
+            foreign = foreign or text not in _VALUE_ESCAPES
+        elif kind == "word":
+            foreign = foreign or (len(text) > 1 and text not in _FUNCTION_WORDS)
+        elif kind == "other":
+            foreign = foreign or text not in _VALUE_CHARS
+    return numbers >= 2 and (foreign or bars % 2 == 1)
 
 
 def _readings(predicted: str) -> list[list[str]]:
@@ -499,6 +668,15 @@ def verify_math(gold: str, predicted: str, timeout_s: float = 5.0, *, warn: bool
             return int(gold) == int(predicted)
         if predicted.strip() == gold.strip() and _can_use_alarm():  # the gold's own text, once it parses
             return bool(_parse_gold(gold, True))
+        costly = _too_costly(predicted, gold)
+        if costly is not None:
+            logger.debug("verify_math: %s; scoring 0 without math-verify", costly)
+            return False
+        left = time_left()  # a reward batch's budget (r1.rewards.base.CompositeReward.budget)
+        if left is not None:
+            if left <= 0:
+                return False
+            timeout_s = min(timeout_s, left)
         if _can_use_alarm() or not hasattr(signal, "SIGALRM"):
             return _verify_here(gold, predicted, timeout_s)
         return _verify_in_helper(gold, predicted, timeout_s)
@@ -518,6 +696,82 @@ def verify_math(gold: str, predicted: str, timeout_s: float = 5.0, *, warn: bool
         if isinstance(e, TimeoutException):
             return False
         raise
+
+
+#: Longest prediction math-verify is asked about: this many characters, or 4x the gold's length if that is longer.
+MAX_ANSWER_CHARS = 500
+#: Deepest nesting of (), [] and {} in a prediction (the benchmark golds nest at most 4 deep).
+MAX_NESTING = 10
+_NUMERIC_TOWER = re.compile(r"\^\s*\{[^{}]*?(?:\d|\\pi|\be\b)\s*\^|\d\s*\^\s*\d+\s*\^")
+_HUGE_EXPONENT = re.compile(r"\^\s*\{?\s*\d{6,}")
+_HUGE_FACTORIAL = re.compile(r"\d{6,}\s*!")
+_HIGH_POWER_OF_GROUP = re.compile(r"[)\]]\s*\^\s*\{?\s*\d{3,}")
+_BIG_COMBINATORICS = re.compile(r"\\(?:[dt]?binom|Gamma|choose)(?![A-Za-z])")
+
+
+def _nesting(text: str) -> int:
+    """Deepest nesting of unescaped brackets in ``text``."""
+    depth = deepest = 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "})]":
+            depth -= 1
+        i += 1
+    return deepest
+
+
+def _factorial_of_big_group(text: str) -> bool:
+    """A factorial of a group that holds a power or another factorial: ``(10!)!``, ``(2^{64})!``."""
+    for m in re.finditer(r"(?<!\\)[)}\]]\s*!", text):
+        close = m.start()
+        depth, j = 0, close
+        while j >= 0:
+            depth += {")": 1, "}": 1, "]": 1, "(": -1, "{": -1, "[": -1}.get(text[j], 0)
+            if depth == 0:
+                break
+            j -= 1
+        group = text[max(j, 0) : close]
+        if "^" in group or re.search(r"(?<!\\)!", group):
+            return True
+    return False
+
+
+def _cost_flags(text: str) -> set[str]:
+    """Cheap signs that sympy may spend seconds or more on an expression (each costs math-verify its whole
+    timeout: ``9^{9^{9}}``, ``1000000!``, ``(10!)!``, ``\\binom{10^9}{10^5}``, ``(x+1)^{1000}``, 30 nested
+    braces)."""
+    flags = set()
+    if _nesting(text) > MAX_NESTING:
+        flags.add(f"nested more than {MAX_NESTING} deep")
+    if _NUMERIC_TOWER.search(text):
+        flags.add("a power tower of numbers")
+    if _HUGE_EXPONENT.search(text):
+        flags.add("an exponent of 6 or more digits")
+    if _HIGH_POWER_OF_GROUP.search(text):
+        flags.add("a bracket raised to a power of 3 or more digits")
+    if _HUGE_FACTORIAL.search(text) or _factorial_of_big_group(text):
+        flags.add("a factorial of a huge number")
+    if _BIG_COMBINATORICS.search(text) and ("^" in text or re.search(r"\d{6,}", text)):
+        flags.add("a binomial or Gamma of a power")
+    return flags
+
+
+def _too_costly(predicted: str, gold: str) -> str | None:
+    """Why a prediction is not worth a math-verify call (a reason), or None. Checked in microseconds before parsing,
+    so a pathological answer scores 0 at once instead of after ``timeout_s``: longer than :data:`MAX_ANSWER_CHARS`
+    (or 4x the gold), or a sign of :func:`_cost_flags` that the gold does not share (a gold that is a power tower
+    is still compared, under the timeout)."""
+    if len(predicted) > max(MAX_ANSWER_CHARS, 4 * len(gold)):
+        return f"the answer is {len(predicted)} characters long"
+    flags = _cost_flags(predicted) - _cost_flags(gold) if predicted else set()
+    return f"the answer has {sorted(flags)[0]}" if flags else None
 
 
 def grade_math_answer(answer: str | None, gold: str, timeout_s: float = 5.0) -> float:
@@ -546,6 +800,8 @@ def equivalent_math_answers(a: str, b: str, timeout_s: float = 5.0) -> bool:
     """
     if _canonical(a) == _canonical(b):
         return True
+    if _too_costly(a, b) or _too_costly(b, a):
+        return False  # one of them is pathological (and the other is not the same text)
     x, y = _constant_values(a), _constant_values(b)
     if x is not None and y is not None and not _same_values(x, y):
         return False
@@ -648,6 +904,7 @@ __all__ = [
     "extract_after_think",
     "extract_answer",
     "extract_answer_phrase",
+    "extract_answer_sentence",
     "extract_answer_tag",
     "extract_last_boxed",
     "final_region",

@@ -89,6 +89,9 @@ class MathTask(Task):
         data: path of the JSONL file (required for ``math``; optional for subclasses with default files). Every
             split name returns the whole file.
         timeout_s: per-completion grading deadline in seconds (see :func:`r1.rewards.math_grader.verify_math`).
+        grading_budget_s: seconds per completion, on average, that one GRPO step's rewards may take in all (see
+            :meth:`r1.rewards.base.CompositeReward.budget`); correct grading takes milliseconds, so only a batch
+            with many pathological answers reaches it. 0 = unbounded.
     """
 
     name = "math"
@@ -96,14 +99,20 @@ class MathTask(Task):
     #: split -> file name in :func:`default_data_dir` used when ``data`` is not given; ``"*"`` matches any split.
     default_files: dict[str, str] = {}
 
-    def __init__(self, data: str | None = None, timeout_s: float = 5.0):
+    def __init__(self, data: str | None = None, timeout_s: float = 5.0, grading_budget_s: float = 1.0):
         if data is None and not self.default_files:
             raise R1Error(
                 f"task {self.name!r} needs a data file: pass task.data=PATH (JSONL with fields "
                 f"{', '.join(REQUIRED_FIELDS)})"
             )
+        if not timeout_s > 0 or not grading_budget_s >= 0:
+            raise R1Error(
+                f"task {self.name!r}: timeout_s must be > 0 and grading_budget_s >= 0, got {timeout_s}, "
+                f"{grading_budget_s}"
+            )
         self.data = data
         self.timeout_s = float(timeout_s)
+        self.grading_budget_s = float(grading_budget_s) or None
 
     def data_path(self, split: str) -> Path:
         """The file behind ``split``."""

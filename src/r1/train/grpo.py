@@ -290,7 +290,7 @@ class GRPOTrainer:
                 outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, **extra)
             if rounds == 1:
                 rec = self.engine.last_record if record else None
-            with timer("rewards"):
+            with timer("rewards"), self.reward.budget(len(prompts) * G):  # bounded: see r1.rewards.base
                 for k, (i, prompt, comps) in enumerate(zip(idx, prompts, outs)):
                     texts = [self.decode(cp.token_ids) for cp in comps]
                     scored = [self.reward(t, self.samples[i]) for t in texts]
