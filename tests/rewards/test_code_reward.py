@@ -63,6 +63,31 @@ def test_sandbox_error_is_skipped_not_scored(task, monkeypatch):
     assert REWARDS.get("code")(GOOD, s, task=task, partial=True) is None
 
 
+HUMANEVAL_STYLE = {
+    "id": "sq", "problem": "def sq(x):\n    \"\"\"x squared\"\"\"\n", "answer": "    return x * x\n", "entry_point": "sq",
+    "test": "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(-2) == 4\n",
+}
+
+
+def test_faked_passes_get_zero_not_none(tmp_path):
+    """A result that says it equals anything, or a forged "sandbox set-up failed" line (which would make the
+    sample skipped rather than scored), earns 0.0."""
+    path = tmp_path / "he.jsonl"
+    path.write_text(json.dumps(HUMANEVAL_STYLE) + "\n")
+    he = build_task("humaneval", data=str(path), timeout_s=5)
+    s = he.load("test")[0]
+    yes = "class Yes:\n    def __eq__(self, o): return True\ndef sq(x):\n    return Yes()\n"
+    forge_setup_error = (
+        "import sys, os\nf = sys._getframe(0)\nwhile 'cfg' not in f.f_locals:\n    f = f.f_back\n"
+        "os.write(f.f_locals['st_fd'], f.f_locals['cfg']['nonce'].encode() + b' X forged\\n')\nos._exit(97)\n"
+    )
+    code = REWARDS.get("code")
+    for program in (yes, "def sq(x):\n    return 0\n" + forge_setup_error):
+        assert code(f"```python\n{program}```", s, task=he) == 0.0
+        assert code(f"```python\n{program}```", s, task=he, partial=True) == 0.0
+    assert code(he.reference_completion(s), s, task=he) == 1.0
+
+
 def test_errors(task):
     s = task.load("train")[0]
     with pytest.raises(R1Error, match="valid: partial"):

@@ -4,6 +4,7 @@ Run: pytest tests/tasks/test_code.py -q   (~25 s on 2 busy cores: all 164 HumanE
 MBPP subset). The full MBPP sweep (974 references, ~55 s) is slow: pytest tests/tasks/test_code.py -q -m slow
 """
 
+import collections
 import json
 from concurrent.futures import Future
 
@@ -117,6 +118,13 @@ def test_mbpp_reference_subset_passes(mbpp):
 def test_mbpp_all_references_pass(mbpp):
     task, full = mbpp
     assert _check_references(task, full) == []
+
+
+def test_every_benchmark_problem_is_judged_outside(humaneval, mbpp):
+    """No HumanEval or MBPP problem falls back to a verdict made inside the program's process (issue 16)."""
+    for (task, samples), modes in ((humaneval, {"compare": 152, "replay": 12}), (mbpp, {"compare": 973, "replay": 1})):
+        assert task.prepare(samples) == [None] * len(samples)
+        assert collections.Counter(task.test_plan(s).mode for s in samples) == modes
 
 
 def test_mbpp_partial_and_wrong(mbpp):

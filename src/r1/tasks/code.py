@@ -346,9 +346,15 @@ class AssertTask(CodeTask):
         fields = json.dumps([sample.id, sample.problem, sample.answer, sample.meta], sort_keys=True, default=str)
         return hashlib.sha256(fields.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def test_plan(self, sample: Sample) -> at.TestPlan | None:
-        """The problem's plan, or None while its ``replay`` recording has not run (see :meth:`prepare`)."""
-        return self.__dict__.setdefault("_plans", {}).get(self._plan_key(sample))
+    def test_plan(self, sample: Sample) -> at.TestPlan:
+        """The problem's plan (made by :meth:`prepare` if not yet; SandboxError if that needed a run that failed)."""
+        plans = self.__dict__.setdefault("_plans", {})
+        key = self._plan_key(sample)
+        if key not in plans:
+            unknown = self.prepare([sample])[0]
+            if unknown is not None:
+                raise SandboxError(unknown.reason)
+        return plans[key]
 
     def prepare(self, samples: list[Sample]) -> list[Result | None]:
         plans = self.__dict__.setdefault("_plans", {})
@@ -533,7 +539,7 @@ class MBPPTask(AssertTask):
             tests=tuple(tests),
             names=tuple(names),
             compare=at.split_asserts(tests, defined),
-            snippets=tuple(at.plain_snippet(t, defined) for t in tests),
+            snippets=tuple(at.plain_snippet(t, functions) for t in tests),
             no_replay=f"the tests use the solution's {', '.join(objects)}" if objects else "",
         )
 
