@@ -66,7 +66,7 @@ def test_module_info_prints_the_level_only():
 PARENT = """
 from r1.sandbox import run
 code = "import os, time\\nif os.fork() == 0:\\n    time.sleep(600)\\ntime.sleep(600)"
-run(code, level={level!r}, timeout_s=120, memory_mb=256)
+run(code, level={level!r}, timeout_s=120, memory_mb=512, allow_fork=True)
 """
 
 
@@ -192,3 +192,102 @@ def test_auto_detection_refuses_rlimits_without_landlock(monkeypatch):
     monkeypatch.setattr(isolation, "_probe", probe)
     iso = isolation.detect("rlimits")  # the explicit opt-in runs, and says what it lacks
     assert iso.level == "rlimits" and any("/proc" in n for n in iso.notes)
+
+
+# ------------------------------------------------------------------------------------------------ memory as a whole
+# Each process tries to reserve 100 MB (address space: calloc'd pages are never touched) and reports whether it
+# could; forks that fail stop the loop. The sum is what the sandbox could hold at once.
+RESERVE = """import os
+kids = []
+for _ in range(8):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        try:
+            x = bytearray(100 * 2**20)
+            os._exit(1)
+        except MemoryError:
+            os._exit(0)
+    kids.append(pid)
+held = sum(os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids)
+try:
+    x = bytearray(100 * 2**20)
+    held += 1
+except MemoryError:
+    pass
+print(len(kids), held * 100)
+"""
+
+
+@pytest.mark.parametrize("allow_fork", [False, True])
+def test_memory_mb_caps_the_sandbox_as_a_whole(level, allow_fork):
+    # Before: every process had memory_mb of its own (9 x 100 MB "fitted" in 256 MB).
+    r = run(RESERVE, level=level, timeout_s=10, memory_mb=256, allow_fork=allow_fork)
+    assert r.status == "ok", (r.reason, r.stderr[-300:])
+    forks, held_mb = map(int, r.stdout.split())
+    assert held_mb <= 256
+    if allow_fork:
+        assert 1 <= forks <= 3  # 256 MB: at most 4 processes of 64 MB each
+    else:
+        assert forks == 0 and held_mb == 100  # one process: it has the whole 256 MB
+
+
+def test_threads_work_without_forks(level):
+    code = (
+        "import threading\nout = []\nts = [threading.Thread(target=lambda: out.append(sum(range(10**5)))) "
+        "for _ in range(8)]\nfor t in ts:\n    t.start()\nfor t in ts:\n    t.join()\nx = list(range(10**6))\n"
+        "print(len(out))"
+    )
+    r = run(code, level=level, **FAST)
+    assert r.status == "ok" and r.stdout == "8\n", (r.reason, r.stderr[-300:])
+
+
+def test_fork_is_refused_unless_allowed(level):
+    code = "import os\ntry:\n    pid = os.fork()\nexcept OSError as e:\n    print('refused', e.errno)\nelse:\n" \
+           "    if pid == 0:\n        os._exit(0)\n    os.waitpid(pid, 0)\n    print('forked')"
+    import errno
+
+    assert run(code, level=level, **FAST).stdout == f"refused {errno.EAGAIN}\n"
+    assert run(code, level=level, allow_fork=True, **FAST).stdout == "forked\n"
+
+
+def test_fork_bomb_with_forks_allowed_is_contained(level):
+    r = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", level=level,
+            timeout_s=2, memory_mb=512, allow_fork=True)
+    assert r.status in ("runtime_error", "timeout") and leftover_processes(r.run_id) == []
+
+
+def test_memory_shares():
+    from r1.sandbox.core import memory_shares
+
+    assert memory_shares(256, 16, one_process=True) == (16, 256)
+    assert memory_shares(256, 16, one_process=False) == (4, 64)  # 4 processes x 64 MB = 256
+    assert memory_shares(512, 4, one_process=False) == (4, 128)
+    assert memory_shares(48, 16, one_process=False) == (1, 48)
+    for mb in (32, 100, 256, 512, 4096):
+        for procs in (1, 3, 16, 64):
+            nproc, share = memory_shares(mb, procs, one_process=False)
+            assert 1 <= nproc <= procs and nproc * share <= mb
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_without_forks_allows_threads_only(machine):
+    import errno
+
+    from r1.sandbox.seccomp import _ARCHES, _SYSCALLS, RET_ALLOW, RET_ERRNO, build_filter
+
+    from .test_seccomp import run_bpf
+
+    prog = build_filter(machine, allow_fork=False)
+    arch, col = _ARCHES[machine]
+    nr = {name: nums[col] for name, nums in _SYSCALLS.items()}
+    thread = 0x3D0F00  # glibc pthread_create: CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|...TID
+    assert run_bpf(prog, nr["clone"], arch, (thread, 0, 0, 0, 0, 0)) == RET_ALLOW
+    assert run_bpf(prog, nr["clone"], arch, (0x01200011, 0, 0, 0, 0, 0)) == RET_ERRNO | errno.EAGAIN  # fork()
+    assert run_bpf(prog, nr["clone"], arch, (0x10000000 | thread, 0, 0, 0, 0, 0)) == RET_ERRNO | errno.EPERM
+    if nr["fork"] is not None:
+        assert run_bpf(prog, nr["fork"], arch) == RET_ERRNO | errno.EAGAIN
+        assert run_bpf(prog, nr["vfork"], arch) == RET_ERRNO | errno.EAGAIN
+        assert run_bpf(build_filter(machine), nr["fork"], arch) == RET_ALLOW

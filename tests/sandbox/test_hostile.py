@@ -57,14 +57,14 @@ def test_process_cap_is_enforced(level):
         "import os, time\nn = 0\nfor _ in range(200):\n    try:\n        pid = os.fork()\n    except OSError:\n"
         "        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)"
     )
-    r = run_hostile(code, level, max_procs=8)
+    r = run_hostile(code, level, max_procs=8, memory_mb=1024, allow_fork=True)
     # the cap counts the main process (and bwrap's init in a user namespace)
     assert r.status == "ok" and 0 < int(r.stdout) <= 8
 
 
 def test_background_children_are_killed_on_exit(level):
     code = "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        time.sleep(600)\nprint('bye')"
-    r = run_hostile(code, level)
+    r = run_hostile(code, level, memory_mb=512, allow_fork=True)
     assert r.status == "ok" and r.stdout.count("bye") == 1
 
 
@@ -73,7 +73,7 @@ def test_child_cannot_leave_the_process_group(level):
         "import os, time\nif os.fork() == 0:\n    try:\n        os.setsid()\n    except OSError:\n        pass\n"
         "    time.sleep(600)\nprint('bye')"
     )
-    r = run_hostile(code, level)
+    r = run_hostile(code, level, memory_mb=512, allow_fork=True)
     assert r.status == "ok"
 
 

@@ -123,6 +123,7 @@ def run(
     max_output_bytes: int = 8 << 20,
     disk_mb: int = 64,
     level: str | None = None,
+    allow_fork: bool = False,
 ) -> Result:
     """Run Python source ``code`` in a fresh sandbox and return its :class:`Result`.
 
@@ -130,7 +131,8 @@ def run(
         code: the program (written to ``main.py`` in the working directory and run as ``__main__``).
         stdin: the program's standard input.
         timeout_s: wall-clock limit from the program's start; the CPU-time limit is ``ceil(timeout_s) + 1``.
-        memory_mb: address-space limit per process (``RLIMIT_AS``); allocations beyond it raise MemoryError.
+        memory_mb: memory of the whole sandbox, as address space (``RLIMIT_AS``): allocations beyond it raise
+            MemoryError. The program is one process (see ``allow_fork``), so its limit is the sandbox's.
         files: extra files for the working directory, ``{relative path: content}`` (read-only to the program).
         tests: items run one by one after the program, in its namespace: snippets (``"assert f(1) == 2"``, judged
             inside the program's process, so a hostile program can fake the outcome) or probes (tuples, see
@@ -141,6 +143,10 @@ def run(
         max_output_bytes: cap per output stream; a program writing more is killed (status ``killed``).
         disk_mb: size of the working directory (a tmpfs at the ``namespaces`` level) and the file-size limit.
         level: ``namespaces`` | ``rlimits`` to force an isolation level; None = the strongest available.
+        allow_fork: let the program start processes (``os.fork``, ``multiprocessing``). Off, creating one fails
+            with EAGAIN (seccomp; threads still work). On (and wherever seccomp is unavailable), ``memory_mb`` is
+            shared out: at most ``memory_mb // 64`` processes and threads (and ``max_procs``), each with an equal
+            share of the address space, so that together they stay within ``memory_mb``.
 
     Returns:
         The :class:`Result`; ``sandbox_error`` if the sandbox itself failed (never raises for the program's sake).
@@ -159,7 +165,30 @@ def run(
         max_procs=max_procs,
         max_output_bytes=max_output_bytes,
         disk_mb=disk_mb,
+        allow_fork=allow_fork,
     )
+
+
+#: The smallest address-space share of one process when ``memory_mb`` is shared out (the interpreter alone maps
+#: ~15 MB; a list of a million ints needs ~60).
+MIN_PROCESS_MB = 64
+
+
+def memory_shares(memory_mb: int, max_procs: int, one_process: bool) -> tuple[int, int]:
+    """``(RLIMIT_NPROC, RLIMIT_AS in MB)`` that keep a sandbox within ``memory_mb`` as a whole.
+
+    The kernel limits address space per process, and no cgroup is used (it would need delegation), so a sandbox of
+    several processes could hold ``processes × memory_mb``. When seccomp keeps the program one process
+    (``one_process``), its threads share one address space: the limit is ``memory_mb`` and ``max_procs`` counts
+    threads. Otherwise processes × share ≤ ``memory_mb``: at most ``memory_mb // MIN_PROCESS_MB`` of them (and
+    ``max_procs``; ``RLIMIT_NPROC`` counts threads too), each with ``memory_mb // that``.
+
+    Example: ``memory_shares(256, 16, False) == (4, 64)``; ``memory_shares(256, 16, True) == (16, 256)``.
+    """
+    if one_process:
+        return max_procs, memory_mb
+    nproc = max(1, min(max_procs, memory_mb // MIN_PROCESS_MB))
+    return nproc, memory_mb // nproc
 
 
 def _check_args(timeout_s, memory_mb, max_procs, max_output_bytes, disk_mb) -> None:
@@ -273,6 +302,7 @@ def _run_with(
     max_procs: int = 16,
     max_output_bytes: int = 8 << 20,
     disk_mb: int = 64,
+    allow_fork: bool = False,
 ) -> Result:
     all_files = _check_files(files)
     all_files[MAIN] = code.encode("utf-8", "surrogatepass")
@@ -282,15 +312,16 @@ def _run_with(
     ns = iso.level == "namespaces"
     uid = random.randrange(1 << 30, (1 << 31) - 2) if iso.drop_uid else None  # a fresh uid: its own NPROC count
     cpu = math.ceil(timeout_s) + 1
-    seccomp = build_filter() if iso.seccomp else None
+    seccomp = build_filter(allow_fork=allow_fork) if iso.seccomp else None
+    nproc, as_mb = memory_shares(memory_mb, max_procs, one_process=seccomp is not None and not allow_fork)
     cfg = {
         "nonce": nonce,
         "uid": uid,
         "gid": uid,
-        "nproc": max_procs,
+        "nproc": nproc,
         "nproc_relative": not ns and uid is None,  # the caller's own uid: count its tasks too
         "rlimits": [
-            ["RLIMIT_AS", memory_mb << 20, memory_mb << 20],
+            ["RLIMIT_AS", as_mb << 20, as_mb << 20],
             ["RLIMIT_CPU", cpu, cpu + 1],
             ["RLIMIT_FSIZE", disk_mb << 20, disk_mb << 20],
             ["RLIMIT_NOFILE", 256, 256],

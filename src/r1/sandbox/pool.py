@@ -34,6 +34,7 @@ class Job:
     max_procs: int = 16
     max_output_bytes: int = 8 << 20
     disk_mb: int = 64
+    allow_fork: bool = False
 
 
 def default_workers() -> int:
@@ -79,6 +80,7 @@ class Pool:
             max_procs=j.max_procs,
             max_output_bytes=j.max_output_bytes,
             disk_mb=j.disk_mb,
+            allow_fork=j.allow_fork,
         )
 
     def map(self, jobs: Iterable[Job | Mapping[str, Any] | str]) -> list[Result]:

@@ -12,6 +12,8 @@ What it denies and why:
 - ``clone`` with namespace flags, ``clone3`` (ENOSYS so glibc falls back to ``clone``, as Docker's default profile
   does; its flags live in memory a filter cannot read), ``unshare``, ``setns``: no new namespaces.
 - ``setsid``/``setpgid``: a child cannot leave the process group the fallback level kills on exit.
+- with ``allow_fork=False``: ``clone`` without ``CLONE_THREAD`` and ``fork``/``vfork`` (EAGAIN, as at the
+  process limit): threads only, so the program stays one process and its address-space limit caps it whole.
 - ``ptrace``, ``process_vm_*``, ``mount``/``umount2``/``pivot_root``/``chroot``, kernel keyrings, ``bpf``,
   ``perf_event_open``, ``userfaultfd``, ``io_uring_*`` (bypasses seccomp for its own operations), module loading,
   ``kexec``, ``reboot``, ``swapon``/``swapoff``, ``syslog``, ``acct``, ``quotactl``, ``*_by_handle_at``: kernel
@@ -41,6 +43,7 @@ RET_ERRNO = 0x00050000
 
 #: CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
 CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+CLONE_THREAD = 0x00010000
 AF_UNIX = 1
 
 # name -> (x86_64, aarch64) syscall numbers (asm/unistd_64.h, asm-generic/unistd.h)
@@ -48,6 +51,8 @@ _SYSCALLS = {
     "socket": (41, 198),
     "clone": (56, 220),
     "clone3": (435, 435),
+    "fork": (57, None),  # aarch64 has only clone
+    "vfork": (58, None),
     "execve": (59, 221),
     "execveat": (322, 281),
     "setsid": (112, 157),
@@ -88,15 +93,16 @@ _SYSCALLS = {
 _ARCHES = {"x86_64": (0xC000003E, 0), "amd64": (0xC000003E, 0), "aarch64": (0xC00000B7, 1), "arm64": (0xC00000B7, 1)}
 
 #: Denied outright with EPERM (socket and clone are filtered on their first argument instead).
-DENIED = tuple(n for n in _SYSCALLS if n not in ("socket", "clone", "clone3"))
+DENIED = tuple(n for n in _SYSCALLS if n not in ("socket", "clone", "clone3", "fork", "vfork"))
 
 
 def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def build_filter(machine: str | None = None) -> bytes | None:
+def build_filter(machine: str | None = None, allow_fork: bool = True) -> bytes | None:
     """The filter as raw ``struct sock_filter`` bytes for ``machine`` (default: this one); None if unsupported.
+    ``allow_fork=False`` also refuses new processes (threads stay allowed).
 
     Layout: check the architecture (else kill), then one ``jeq nr`` test per rule; the argument-checking rules
     (``socket``, ``clone``) return on both branches, so the accumulator never needs reloading.
@@ -114,6 +120,11 @@ def build_filter(machine: str | None = None) -> bytes | None:
     for name in DENIED:
         prog += [_ins(_JEQ_K, nr[name], 0, 1), _ins(_RET_K, eperm)]
     prog += [_ins(_JEQ_K, nr["clone3"], 0, 1), _ins(_RET_K, RET_ERRNO | errno.ENOSYS)]
+    eagain = RET_ERRNO | errno.EAGAIN
+    if not allow_fork:
+        for name in ("fork", "vfork"):
+            if nr[name] is not None:
+                prog += [_ins(_JEQ_K, nr[name], 0, 1), _ins(_RET_K, eagain)]
     # socket(family, ...): only AF_UNIX
     prog += [
         _ins(_JEQ_K, nr["socket"], 0, 4),
@@ -122,14 +133,17 @@ def build_filter(machine: str | None = None) -> bytes | None:
         _ins(_RET_K, RET_ALLOW),
         _ins(_RET_K, RET_ERRNO | errno.EAFNOSUPPORT),
     ]
-    # clone(flags, ...): no namespace flags (flags is the first argument on x86_64 and aarch64)
+    # clone(flags, ...): no namespace flags (flags is the first argument on x86_64 and aarch64); without
+    # allow_fork, CLONE_THREAD too (a thread, not a process)
     prog += [
-        _ins(_JEQ_K, nr["clone"], 0, 4),
+        _ins(_JEQ_K, nr["clone"], 0, 4 if allow_fork else 6),
         _ins(_LD_W_ABS, _OFF_ARG0),
         _ins(_JSET_K, CLONE_NS_FLAGS, 0, 1),
         _ins(_RET_K, eperm),
-        _ins(_RET_K, RET_ALLOW),
     ]
+    if not allow_fork:
+        prog += [_ins(_JSET_K, CLONE_THREAD, 1, 0), _ins(_RET_K, eagain)]
+    prog.append(_ins(_RET_K, RET_ALLOW))
     prog.append(_ins(_RET_K, RET_ALLOW))
     return b"".join(prog)
 
