@@ -141,3 +141,23 @@ def test_no_budget_without_a_per_completion_budget(tmp_path):
         assert time_left() is None
     with pytest.raises(R1Error, match="grading_budget_s"):
         MathTask(data=str(data), grading_budget_s=-1)
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        (" <think>2+2=4</think> <answer>4</answer>", 1.0),
+        ("<answer>4</answer> <think>x</think> trailing", 1.0),  # order is format's business, not this reward's
+        ("x</think> 4", 0.25),
+        ("<think><think> </answer>", 0.25),  # a repeated tag earns nothing
+        ("<answer><answer></answer></answer>", 0.0),
+        ("no tags at all", 0.0),
+    ],
+)
+def test_format_tags_reward(completion, expected):
+    from r1.rewards.rules import format_tags_reward
+
+    assert REWARDS.get("format_tags") is format_tags_reward
+    assert format_tags_reward(completion, SAMPLE) == expected
+    with pytest.raises(R1Error, match="format_tags"):
+        format_tags_reward(completion, SAMPLE, weight=2)

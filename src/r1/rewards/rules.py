@@ -1,11 +1,16 @@
-"""Rule-based rewards of DeepSeek-R1-Zero (arXiv 2501.12948, section 2.2.2): accuracy and format.
+"""Rule-based rewards of DeepSeek-R1-Zero (arXiv 2501.12948, section 2.2.2): accuracy and format; and a shaping
+reward for format.
 
 - ``accuracy``: the task's own grader (``task.grade``), so the RL reward and evaluation agree by construction.
 - ``format``: 1 if the completion is exactly ``<think>…</think> <answer>…</answer>`` (the R1-Zero template's format),
   else 0. Strict on purpose: nothing before or after, one tag of each kind, a non-empty answer.
+- ``format_tags``: partial credit, 0.25 for each of the four tags that appears exactly once (open-r1's
+  ``tag_count_reward``). Not the paper's reward: a shaping reward that varies even for a model that has never seen
+  the format (a random-init smoke model writes a tag now and then), so a group's rewards differ and GRPO has a
+  gradient (``configs/grpo/smoke.yaml``). It is gameable by tags alone, so it belongs at a small weight next to
+  ``accuracy``, never alone.
 
-Deliberately left out: partial credit for format (e.g. counting tags, as some open reproductions do), neural reward
-models, and the language-consistency reward (separate modules).
+Deliberately left out: neural reward models and the language-consistency reward (separate modules).
 """
 
 from __future__ import annotations
@@ -65,4 +70,15 @@ def format_reward(
     return 1.0 if m is not None and m.group(2).strip() else 0.0
 
 
-__all__ = ["DEFAULT_EOS_TEXTS", "accuracy_reward", "format_reward"]
+def format_tags_reward(completion: str, sample: Sample, *, task=None, **params) -> float:
+    """0.25 for each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` that appears exactly once in
+    ``completion`` (order and surrounding text are not checked; see :func:`format_reward` for that).
+
+    Examples: ``"<think>x</think> <answer>4</answer>"`` → 1.0; ``"x</think> 4"`` → 0.25; ``"<answer><answer>"`` → 0.0.
+    """
+    if params:
+        raise R1Error(f"reward 'format_tags' takes no parameters, got {', '.join(sorted(params))}")
+    return sum(0.25 for tag in _TAGS if completion.count(tag) == 1)
+
+
+__all__ = ["DEFAULT_EOS_TEXTS", "accuracy_reward", "format_reward", "format_tags_reward"]
