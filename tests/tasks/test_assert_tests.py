@@ -103,6 +103,20 @@ def test_replay_keeps_the_tests_semantics(helper_task):
     assert task.test_plan(s).mode == "replay"
 
 
+def test_replay_records_only_the_tests_calls(tmp_path):
+    """A recursive reference calls itself by name: those inner calls are not the test's, so a correct iterative
+    program passes too."""
+    rec = {"id": "fib", "problem": "def fib(n):\n", "entry_point": "fib",
+           "answer": "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+           "test": "def check(candidate):\n    for n in range(8):\n        assert candidate(n) == [0, 1, 1, 2, 3, 5, 8, 13][n]\n"}
+    task = build_task("humaneval", data=_write(tmp_path / "fib.jsonl", [rec]), timeout_s=5)
+    s = task.load("test")[0]
+    loop = "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+    cases = [task.reference_completion(s), loop, "    return n\n"]
+    assert task.grade_many(cases, [s] * 3) == [1.0, 1.0, 0.0]
+    assert task.test_plan(s).mode == "replay" and len(task.test_plan(s).probes) == 8
+
+
 def test_inprocess_fallback_warns_and_wants_plain_results(tmp_path):
     """Tests that call the program on objects of its own class with a computed expected value can be judged only in
     the program's process: a warning names the problem, and results must still be plain builtin values."""

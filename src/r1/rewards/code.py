@@ -5,8 +5,10 @@
 is the share of tests passed (MBPP asserts, stdio cases; HumanEval's ``check`` counts as one test), a denser
 signal that open reproductions use for small models.
 
-A sandbox failure (``sandbox_error``, retried once by the task) returns None: the sample is left out of this
-reward's statistics rather than scored as a fail or a pass. The task must be a code task (``humaneval``,
+The program cannot give itself the reward: the tasks judge HumanEval/MBPP asserts outside its process (it only
+reports the values it returns, see :mod:`r1.tasks.assert_tests` and docs/sandbox.md "Reward hacks") and compare
+stdio output outside. A sandbox failure (``sandbox_error``, retried once by the task; a program cannot claim one)
+returns None: the sample is left out of this reward's statistics rather than scored as a fail or a pass. The task must be a code task (``humaneval``,
 ``mbpp``, ``stdio``), whose ``run_tests`` the evaluation's grader also uses, so reward and evaluation agree.
 
 Deliberately left out: runtime/length bonuses and penalties for slow programs.

@@ -302,12 +302,18 @@ def __r1_trace__():
     import copy
     out = []
     for j in range(len(__r1_spec__["tests"])):
-        calls = []
+        calls, active = [], []
 
-        def make(name, f, calls=calls):
+        def make(name, f, calls=calls, active=active):
             def record(*args, **kwargs):
+                if active:  # the reference calling itself (recursion): not a call of the test's
+                    return f(*args, **kwargs)
                 calls.append([name, copy.deepcopy(list(args)), copy.deepcopy(dict(kwargs))])
-                return f(*args, **kwargs)
+                active.append(name)
+                try:
+                    return f(*args, **kwargs)
+                finally:
+                    active.pop()
             return record
 
         __r1_run__(j, make)

@@ -1,7 +1,7 @@
 """Code tasks graded by running the model's program in the sandbox: HumanEval, MBPP, and stdin/stdout problems.
 
 - ``humaneval`` (Chen et al., 2021, arXiv 2107.03374): 164 function-completion problems. The program is the prompt
-  (signature + docstring) followed by the model's code, then the benchmark's ``check(candidate)``.
+  (signature + docstring) followed by the model's code, graded by the benchmark's ``check(candidate)``.
 - ``mbpp`` (Austin et al., 2021, arXiv 2108.07732): 974 short problems with three ``assert`` tests each, shown in
   the prompt as the usual MBPP prompt does (they name the function). Splits by task id: ``test`` (500),
   ``train`` (374), ``validation`` (90), ``prompt`` (10), ``full`` (all 974).
@@ -14,9 +14,13 @@ present, then the last fenced code block; without a fence the text itself. For H
 *body* (indented, as base models continue the prompt) is appended to the prompt; a complete definition is placed
 after the prompt, so it replaces the stub while keeping the prompt's imports and helpers.
 
-A completion passes only if every test passes (``grade`` = 1.0 or 0.0); ``run_tests`` also gives the share of tests
-passed (MBPP asserts, stdio cases; HumanEval's ``check`` is one test) for the partial-credit code reward. A sandbox
-failure is retried once, then raised as :class:`r1.sandbox.SandboxError`: it is never scored.
+The verdict is never the program's to give: HumanEval's and MBPP's asserts are judged outside the program's
+process (:class:`AssertTask`, :mod:`r1.tasks.assert_tests`: the program only reports the values its functions
+return for the tests' inputs, compared in the grader or replayed through the original tests in a run without the
+program's code), and stdio output is compared here. A completion passes only if every test passes (``grade`` =
+1.0 or 0.0); ``run_tests`` also gives the share of tests passed (MBPP asserts, stdio cases; HumanEval's ``check``
+is one test) for the partial-credit code reward. A sandbox failure is retried once, then raised as
+:class:`r1.sandbox.SandboxError`: it is never scored.
 
 Deliberately left out: languages other than Python, special judges (stdio problems with several valid outputs),
 per-problem time limits, and the hub (LiveCodeBench/Codeforces data must be converted to the JSONL above).
@@ -637,6 +641,7 @@ TASKS_TABLE: dict[str, type[CodeTask]] = {
 }
 
 __all__ = [
+    "AssertTask",
     "CodeTask",
     "CodeVerdict",
     "HumanEvalTask",
