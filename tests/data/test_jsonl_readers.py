@@ -102,6 +102,17 @@ def test_bad_file_is_one_line_error(tmp_path, capsys, monkeypatch, kind, reader)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
 
 
+def test_device_and_fifo_are_refused(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    for path in ("/dev/zero", str(fifo)):
+        assert main(["decontaminate", "--train", path, "--benchmarks", "math"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a regular file" in err and path in err
+
+
 def test_line_numbers_and_bom():
     import tempfile
 

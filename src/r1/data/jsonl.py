@@ -26,10 +26,12 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def check_data_file(path: str | Path) -> Path:
-    """``path`` expanded, if it is a readable regular file; else a one-line R1Error (missing, a directory)."""
+    """``path`` expanded, if it is a regular file; else a one-line R1Error (missing, a directory, a device or FIFO)."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise R1Error(f"{p} is a directory, not a JSONL file")
+    if p.exists() and not p.is_file():  # /dev/zero, a FIFO (reading one would block): never opened
+        raise R1Error(f"{p} is not a regular file")
     if not p.is_file():
         raise R1Error(f"data file not found: {p}")
     return p
