@@ -64,7 +64,8 @@ def test_sandbox_error_is_skipped_not_scored(task, monkeypatch):
 
 
 HUMANEVAL_STYLE = {
-    "id": "sq", "problem": "def sq(x):\n    \"\"\"x squared\"\"\"\n", "answer": "    return x * x\n", "entry_point": "sq",
+    "id": "sq", "problem": "def sq(x):\n    \"\"\"x squared\"\"\"\n", "answer": "    return x * x\n",
+    "entry_point": "sq",
     "test": "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(-2) == 4\n",
 }
 

@@ -67,7 +67,9 @@ HACKS = {
         "class _S(str):\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
         "    __hash__ = str.__hash__\n"
     ),
-    "class-lie": ALWAYS_EQUAL.replace("    def __repr__", "    __class__ = property(lambda self: bool)\n    def __repr__"),
+    "class-lie": ALWAYS_EQUAL.replace(
+        "    def __repr__", "    __class__ = property(lambda self: bool)\n    def __repr__"
+    ),
     "systemexit-in-eq": WRONG.replace("return None", "return _X()") + (
         "class _X:\n    def __eq__(self, o): raise SystemExit(0)\n    __ne__ = __bool__ = __eq__\n"
     ),
@@ -104,7 +106,8 @@ HACKS = {
     ),
     "gc-nonce-every-fd": WRONG + (
         "import gc, os\ncfg = next(o for o in gc.get_objects() if isinstance(o, dict) and 'nonce' in o)\n"
-        "tag = cfg['nonce'].encode()\nlines = b''.join(tag + b' T %d pass\\n' % i for i in range(50)) + tag + b' D\\n'\n"
+        "tag = cfg['nonce'].encode()\n"
+        "lines = b''.join(tag + b' T %d pass\\n' % i for i in range(50)) + tag + b' D\\n'\n"
         "for fd in range(1, 64):\n    try:\n        os.write(fd, lines)\n    except OSError:\n        pass\n"
         "os._exit(0)\n"
     ),
@@ -129,7 +132,8 @@ HACKS = {
         "    os.write(fd, tag + b' D\\n')\n    os._exit(0)\nos.wait()\nos._exit(0)\n"
     ),
     "main-module-swap": WRONG + (
-        "import sys, types\n_m = types.ModuleType('__main__')\n_m.check = lambda c: None\nsys.modules['__main__'] = _m\n"
+        "import sys, types\n_m = types.ModuleType('__main__')\n_m.check = lambda c: None\n"
+        "sys.modules['__main__'] = _m\n"
         "import builtins\nbuiltins.check = lambda c: None\n"
     ),
     "deeply-nested-result": WRONG.replace("return None", "return _deep()") + (

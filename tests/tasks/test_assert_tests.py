@@ -97,7 +97,8 @@ def test_replay_keeps_the_tests_semantics(helper_task):
         "    return helper(x)\n": 0.0,  # no ValueError
         "    if x < 0:\n        raise TypeError\n    return helper(x)\n": 0.0,  # the wrong exception
         "    if x < 0:\n        raise ValueError\n    return x * x\n": 0.0,  # outside the tolerance
-        "```python\ndef helper(x):\n    return 0\ndef f(x):\n    if x < 0:\n        raise ValueError\n    return 0\n```": 0.0,
+        "```python\ndef helper(x):\n    return 0\ndef f(x):\n    if x < 0:\n        raise ValueError\n"
+        "    return 0\n```": 0.0,
     }
     assert task.grade_many(list(cases), [s] * len(cases)) == list(cases.values())
     assert task.test_plan(s).mode == "replay"
@@ -108,7 +109,8 @@ def test_replay_records_only_the_tests_calls(tmp_path):
     program passes too."""
     rec = {"id": "fib", "problem": "def fib(n):\n", "entry_point": "fib",
            "answer": "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
-           "test": "def check(candidate):\n    for n in range(8):\n        assert candidate(n) == [0, 1, 1, 2, 3, 5, 8, 13][n]\n"}
+           "test": "def check(candidate):\n    for n in range(8):\n"
+                   "        assert candidate(n) == [0, 1, 1, 2, 3, 5, 8, 13][n]\n"}
     task = build_task("humaneval", data=_write(tmp_path / "fib.jsonl", [rec]), timeout_s=5)
     s = task.load("test")[0]
     loop = "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
