@@ -352,7 +352,9 @@ def test_registry_miss_lists_the_valid_names():
 
 
 def test_infinities_where_they_mean_something():
-    # grad_clip=inf: no clipping; clip_high=inf: no upper ratio bound; lr=inf is the divergence guard's to stop
-    load_config(GRPOConfig, None, ["optim.grad_clip=inf", "grpo.clip_high=inf", "optim.lr=inf"])
+    # grad_clip=inf: no clipping; clip_high=inf: no upper ratio bound; lr=inf means nothing
+    load_config(GRPOConfig, None, ["optim.grad_clip=inf", "grpo.clip_high=inf"])
+    with pytest.raises(R1Error, match="optim.lr must be a finite number"):
+        load_config(GRPOConfig, None, ["optim.lr=inf"])
     with pytest.raises(R1Error, match="rollout.temperature must be a finite number"):
         load_config(GRPOConfig, None, ["rollout.temperature=inf"])

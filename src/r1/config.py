@@ -170,9 +170,9 @@ class RolloutConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = checked(1e-6, gt=0, finite=False)
-    """Peak learning rate (AdamW). inf passes validation: a diverging run is the divergence guard's to stop
-    (``run.max_nonfinite_steps``)."""
+    lr: float = checked(1e-6, gt=0)
+    """Peak learning rate (AdamW). A finite rate that is far too high (1e3) passes validation: the divergence guard
+    stops that run (``run.max_nonfinite_steps``)."""
     weight_decay: float = checked(0.0, ge=0)
     """AdamW decoupled weight decay."""
     betas: List[float] = checked(factory=lambda: [0.9, 0.99], length=2, ge=0, lt=1)

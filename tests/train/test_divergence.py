@@ -174,6 +174,43 @@ def test_grpo_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch):
         assert_all_finite(ckpt)
 
 
+def test_sft_whose_last_update_is_skipped_does_not_end_done(tmp_path, monkeypatch):
+    """A skipped final update leaves no final checkpoint: the run must fail, not end "done" with metrics.jsonl ahead
+    of its latest checkpoint (a --resume would silently go back)."""
+    import r1.train.sft as sft
+
+    calls, real = [], sft.sft_loss
+
+    def nan_on_last_call(*a, **k):
+        loss, n = real(*a, **k)
+        calls.append(1)
+        return (loss * math.nan if len(calls) == 3 else loss), n
+
+    monkeypatch.setattr(sft, "sft_loss", nan_on_last_call)
+    with pytest.raises(R1Error, match="last optimizer update \\(step 3\\) was skipped"):
+        train_sft(sft_cfg(tmp_path, "lastnan", "run.steps=3", "run.save_every=2"))
+    run = tmp_path / "lastnan"
+    assert [p.name for p in checkpoints(run)] == ["step_000002"]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_000002"
+
+
+def test_grpo_whose_last_update_is_skipped_exits_nonzero(tmp_path, capsys, monkeypatch):
+    import r1.train.grpo as grpo
+
+    calls, real = [], grpo.aggregate_loss
+
+    def nan_on_last_step(*a, **k):
+        calls.append(1)
+        loss = real(*a, **k)
+        return loss * math.nan if len(calls) == 2 else loss
+
+    monkeypatch.setattr(grpo, "aggregate_loss", nan_on_last_step)
+    cfg = grpo_cfg(tmp_path, "lastnan", "run.steps=2", "run.save_every=1", "run.sample_every=0")
+    with pytest.raises(R1Error, match="step 2"):
+        train_grpo(cfg)
+    assert [p.name for p in checkpoints(tmp_path / "lastnan")] == ["step_000001"]
+
+
 def test_grpo_that_keeps_producing_nan_exits_nonzero_with_one_line(tmp_path, capsys, monkeypatch):
     # Every loss from step 2 on is NaN: three skipped updates in a row stop the run at step 4 (exit 2, one line);
     # the skipped steps write no checkpoint, so step 1's survives keep_checkpoints=1.

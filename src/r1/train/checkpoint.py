@@ -101,12 +101,21 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str,
 
 
 def checkpoint_unless_skipped(save: Callable[[int], Path], step: int, skipped_in_a_row: int,
-                              warn: bool = True) -> Path | None:
+                              warn: bool = True, final: bool = False) -> Path | None:
     """``save(step)``, unless the step's last optimizer update was skipped as non-finite (``NonFiniteGuard``): those
     weights just gave a NaN/inf loss or gradient, finite as they may be, and must not become ``latest`` or push a
-    good checkpoint out; the previous checkpoint stays the latest (``warn``: say so on the console)."""
+    good checkpoint out; the previous checkpoint stays the latest (``warn``: say so on the console).
+
+    At the run's ``final`` step a skipped update is an error instead: a run must not end "done" with its last steps
+    in ``metrics.jsonl`` but not in any checkpoint (``--resume`` would silently go back to an older step)."""
     if not skipped_in_a_row:
         return save(step)
+    if final:
+        raise R1Error(
+            f"the last optimizer update (step {step}) was skipped as non-finite (NaN/inf loss or gradient norm), so "
+            "the run has no final checkpoint; its latest checkpoint is the one named in checkpoints/latest; lower "
+            "optim.lr and --resume from it, or start again"
+        )
     if warn:
         from r1.train.common import console
 

@@ -89,13 +89,22 @@ def left_by_a_failed_start(run_dir: Path) -> bool:
     for p in Path(run_dir).iterdir():
         if p.name not in _LEFT_BY_A_FAILED_START or p.is_symlink():
             return False
-        if p.name == "metrics.jsonl" and (not p.is_file() or p.read_bytes().strip()):
+        if p.name == "metrics.jsonl" and (not p.is_file() or _holds_text(p)):
             return False
         if p.name == "samples" and (not p.is_dir() or any(p.iterdir())):
             return False
         if p.name == "tb" and (not p.is_dir() or any(not q.name.startswith("events.") for q in p.iterdir())):
             return False
     return True
+
+
+def _holds_text(path: Path) -> bool:
+    """Whether a file holds anything but whitespace (read a block at a time: a long run's metrics are not loaded)."""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            if block.strip():
+                return True
+    return False
 
 
 def holds_a_run(run_dir: Path) -> bool:

@@ -651,7 +651,9 @@ class GRPOTrainer:
                     if self.guard.diverged:  # every worker alike (the skip flags are summed over them)
                         raise self.guard.error(step, c.optim.lr)
                     if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
-                        checkpoint_unless_skipped(self.checkpoint, step, self.guard.consecutive, warn=main)
+                        checkpoint_unless_skipped(
+                            self.checkpoint, step, self.guard.consecutive, warn=main, final=step == c.run.steps
+                        )
                     if on_step_end is not None:
                         on_step_end(step, metrics)
         finally:

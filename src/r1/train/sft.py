@@ -259,7 +259,7 @@ class SFTTrainer:
                     if self.guard.diverged:
                         raise self.guard.error(step, c.optim.lr)
                     if (c.run.save_every and step % c.run.save_every == 0) or step == c.run.steps:
-                        checkpoint_unless_skipped(self.checkpoint, step, self.guard.consecutive)
+                        checkpoint_unless_skipped(self.checkpoint, step, self.guard.consecutive, final=step == c.run.steps)
                     if on_step_end is not None:
                         on_step_end(step, m)
         finally:
