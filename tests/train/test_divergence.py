@@ -38,6 +38,21 @@ def assert_all_finite(ckpt: Path) -> None:
     assert weights and all(torch.isfinite(t).all() for t in weights.values()), ckpt
 
 
+def nan_at_call(monkeypatch, module, name: str, call: int) -> None:
+    """Make ``module.name`` (a loss function) return NaN at its ``call``-th call (1-based); SFT's returns
+    ``(loss, tokens)``."""
+    calls, real = [], getattr(module, name)
+
+    def patched(*a, **k):
+        out = real(*a, **k)
+        calls.append(1)
+        if len(calls) != call:
+            return out
+        return (out[0] * math.nan, *out[1:]) if isinstance(out, tuple) else out * math.nan
+
+    monkeypatch.setattr(module, name, patched)
+
+
 # ------------------------------------------------------------------------------------------------ the guard itself
 def test_guard_skips_counts_and_stops_after_the_limit():
     guard = NonFiniteGuard(limit=3)
@@ -85,14 +100,7 @@ def test_guard_decides_on_the_flag_summed_over_workers():
 def test_sft_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch):
     import r1.train.sft as sft
 
-    calls, real = [], sft.sft_loss
-
-    def nan_on_second_call(*a, **k):
-        loss, n = real(*a, **k)
-        calls.append(1)
-        return (loss * math.nan if len(calls) == 2 else loss), n
-
-    monkeypatch.setattr(sft, "sft_loss", nan_on_second_call)
+    nan_at_call(monkeypatch, sft, "sft_loss", 2)
     trainer = sft.SFTTrainer(sft_cfg(tmp_path, "nan1", "run.steps=4", "run.save_every=2"))
     weights = {}
     run = trainer.train(
@@ -155,14 +163,7 @@ def test_an_update_that_poisons_the_weights_keeps_the_last_finite_checkpoint(tmp
 def test_grpo_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch):
     import r1.train.grpo as grpo
 
-    calls, real = [], grpo.aggregate_loss
-
-    def nan_on_second_step(*a, **k):
-        calls.append(1)
-        loss = real(*a, **k)
-        return loss * math.nan if len(calls) == 2 else loss
-
-    monkeypatch.setattr(grpo, "aggregate_loss", nan_on_second_step)
+    nan_at_call(monkeypatch, grpo, "aggregate_loss", 2)
     run = train_grpo(grpo_cfg(tmp_path, "nan1", "run.steps=3", "run.save_every=1", "run.sample_every=0"))
     rows = read_metrics(run)
     assert [r["nonfinite_steps"] for r in rows] == [0, 1, 0]
@@ -179,14 +180,7 @@ def test_sft_whose_last_update_is_skipped_does_not_end_done(tmp_path, monkeypatc
     of its latest checkpoint (a --resume would silently go back)."""
     import r1.train.sft as sft
 
-    calls, real = [], sft.sft_loss
-
-    def nan_on_last_call(*a, **k):
-        loss, n = real(*a, **k)
-        calls.append(1)
-        return (loss * math.nan if len(calls) == 3 else loss), n
-
-    monkeypatch.setattr(sft, "sft_loss", nan_on_last_call)
+    nan_at_call(monkeypatch, sft, "sft_loss", 3)
     with pytest.raises(R1Error, match="last optimizer update \\(step 3\\) was skipped"):
         train_sft(sft_cfg(tmp_path, "lastnan", "run.steps=3", "run.save_every=2"))
     run = tmp_path / "lastnan"
@@ -197,14 +191,7 @@ def test_sft_whose_last_update_is_skipped_does_not_end_done(tmp_path, monkeypatc
 def test_grpo_whose_last_update_is_skipped_exits_nonzero(tmp_path, capsys, monkeypatch):
     import r1.train.grpo as grpo
 
-    calls, real = [], grpo.aggregate_loss
-
-    def nan_on_last_step(*a, **k):
-        calls.append(1)
-        loss = real(*a, **k)
-        return loss * math.nan if len(calls) == 2 else loss
-
-    monkeypatch.setattr(grpo, "aggregate_loss", nan_on_last_step)
+    nan_at_call(monkeypatch, grpo, "aggregate_loss", 2)
     cfg = grpo_cfg(tmp_path, "lastnan", "run.steps=2", "run.save_every=1", "run.sample_every=0")
     with pytest.raises(R1Error, match="step 2"):
         train_grpo(cfg)
