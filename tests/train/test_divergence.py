@@ -306,3 +306,20 @@ def test_metrics_keep_nan_as_null_and_json_valid(tmp_path):
 
     row = json.loads(line, parse_constant=strict)
     assert row == {"step": 1, "loss": None, "grad_norm": None, "nonfinite_steps": 1}
+
+
+def test_grpo_warns_when_the_gradient_is_exactly_zero_with_nonzero_advantages(tmp_path, capsys):
+    """optim.lr=1e3 saturates the tiny model: finite weights, but an exactly-zero gradient while advantages are not
+    zero. The NaN guard cannot see it; the trainer says so once (the smoke config's first run: steps 3-8)."""
+    from r1.config import GRPOConfig, load_config
+
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "grpo" / "smoke.yaml"
+    cfg = load_config(GRPOConfig, smoke, [f"run.out_dir={tmp_path}", "run.name=dead", "run.steps=8",
+                                          "run.sample_every=0", "run.save_every=0", "optim.lr=1e3", "run.progress=false"])
+    run = train_grpo(cfg)
+    rows = read_metrics(run)
+    dead = [r["grad_norm"] == 0.0 and r["advantage/abs_mean"] > 0 for r in rows]
+    out = capsys.readouterr().out
+    three_in_a_row = any(all(dead[i : i + 3]) for i in range(len(dead) - 2))
+    assert three_in_a_row == ("has been exactly 0 for 3 steps" in out)
+    assert three_in_a_row, [(r["grad_norm"], r["advantage/abs_mean"]) for r in rows]

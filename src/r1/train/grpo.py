@@ -632,8 +632,19 @@ class GRPOTrainer:
                     ev = self.evaluate(0)
                     self.logger.log(0, ev)
                     progress.console.print(_format_eval(0, ev))
+                dead_steps = 0  # steps in a row whose gradient was exactly 0 although advantages were not
                 for step in range(first, c.run.steps + 1):
                     metrics = self.step(step)
+                    # A live policy has a non-zero gradient wherever an advantage is non-zero; exactly 0 means its
+                    # activations saturated (e.g. optim.lr=1e3): finite, so the guard does not see it, but dead.
+                    dead = metrics.get("grad_norm") == 0.0 and metrics.get("advantage/abs_mean", 0.0) > 0.0
+                    dead_steps = dead_steps + 1 if dead else 0
+                    if main and dead_steps == _DEAD_STEPS_TO_WARN:
+                        progress.console.print(
+                            f"[yellow]warning:[/] step {step}: the gradient has been exactly 0 for {dead_steps} steps "
+                            f"although advantages are not: the model has stopped learning (saturated activations; "
+                            f"optim.lr={c.optim.lr:g} may be far too high)"
+                        )
                     if main and c.eval.every and (step % c.eval.every == 0 or step == c.run.steps):
                         ev = self.evaluate(step)
                         metrics.update(ev)
@@ -660,6 +671,10 @@ class GRPOTrainer:
             if self.logger is not None:
                 self.logger.close()
         return self.run_dir
+
+
+#: Steps in a row with an exactly-zero gradient and non-zero advantages before the trainer warns of a dead model.
+_DEAD_STEPS_TO_WARN = 3
 
 
 def printable(text: str, limit: int = 400) -> str:
