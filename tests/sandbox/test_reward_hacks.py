@@ -4,16 +4,17 @@ Each hack defines the function wrongly and adds a trick: patching ``exec``/``com
 results whose ``__eq__`` always says True (also as ``int``/``str`` subclasses or lying about ``__class__``), the
 harness's nonce found on a frame or with ``gc`` and its pass lines forged, lines written to every descriptor,
 exits before the tests (``os._exit``, ``atexit``, signals), a trace function swapping the candidate, redefining the
-prompt's helpers that the tests use. Every one must score 0 through the task grader (what ``r1 grade`` and
-``r1 eval`` call), through ``r1 grade`` itself and through the ``code`` reward, while the reference solutions of
-the same problems score 1. Problems cover both outside-verdict modes (``compare`` and ``replay``) and MBPP's setup
-code and class arguments.
+prompt's helpers that the tests use, forged values built to stall the grader (a set of colliding integers). Every
+one must score 0 through the task grader (what ``r1 grade`` and ``r1 eval`` call), through ``r1 grade`` itself and
+through the ``code`` reward, while the reference solutions of the same problems score 1. Problems cover both
+outside-verdict modes (``compare`` and ``replay``) and MBPP's setup code and class arguments.
 
 Run: pytest tests/sandbox/test_reward_hacks.py -q   (~15 s on 2 busy cores); the whole matrix (every hack on every
 chosen problem, and the always-equal result on all 164 HumanEval problems) with -m slow.
 """
 
 import json
+import time
 
 import pytest
 
@@ -233,6 +234,30 @@ def test_hacks_get_no_code_reward(tasks):
         partial = code(completion(HACKS["always-equal"].format(entry=entry)), s, task=task, partial=True)
         assert partial == 0.0
         assert code(task.reference_completion(s), s, task=task) == 1.0
+
+
+def hash_collision_values(entry: str, n: int) -> str:
+    """A wrong function that, when the tests call it, writes a forged value for the first probe: a set of n
+    integers that all hash to 0 (integer hashes are not randomised), which costs the decoder O(n^2) to build."""
+    return FIND_BOOT_FRAME + (
+        f"def {entry}(*args, **kwargs):\n    f = _boot_frame()\n    say, m = f.f_locals['say'], (1 << 61) - 1\n"
+        f"    items = ','.join('[\"i\",\"%x\"]' % (k * m) for k in range(1, {n}))\n"
+        "    say('V 0 [\"S\",[%s]]' % items)\n"
+        "    for i in range(1, len(f.f_locals['tests'])):\n        say('V %d [\"n\"]' % i)\n"
+        "    say('D')\n    os._exit(0)\n"
+    )
+
+
+@pytest.mark.parametrize("t, pid, entry", PROBLEMS)
+def test_hash_collision_values_cannot_stall_the_grader(tasks, t, pid, entry):
+    """35,000 colliding set items took the grader ~7 s per completion (the 8 MB status cap allows minutes); the
+    decoder now refuses them (more set elements than a program's budget) in well under a second: score 0."""
+    task, samples = tasks[t]
+    code = REWARDS.get("code")
+    start = time.monotonic()
+    assert task.grade(completion(hash_collision_values(entry, 35_000)), samples[pid]) == 0.0
+    assert code(completion(hash_collision_values(entry, 35_000)), samples[pid], task=task) == 0.0
+    assert time.monotonic() - start < 3
 
 
 def _write(path, rows):

@@ -9,8 +9,10 @@ import json
 
 import pytest
 
+from r1.sandbox import Result
 from r1.tasks import build_task
-from r1.tasks.assert_tests import WRAPPERS, assert_form, split_asserts, split_check
+from r1.tasks import assert_tests as at
+from r1.tasks.assert_tests import WRAPPERS, assert_form, judge_replay, split_asserts, split_check
 
 
 def form(src, names=("f",)):
@@ -102,6 +104,38 @@ def test_replay_keeps_the_tests_semantics(helper_task):
     }
     assert task.grade_many(list(cases), [s] * len(cases)) == list(cases.values())
     assert task.test_plan(s).mode == "replay"
+
+
+FORGE_VALUES = """```python
+import sys, os
+def f(x):
+    fr = sys._getframe(1)
+    while fr is not None and "say" not in fr.f_locals:
+        fr = fr.f_back
+    say, encode = fr.f_locals["say"], fr.f_globals["encode"]
+    for i, t in enumerate(fr.f_locals["tests"]):
+        say("V %d %s" % (i, {bad} if t[2][0] < 0 else encode(helper(*t[2]))))
+    say("D")
+    os._exit(0)
+```"""
+
+
+@pytest.mark.parametrize("bad", ["'[\"x\"]'", "'[\"s\",\"%s\"]' % ('61' * (1 << 20))"])
+def test_replay_value_that_cannot_be_decoded_is_no_expected_exception(helper_task, bad):
+    """The test expects ValueError from candidate(-1); a malformed or oversized value written in its place makes the
+    judge's decoder raise ValueError, which must fail the test, not pass as the exception the test wanted."""
+    task, s = helper_task
+    assert task.grade(FORGE_VALUES.format(bad=bad), s) == 0.0
+
+
+def test_judge_without_a_verdict_leaves_it_unknown():
+    """The judge's run holds no code of the program's: its timeout, memory or kill is no fail of the program."""
+    plan = at.TestPlan("replay", 1, probe_tests=[0])
+    program_run = Result("ok", tests=["value"], completed=True, values=['["i","1"]'])
+    for status in ("timeout", "memory", "killed", "sandbox_error"):
+        assert judge_replay(plan, program_run, Result(status, reason="busy")).status == "sandbox_error", status
+    judged = Result("ok", tests=["value"], completed=True, values=['["b",0]'])
+    assert judge_replay(plan, program_run, judged).status == "wrong_answer"
 
 
 def test_replay_records_only_the_tests_calls(tmp_path):

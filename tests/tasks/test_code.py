@@ -11,7 +11,7 @@ from concurrent.futures import Future
 import pytest
 
 from r1.errors import R1Error
-from r1.sandbox import Result, SandboxError
+from r1.sandbox import Result, SandboxError, default_pool
 from r1.tasks import TASKS, build_task
 from r1.tasks.code import HumanEvalTask, MBPPTask, StdioTask, extract_code
 
@@ -67,6 +67,50 @@ def test_humaneval_completion_forms(humaneval):
     assert task.grade("no code at all", s) == 0.0
     v = task.run_tests("    return False\n", s)
     assert (v.passed, v.total, v.status) == (0, 1, "wrong_answer")
+
+
+HONEST_OTHER_TYPES = [
+    # (problem, program, score): correct programs whose results are no plain builtin values, judged as Python would
+    ("HumanEval/2", "from fractions import Fraction\ndef truncate_number(number):\n    f = Fraction(number)\n"
+                    "    return f - int(f)\n", 1.0),
+    ("HumanEval/33", "def sort_third(l):\n    t = sorted(l[::3])\n"
+                     "    return (t[i // 3] if i % 3 == 0 else x for i, x in enumerate(l))\n", 1.0),  # tuple(gen)
+    ("HumanEval/37", "def sort_even(l):\n    ev = iter(sorted(l[::2]))\n"
+                     "    return map(lambda ix: next(ev) if ix[0] % 2 == 0 else ix[1], enumerate(l))\n", 1.0),
+    # Decimal - float raises TypeError in Python: the test's abs(candidate(x) - y) fails, here too
+    ("HumanEval/4", "from decimal import Decimal\ndef mean_absolute_deviation(numbers):\n"
+                    "    m = sum(numbers) / len(numbers)\n"
+                    "    return Decimal(sum(abs(x - m) for x in numbers) / len(numbers))\n", 0.0),
+]
+
+
+def test_humaneval_results_of_other_types(humaneval):
+    """Fractions, generators and map objects pass where the original assert passes them (replay problems)."""
+    task, samples = humaneval
+    by_id = {s.id: s for s in samples}
+    cases = [(f"```python\n{code}```", by_id[pid]) for pid, code, _ in HONEST_OTHER_TYPES]
+    assert task.grade_many([c for c, _ in cases], [s for _, s in cases]) == [x for _, _, x in HONEST_OTHER_TYPES]
+
+
+def test_compare_mode_keeps_pythons_equality_for_other_types(tmp_path):
+    """Against a literal: Fraction(1, 2) == 0.5, Decimal('1.5') == 1.5, dict keys == a set, tuple(generator) ==
+    a tuple are True as in Python; a generator == a list is False as in Python."""
+    test = ("def check(candidate):\n    assert candidate(0) == 0.5\n    assert candidate(1) == 1.5\n"
+            "    assert candidate(2) == {1, 2}\n    assert tuple(candidate(3)) == (1, 2)\n"
+            "    assert list(candidate(3)) == [1, 2]\n")
+    rec = {"id": "t/0", "problem": "def f(k):\n    \"\"\"The k-th value.\"\"\"\n", "entry_point": "f", "test": test,
+           "answer": "    return [0.5, 1.5, {1, 2}, [1, 2]][k]\n"}
+    task = build_task("humaneval", data=write(tmp_path / "t.jsonl", [rec]), timeout_s=5)
+    s = task.load("test")[0]
+    assert task.test_plan(s).mode == "compare"
+    good = ("from fractions import Fraction\nfrom decimal import Decimal\n"
+            "def f(k):\n    return [Fraction(1, 2), Decimal('1.5'), {1: 0, 2: 0}.keys(), (i for i in (1, 2))][k]\n")
+    listed = "def f(k):\n    return [0.5, 1.5, {1, 2}, (i for i in (1, 2))][k]\n"
+    assert task.grade_many([f"```python\n{good}```", task.reference_completion(s)], [s, s]) == [1.0, 1.0]
+    rec2 = dict(rec, id="t/1", test="def check(candidate):\n    assert candidate(3) == [1, 2]\n")
+    task2 = build_task("humaneval", data=write(tmp_path / "t2.jsonl", [rec2]), timeout_s=5)
+    s2 = task2.load("test")[0]
+    assert task2.grade_many([f"```python\n{listed}```", task2.reference_completion(s2)], [s2, s2]) == [0.0, 1.0]
 
 
 def test_humaneval_questions(humaneval, shared_data):
@@ -228,6 +272,35 @@ def test_sandbox_error_is_never_scored(tmp_path, monkeypatch):
         task.grade("print(1)", s)
     with pytest.raises(SandboxError):
         task.grade_many(["print(1)"], [s])
+
+
+class TimedOutJudgePool:
+    """The real pool, except that every judge's run of a ``replay`` problem times out (a busy machine)."""
+
+    def __init__(self, pool):
+        self.pool, self.judge_calls = pool, 0
+
+    def submit(self, job):
+        if "__r1_judge__" in job.code:
+            self.judge_calls += 1
+            f = Future()
+            f.set_result(Result("timeout", reason="wall-clock limit of 10 s exceeded"))
+            return f
+        return self.pool.submit(job)
+
+
+def test_judge_that_times_out_leaves_the_verdict_unknown(humaneval, monkeypatch):
+    """A judge's run holds the tests and the reference, none of the program's code: when it gives no verdict it
+    is retried once, then the verdict is unknown (SandboxError, reward None), never a fail of the program."""
+    task, samples = humaneval
+    s = next(x for x in samples if x.id == "HumanEval/2")
+    assert task.test_plan(s).mode == "replay"
+    pool = TimedOutJudgePool(default_pool(task.workers, task.isolation))
+    monkeypatch.setattr("r1.tasks.code.default_pool", lambda *a, **k: pool)
+    v = task.run_tests(task.reference_completion(s), s)
+    assert v.status == "sandbox_error" and pool.judge_calls == 2
+    with pytest.raises(SandboxError, match="judge's run failed"):
+        task.grade(task.reference_completion(s), s)
 
 
 def test_eval_protocol_matches_grade(tmp_path):

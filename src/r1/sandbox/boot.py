@@ -15,7 +15,7 @@ runs ``main.py`` as ``__main__``. With ``tests`` it then runs each test item in 
 - a *snippet* (a string such as ``assert f(1) == 2``) is run and its outcome (pass / fail / error) reported. That
   verdict is made inside the program's process: the program can fake it (see docs/sandbox.md), so graders use
   probes. ``exec``/``compile``/``eval`` are the references taken before the program ran, and ``__r1_plain__``
-  (the value, round-tripped through the encoding: builtin types only) is bound in the namespace for snippets that
+  (the value, round-tripped through the encoding: plain values only) is bound in the namespace for snippets that
   want a plain copy of a result.
 
 Status lines go to ``status_fd`` as ``<nonce> <kind> <payload>``; the parent ignores lines without the nonce, which

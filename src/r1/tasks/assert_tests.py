@@ -7,19 +7,23 @@ to run in the program's process (calling its functions) and what must not (the e
 the verdict). The program's process only reports *values*, encoded by :mod:`r1.sandbox.values`, which decode to
 builtin types only. A problem is graded in one of three modes (:class:`TestPlan`):
 
-- ``compare`` (142/164 HumanEval, 967/974 MBPP problems): every assert is ``assert OBS == LITERAL`` (either side),
+- ``compare`` (152/164 HumanEval, 973/974 MBPP problems): every assert is ``assert OBS == LITERAL`` (either side),
   ``assert OBS``, ``assert not OBS`` or ``assert OBS is True|False|None``, where ``OBS`` is a call of the
   program's function, possibly inside ``tuple``/``list``/``set``/``sorted``/``int``/... (:data:`WRAPPERS`). The
   sandbox evaluates each ``OBS`` (a probe); the grader compares the decoded value with ``ast.literal_eval`` of the
-  literal using Python's ``==`` on builtin values, so ``1 == 1.0 == True`` and ``[1] != (1,)`` as in the original
-  assert. One sandbox run per program.
-- ``replay`` (the rest: loops, random inputs, helper functions, tolerances such as ``abs(candidate(x) - y) <
-  1e-6``, expected values computed by code): the tests run once per problem with the reference solution, recording
+  literal using Python's ``==`` on builtin values, so ``1 == 1.0 == True``, ``[1] != (1,)``, ``Fraction(1, 2) ==
+  0.5`` and ``iter([1]) != [1]`` as in the original assert. One sandbox run per program; what it decodes is capped
+  per program (:mod:`r1.sandbox.values`), so a program cannot stall the grader.
+- ``replay`` (the other 12 HumanEval problems: loops, random inputs, the prompt's helpers, tolerances such as
+  ``abs(candidate(x) - y) < 1e-6``, expected values computed with the reference; and MBPP 596, whose expected
+  values are ``sys.getsizeof(...)``): the tests run once per problem with the reference solution, recording
   the arguments of every call to the program's functions (cached on the task). The program's run calls its
   functions on those arguments and reports the values (or the exception type); a second sandbox run, holding the
   test code and the reference program but none of the program's code, runs the original tests with the program's
   functions replaced by a replay of those values (each call's arguments must be the recorded ones, in order) and
-  reports which tests passed. Two sandbox runs per program, plus one per problem.
+  reports which tests passed. Two sandbox runs per program, plus one per problem. A judge run that ends without a
+  verdict (timeout, memory, killed under load: it holds no code of the program's) is a sandbox error, retried
+  once like every run, then the verdict is unknown (never a fail of the program).
 - ``inprocess`` (only where neither works: some call takes objects of the program's own classes and its assert is
   no ``compare`` form; no HumanEval or MBPP problem): the old way, the asserts run in the program's process. It is
   hardened (the bootstrap's exec/compile are taken before the program runs; each call's result goes through
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from r1.sandbox import Job, Result
-from r1.sandbox.values import decode, encode
+from r1.sandbox.values import MAX_TEXT, Budget, decode, encode
 
 #: Builtins that an observed expression may wrap around the program's call (one argument, applied in its process).
 WRAPPERS = frozenset({"tuple", "list", "set", "frozenset", "sorted", "int", "float", "str", "bool", "len", "abs"})
@@ -277,10 +281,10 @@ def __r1_setup__():
     import json
     values = {}
     exec(__R1_VALUES_SOURCE__, values)
-    return json.loads(__R1_SPEC_JSON__), values["encode"], values["decode"]
+    return json.loads(__R1_SPEC_JSON__), values["encode"], values["decode"], values["Budget"]()
 
 
-__r1_spec__, __r1_encode__, __r1_decode__ = __r1_setup__()
+__r1_spec__, __r1_encode__, __r1_decode__, __r1_budget__ = __r1_setup__()
 
 
 def __r1_run__(j, make):
@@ -322,7 +326,8 @@ def __r1_trace__():
 
 
 class __R1Mismatch__(BaseException):
-    """A call the recording did not make (BaseException: the test's own `except Exception` cannot hide it)."""
+    """A call the recording did not make, or a value that cannot be decoded (BaseException: the test's own
+    `except Exception` or `except ValueError` cannot take it for an exception the program raised)."""
 
 
 def __r1_raised__(name):
@@ -345,9 +350,12 @@ def __r1_judge__(j):
                 raise __R1Mismatch__
             used.append(k)
             kind, payload = outcomes[k]
-            if kind == "value":
-                return __r1_decode__(payload)
-            raise __r1_raised__(payload)
+            if kind == "raise":
+                raise __r1_raised__(payload)
+            try:
+                return __r1_decode__(payload, __r1_budget__)
+            except Exception:  # refused or malformed: a fail (never an exception the test may expect)
+                raise __R1Mismatch__ from None
         return replay
 
     try:
@@ -411,7 +419,7 @@ def _verdict(result: Result, passed: list[bool], errors: list[bool], mode: str) 
 
 def _holds(op: str, value, expected) -> bool:
     if op == "eq":
-        return value == expected  # builtin values on both sides: Python's own ==
+        return value == expected  # decoded values on both sides: Python's own ==
     if op == "is":
         return value is expected
     return bool(value) if op == "truthy" else not value
@@ -422,12 +430,13 @@ def judge_compare(plan: TestPlan, result: Result) -> Result:
     if not judgeable(result):
         return result
     passed, errors = [True] * plan.num_tests, [False] * plan.num_tests
+    budget = Budget()  # shared by the program's values: their set/dict elements are capped together
     for i, (test, op, expected) in enumerate(plan.checks):
         ok = False
         if result.tests[i] == "value":
             try:
-                ok = _holds(op, decode(result.values[i]), expected)
-            except (ValueError, RecursionError):
+                ok = _holds(op, decode(result.values[i], budget), expected)
+            except (ValueError, RecursionError, ArithmeticError, TypeError):  # malformed, too large; Decimal('sNaN')
                 pass
         else:
             errors[test] = True
@@ -439,8 +448,8 @@ def judge_job(plan: TestPlan, spec: AssertSpec, result: Result, timeout_s: float
     """The ``replay`` judge's run: the original tests over the program's values (its code is not in it)."""
     outcomes: list[list] = [[] for _ in range(plan.num_tests)]
     for j, outcome, value in zip(plan.probe_tests, result.tests, result.values):
-        if outcome == "value":
-            outcomes[j].append(["value", value])
+        if outcome == "value":  # one beyond the cap is refused here rather than shipped to the judge
+            outcomes[j].append(["value", value] if len(value) <= MAX_TEXT else ["refused", ""])
         else:
             outcomes[j].append(["raise", outcome.split(":", 1)[-1]])
     program = harness_program(spec, {**plan.spec, "outcomes": outcomes})
@@ -449,9 +458,12 @@ def judge_job(plan: TestPlan, spec: AssertSpec, result: Result, timeout_s: float
 
 
 def judge_replay(plan: TestPlan, result: Result, judged: Result) -> Result:
-    """The ``replay`` verdict from the judge's run; a judge that failed to run leaves the verdict unknown."""
-    if judged.status == "sandbox_error":
-        return replace(result, status="sandbox_error", reason=f"the judge's run failed: {judged.reason}")
+    """The ``replay`` verdict from the judge's run. A judge's run that did not reach the end of its probes (a
+    timeout, memory, killed under load, the sandbox itself) leaves the verdict unknown, ``sandbox_error``: it holds
+    the tests and the reference, none of the program's code, so its failure says nothing about the program."""
+    if not judgeable(judged):
+        why = f"the judge's run failed ({judged.status}: {judged.reason})"
+        return replace(result, status="sandbox_error", reason=why)
     true = encode(True)
     passed = [judged.tests is not None and v == true for v in (judged.values or [None] * plan.num_tests)]
     errors = [outcome.startswith("error:") for outcome in result.tests or []]

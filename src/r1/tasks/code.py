@@ -238,12 +238,12 @@ class CodeTask(Task):
                 if fut.cancelled():
                     continue
                 res = fut.result()
-                if res.status == "sandbox_error" and attempt == 0:
-                    submit(job, k, i, 1, first)
-                    continue
                 if first is not None:  # a judge's run: it decides the verdict of the program's run `first`
                     res = self.judge_after(first, res, samples[k])
-                else:
+                if res.status == "sandbox_error" and attempt == 0:  # the program's run or its judge's
+                    submit(job, k, i, 1, first)
+                    continue
+                if first is None:
                     follow = self.follow_up(res, samples[k]) if res.status != "sandbox_error" else None
                     if follow is not None:
                         submit(follow, k, i, 0, res)
@@ -267,19 +267,19 @@ class CodeTask(Task):
         return None
 
     def judge_after(self, result: Result, judged: Result, sample: Sample) -> Result:
-        """The program's run ``result`` as judged by its :meth:`follow_up` run ``judged``."""
+        """The program's run ``result`` as judged by its :meth:`follow_up` run ``judged`` (``sandbox_error`` when the
+        judge gave no verdict: retried once, as every run)."""
         raise NotImplementedError
 
     def _verdict(self, rs: list[Result | None], sample: Sample) -> CodeVerdict:
         ran = [r for r in rs if r is not None]
         total = self.num_tests(sample)
         passed = self.count_passed([r for r in rs if r is not None], sample) if ran else 0
+        # runs are missing (cancelled) only after a failure, so "ok" means every run ran and passed
         if any(r.status == "sandbox_error" for r in ran):
             status = "sandbox_error"
         else:
             status = next((r.status for r in ran if r.status != "ok"), "ok")
-            if status == "ok" and len(ran) < len(rs):
-                status = "runtime_error"  # cannot happen without a failure, kept for safety
         return CodeVerdict(passed=min(passed, total), total=total, status=status, results=ran)
 
     def grade(self, completion: str, sample: Sample) -> float:
