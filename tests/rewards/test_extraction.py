@@ -59,6 +59,10 @@ CASES = [
     ("\\boxed{50\\%}", "50", "50\\%", 1.0),  # percentages
     ("\\boxed{50\\%}", "0.5", "50\\%", 1.0),
     ("\\boxed{12\\text{ cm}}", "12", "12\\text{ cm}", 1.0),  # units
+    ("The area is $\\boxed{\\frac{9}{2}\\text{ cm}^2}$.", "\\frac{9}{2}", "\\frac{9}{2}\\text{ cm}^2", 1.0),
+    ("So $x = \\boxed{1\\frac{1}{2}\\text{ hours}}$.", "\\frac{3}{2}", "1\\frac{1}{2}\\text{ hours}", 1.0),
+    ("\\boxed{\\sqrt{2} \\approx 1.414}", "\\sqrt{2}", "\\sqrt{2} \\approx 1.414", 1.0),  # not a second answer
+    ("\\boxed{\\sqrt{2} \\approx 1.7}", "\\sqrt{2}", "\\sqrt{2} \\approx 1.7", 0.0),  # a wrong approximation
     ("\\boxed{90^\\circ}", "90", "90^\\circ", 1.0),  # degrees
     ("\\boxed{\\$18.00}", "18", "\\$18.00", 1.0),  # money
     ("\\boxed{1{,}000}", "1000", "1{,}000", 1.0),  # thousands separator

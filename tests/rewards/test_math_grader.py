@@ -146,6 +146,95 @@ def test_hedges_are_not_credited(gold, predicted, expected):
     assert grade_math(completion, gold) == float(expected), extract_answer(completion)
 
 
+# One value written with a unit, a mixed number, an exponent or an approximation after it: none of these is a hedge,
+# and refusing them would teach a policy to drop units. Each digit of \frac{1}{2} is not a value of its own, a unit
+# word in \text{} is not a connective, and "\approx 1.414" after the exact answer is not a second answer. (gold,
+# predicted)
+ONE_VALUE_CASES = [
+    ("\\frac{9}{2}", "\\frac{9}{2} \\text{ cm}"),
+    ("2\\sqrt{3}", "2\\sqrt{3} \\text{ units}"),
+    ("\\frac{1}{4}", "\\frac{1}{4} \\text{ inch}"),
+    ("\\frac{5}{2}", "\\frac{5}{2}\\text{ dollars}"),
+    ("\\frac{3}{2}", "1\\frac{1}{2} \\text{ hours}"),
+    ("\\sqrt{2}", "\\sqrt{2} \\approx 1.414"),
+    ("\\frac{1}{2}", "\\frac{1}{2}\\text{ of them}"),
+    ("\\frac{9}{2}", "\\frac{9}{2}\\text{ cm}^2"),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{3}}{2}\\text{ m}"),
+    ("\\frac{7}{2}", "3\\frac{1}{2}"),
+    ("\\frac{7}{3}", "\\dfrac{7}{3} \\text{ km/h}"),
+    ("\\frac{7}{3}", "\\tfrac{7}{3}\\mbox{ km}"),
+    ("2", "\\sqrt[3]{8} \\text{ meters}"),
+    ("10", "\\binom{5}{2} \\text{ ways}"),
+    ("4", "4 \\text{ cm}^2"),
+    ("4.50", "\\$4.50"),
+    ("4", "4\\%"),
+    ("45", "45^\\circ"),
+    ("\\frac{1}{2}", "x = \\frac{1}{2}"),
+    ("2\\pi", "2\\pi \\text{ radians}"),
+    ("\\frac{1}{2}", "\\frac{1}{2} \\approx 0.5"),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2} \\approx 0.707"),
+    ("\\pi", "\\pi \\approx 3.1415"),  # truncated, not rounded
+    ("1000", "10^{3} \\text{ m}"),
+    ("1500", "1.5 \\times 10^{3}"),
+    ("1500", "1.5 \\times 10^{3} \\textbf{ meters}"),
+    ("\\frac{1}{3}", "\\frac{1}{3} \\mathrm{\\ of\\ the\\ area}"),
+    ("42", "6 \\cdot 7 = 42"),
+    ("4", "2+2 = 4"),
+    ("42", "6 \\cdot 7 = 42 \\text{ cm}^2"),
+    ("\\frac{2}{3}", "\\frac{2}{3} \\approx 0.67"),  # rounded
+    ("\\frac{2}{3}", "\\frac{2}{3} \\approx 0.666"),  # truncated
+    ("-\\sqrt{2}", "-\\sqrt{2} \\approx -1.41"),
+    ("\\sqrt{2}", "x = \\sqrt{2} \\approx 1.414 \\text{ m}"),
+    ("\\sqrt{2}", "\\sqrt{2}\\text{ m} \\approx 1.41\\text{ m}"),
+    ("\\text{east}", "\\text{east} \\text{ cm}"),  # math-verify alone reads east*cm
+    ("\\text{(B)}", "\\text{(B)}\\text{ cm}"),
+]
+
+
+@pytest.mark.parametrize("gold, predicted", ONE_VALUE_CASES)
+def test_one_value_with_a_unit_or_an_approximation_is_credited(gold, predicted):
+    assert verify_math(gold, predicted) is True
+    assert grade_math(f"<think>…</think> <answer>{predicted}</answer>", gold) == 1.0
+
+
+# Still hedges: a connective word inside \text{}, an approximation that is not one, a word next to two values (read
+# as prose, math-verify takes one number out of it). (gold, predicted)
+STILL_HEDGES = [
+    ("3", "3 \\approx 4"),
+    ("\\sqrt{2}", "\\sqrt{2} \\approx 2"),  # not an approximation of the exact value
+    ("\\sqrt{2}", "\\sqrt{2} \\approx 1.5"),
+    ("\\sqrt{2}", "\\sqrt{2} \\approx x"),
+    ("\\frac{1}{2}", "\\frac{1}{2} \\approx 0.5 \\approx 0.6"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\text{ or } \\frac{1}{2}"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\text{ maybe } \\frac{1}{2}"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\text{ cm, hence } \\frac{1}{2} \\text{ cm}"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\to \\frac{1}{2}"),
+    ("\\frac{1}{2}", "\\text{either } \\frac{1}{3} \\text{ or } \\frac{1}{2}"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\text{ perhaps } \\frac{1}{2}"),
+    ("\\frac{1}{2}", "\\frac{1}{3} \\text{ vs } \\frac{1}{2}"),
+    ("4", "3 \\text{ cm } 4"),  # two values with only a unit between them (math-verify reads 7)
+    ("4", "3 \\text{ perhaps } 4"),
+    ("4", "3 \\mathrm{\\ then\\ } 4"),
+    ("4", "3 \\textbf{ not } 4"),
+    ("1500", "1.5 \\times 10^{3} \\text{ or } 1600"),
+    ("4", "3 \\cdot 4 \\text{ cm}"),  # math-verify alone reads prose and takes 4
+    ("3", "3\\sqrt{16} cm"),  # ... takes 3
+    ("4", "3 \\text{ cm}, 4"),
+    ("4", "3 \\text{ cm} = 4"),
+    ("4", "x = 3 \\text{ hmm } y = 4"),
+    ("7", "\\text{Area} = 6 \\cdot 7"),
+    ("3", "3 \\text{ maybe } 4 \\text{ cm}"),
+    ("4", "3 \\text{ cm} \\text{ or } 4 \\text{ cm}"),
+    ("2", "2k \\text{ cm}"),  # a wrong value with a unit: read as prose, math-verify alone takes 2
+    ("8", "8 \\pi \\text{ cm}"),
+]
+
+
+@pytest.mark.parametrize("gold, predicted", STILL_HEDGES)
+def test_hedges_with_compound_values_are_not_credited(gold, predicted):
+    assert grade_math(f"<think>…</think> <answer>{predicted}</answer>", gold) == 0.0
+
+
 # A slow answer that no cheap check recognises: sympy expands it for seconds, so it costs math-verify its timeout
 # (the timeout tests below use it). 9^(9^(9^9)), which parses but cannot be compared, is recognised before parsing.
 SLOW = "(x+y+z)^{60}"

@@ -31,10 +31,15 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
   442/500 and two wrong pairs (``3 \\pm 2 \\sqrt{2}`` for 2, ``y = 2x + 3`` for 3).
 - **Hedges math-verify accepts.** Against a single-valued gold, math-verify keeps one side of most separators it
   does not know (``3 \\to 4``, ``3 \\sim 4``, ``3 \\\\ 4``, ``3 hence 4`` → 4; ``3 ? 4`` → 3; ``3 4`` → 7) and
-  reads an equation as its right side (``5 = 4`` → 4). So an answer that states two numbers with such a token or
-  word between them (:func:`_states_several_values`), a false equation with a number on the left, and a chained
-  or compound statement (``x = 3 = 4``) are not credited; ``x = 4``, ``2 + 2 = 4``, ``12\\text{ cm}`` still are,
-  and tokens the gold itself uses (``\\cup`` of an interval answer) are allowed.
+  reads an equation as its right side (``5 = 4`` → 4) and text with a word as prose, taking one number out of it
+  (``3 \\cdot 4 \\text{ cm}`` → 4). So an answer that states two values with such a token, a connective word or
+  any word beside them (:func:`_states_several_values`), a false equation with a number on the left, a chained or
+  compound statement (``x = 3 = 4``) and a wrong approximation (``3 \\approx 4``) are not credited. One value is
+  credited with a unit in text at its end, graded without it (:func:`_without_unit`:
+  ``\\frac{9}{2}\\text{ cm}^2``, ``1\\frac{1}{2}\\text{ hours}``), and with a decimal of its value after
+  ``\\approx`` (:func:`_approximates`: ``\\sqrt{2} \\approx 1.414`` is graded as ``\\sqrt{2}``); a whole
+  ``\\frac``, ``\\sqrt``, ``\\binom`` or ``1.5 \\times 10^{3}`` is one value, not its digits. ``x = 4``,
+  ``2 + 2 = 4`` are credited, and tokens the gold itself uses (``\\cup`` of an interval answer) are allowed.
 - **Speed** (same verdicts): two plain integers are compared as integers; a prediction that is the gold's own text
   is accepted once the gold parses; parses are cached by text (:func:`_parse_prediction`), since the same answer
   recurs across samples and problems. :func:`equivalent_math_answers` (majority voting only) also rules out two
@@ -433,6 +438,13 @@ def _verify_here(gold: str, predicted: str, timeout_s: float) -> bool:
 
     golds = _parse_gold(gold, use_alarm)
     single = _is_single_value(golds[0])
+    sides = _split_approximation(predicted)
+    if sides is not None:
+        if not _approximates(*sides):
+            return False  # "3 \\approx 4", "\\sqrt{2} \\approx 1.7": not the value of the answer before it
+        predicted = sides[0]  # the exact form is the answer; a decimal of its value after it is not a second one
+    # Without a unit in text at its end the answer is read as math, not as prose (read as prose, "2k \\text{ cm}" is 2).
+    predicted = _without_unit(predicted) or predicted
     if single and _states_several_values(predicted, gold):
         return False  # "3 \\to 4", "3 hence 4", "3 ? 4": math-verify would read one of the values and ignore the other
     for alternatives in _readings(predicted):
@@ -476,15 +488,15 @@ def _is_constant_equation(parsed) -> bool:
 
 
 # Tokens of an answer, for :func:`_states_several_values`. A number may have thousands separators (1,000, 1{,}000,
-# 10,\\! 080); ^ and _ scripts are skipped with their argument.
+# 10,\\! 080).
 _LEX = re.compile(
     r"(?P<num>\d+(?:(?:,|\{,\}|,\\!\s*|\\,)\d{3})*(?:\.\d+)?|\.\d+)|(?P<cmd>\\[A-Za-z]+)|(?P<esc>\\.)"
     r"|(?P<word>[A-Za-z]+)|(?P<space>\s+|~)|(?P<other>.)",
     re.DOTALL,
 )
 #: LaTeX commands that keep an answer one value: arithmetic, functions, formatting, Greek letters, inequalities.
-#: Others (arrows, logic, set relations, ``\\sim``, ``\\approx``, ``\\quad``, ...) are read by math-verify as
-#: separators: it keeps one side and drops the other.
+#: Others (arrows, logic, set relations, ``\\sim``, a second ``\\approx``, ``\\quad``, ...) are read by math-verify
+#: as separators: it keeps one side and drops the other.
 _VALUE_COMMANDS = frozenset(
     """frac dfrac tfrac cfrac sqrt cdot times div pm mp over left right bigl bigr Bigl Bigr big Big bigg Bigg pi infty
     circ degree text textrm textnormal mathrm mathbf mathit mathsf mathbb mathcal textbf textit emph mbox operatorname
@@ -498,65 +510,200 @@ _VALUE_ESCAPES = frozenset(["\\{", "\\}", "\\%", "\\$", "\\,", "\\!", "\\;", "\\
 _SPACING = frozenset(["\\,", "\\!", "\\;", "\\:", "\\ ", "\\quad", "\\qquad"])
 _VALUE_CHARS = frozenset("+-*/=<>!'()[]{}.,;:%|^_$" + "π√°×−·∞÷±")
 _FUNCTION_WORDS = frozenset("sin cos tan cot sec csc log ln exp max min gcd lcm mod deg".split())
+#: Commands whose arguments are part of one value with them: ``\\frac{1}{2}`` is one value, not the numbers 1 and 2.
+_COMPOUND_VALUES = {"frac": 2, "dfrac": 2, "tfrac": 2, "cfrac": 2, "binom": 2, "dbinom": 2, "tbinom": 2, "sqrt": 1}
+#: Commands whose argument is text: its words are units (``\\text{ cm}``, ``\\text{ of them}``) unless they are
+#: :data:`_HEDGE_WORDS`.
+_TEXT_COMMANDS = frozenset("text textrm textnormal textbf textit textsf mbox mathrm emph".split())
+#: Words that join, weigh or negate values (a hedge or a revision), in ``\\text{}`` or bare: never a unit.
+_HEDGE_WORDS = frozenset(
+    """and or nor but not no to then either vs versus maybe perhaps possibly probably hence so thus therefore else
+    otherwise if unless instead rather than wait actually alternatively correction implies""".split()
+)
+_TIMES_TEN = frozenset(["\\times", "\\cdot", "×", "·"])
+
+
+def _argument(tokens: list[tuple[str, str]], i: int) -> tuple[list[tuple[str, str]], int]:
+    """The argument of a command or script at ``tokens[i]``: the tokens inside a ``{...}`` group, or one token;
+    and the index after it."""
+    while i < len(tokens) and tokens[i][0] == "space":
+        i += 1
+    if i >= len(tokens):
+        return [], i
+    if tokens[i][1] != "{":
+        return [tokens[i]], i + 1
+    depth, start = 0, i
+    while i < len(tokens):
+        depth += {"{": 1, "}": -1}.get(tokens[i][1], 0)
+        i += 1
+        if depth == 0:
+            break
+    return tokens[start + 1 : i - 1], i
+
+
+def _answer_items(tokens: list[tuple[str, str]], gold_tokens: set[str], in_text: bool = False) -> list[str]:
+    """The kinds of the items an answer is made of, for :func:`_states_several_values`: ``num`` (a number, with its
+    ``\\times 10^{k}``), ``compound`` (a whole ``\\frac``, ``\\sqrt``, ``\\binom`` with its arguments), ``word`` (a
+    word of two or more letters, or any in ``\\text{}``), ``bar``, ``foreign`` (a token that is not part of one
+    value, a hedge word), ``script`` (``^``/``_`` with its argument, part of what it follows), ``space`` and ``op``
+    (anything else: arithmetic, a one-letter variable)."""
+    items: list[str] = []
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        i += 1
+        if text in ("^", "_"):
+            inner, i = _argument(tokens, i)
+            items += [k for k in _answer_items(inner, gold_tokens) if k == "foreign"]
+            items.append("script")
+        elif kind == "num":
+            items.append("num")
+            j = i  # "1.5 \\times 10^{3}": the power of ten is part of the number
+            while j < len(tokens) and tokens[j][0] == "space":
+                j += 1
+            if j + 1 < len(tokens) and tokens[j][1] in _TIMES_TEN:
+                k = j + 1
+                while k < len(tokens) and tokens[k][0] == "space":
+                    k += 1
+                if k + 1 < len(tokens) and tokens[k][1] == "10" and tokens[k + 1][1] == "^":
+                    i = k + 1
+        elif kind == "cmd" and text[1:] in _COMPOUND_VALUES:
+            args = _COMPOUND_VALUES[text[1:]]
+            j = i
+            while j < len(tokens) and tokens[j][0] == "space":
+                j += 1
+            if text == "\\sqrt" and j < len(tokens) and tokens[j][1] == "[":  # \\sqrt[3]{8}: the index
+                while j < len(tokens) and tokens[j][1] != "]":
+                    j += 1
+                i = j + 1
+            inner: list[tuple[str, str]] = []
+            while args > 0:
+                arg, i = _argument(tokens, i)
+                inner += arg
+                bare_number = len(arg) == 1 and arg[0][0] == "num" and tokens[i - 1][1] != "}"
+                args -= len(arg[0][1]) if bare_number else 1  # \\frac12: one token, both arguments
+            items += [k for k in _answer_items(inner, gold_tokens) if k == "foreign"]
+            items.append("compound")
+        elif kind == "cmd" and text[1:] in _TEXT_COMMANDS:
+            inner, i = _argument(tokens, i)
+            items += _answer_items(inner, gold_tokens, in_text=True)
+        elif kind == "space" or text in _SPACING:
+            foreign = text in _SPACING and text not in _VALUE_ESCAPES and not in_text and text not in gold_tokens
+            items.append("foreign" if foreign else "space")  # \\quad between values
+        elif kind == "word":
+            if text.lower() in _HEDGE_WORDS:
+                items.append("foreign")
+            elif text in gold_tokens or (not in_text and text in _FUNCTION_WORDS):
+                items.append("op")
+            else:
+                items.append("word" if in_text or len(text) > 1 else "op")
+        elif in_text and kind in ("other", "esc"):
+            items.append("space")  # punctuation in text: "\\text{ m/s}", "\\text{, so }" (the word decides)
+        elif text == "|":
+            items.append("bar")
+        elif text in gold_tokens:
+            items.append("op")
+        elif kind == "cmd":
+            items.append("op" if text[1:] in _VALUE_COMMANDS else "foreign")
+        elif kind == "esc":
+            items.append("op" if text in _VALUE_ESCAPES else "foreign")
+        else:
+            items.append("op" if text in _VALUE_CHARS else "foreign")
+    return items
 
 
 def _states_several_values(predicted: str, gold: str) -> bool:
-    """Whether an answer states two or more values side by side rather than one value: two numbers (outside
-    exponents and subscripts) with a word or a token that is not arithmetic between or around them (``3 \\to 4``,
-    ``3 \\lor 4``, ``\\text{not } 3 \\text{ but } 4``, ``3 ? 4``, ``3 \\\\ 4``, an unmatched ``|``), or two
-    numbers with only space between them (``3 4``, which math-verify reads as 7). For a single-valued gold these
-    are hedges: math-verify keeps one of the values. Tokens that the gold itself uses are not counted against the
-    answer. ``12\\text{ cm}``, ``2+2``, ``\\frac{8}{2}``, ``4.5 \\times 10^{33}``, ``1{,}000`` state one value.
+    """Whether an answer states two or more values side by side rather than one value. A value is a number (with
+    its exponent or ``\\times 10^{k}``), or a whole ``\\frac{..}{..}``, ``\\sqrt[..]{..}``, ``\\binom{..}{..}``;
+    a number right before a fraction or root is part of it (``1\\frac{1}{2}``, ``2\\sqrt{3}``).
+
+    Several values are: two with a token that is not arithmetic between or around them (``3 \\to 4``, ``3 \\lor
+    4``, ``3 ? 4``, ``3 \\\\ 4``, an unmatched ``|``) or a hedge word (:data:`_HEDGE_WORDS`: ``3 hence 4``,
+    ``\\text{not } 3 \\text{ but } 4``); two numbers with only space between them (``3 4``, which math-verify reads
+    as 7); a word next to two values or parts of one (``3 \\cdot 4 \\text{ cm}``, ``3\\sqrt{16} cm``), since
+    math-verify reads text with a word as prose and takes one number out of it (4, 3). For a single-valued gold
+    these are hedges. :func:`_verify_here` asks this about the answer without its unit (:func:`_without_unit`),
+    so ``\\frac{9}{2}\\text{ cm}^2`` is one value. Tokens that the gold itself uses are not counted against the
+    answer. ``2+2``, ``\\frac{8}{2}``, ``4.5 \\times 10^{33}``, ``1{,}000``, ``6 \\cdot 7 = 42`` state one value.
     """
     gold_tokens = {m.group() for m in _LEX.finditer(gold)}
-    numbers = 0
-    foreign = False  # a token that is not part of one arithmetic expression
-    after_number_space = False  # a number, then only space so far
-    bars = 0
-    tokens = list(_LEX.finditer(predicted))
-    i = 0
-    while i < len(tokens):
-        m = tokens[i]
-        kind, text = m.lastgroup, m.group()
-        i += 1
-        if text in ("^", "_"):  # skip the script's argument: a token, or a {...} group
-            while i < len(tokens) and tokens[i].lastgroup == "space":
-                i += 1
-            if i < len(tokens) and tokens[i].group() == "{":
-                depth = 0
-                while i < len(tokens):
-                    depth += {"{": 1, "}": -1}.get(tokens[i].group(), 0)
-                    i += 1
-                    if depth == 0:
-                        break
-            else:
-                i += 1
-            after_number_space = False
+    items = _answer_items([(m.lastgroup, m.group()) for m in _LEX.finditer(predicted)], gold_tokens)
+    values = parts = bars = 0
+    foreign = words = spaced = False
+    last: str | None = None  # the last item that is not space
+    for kind in items:
+        if kind == "space":
+            spaced = True
             continue
-        if kind == "num":
-            if after_number_space:
-                return True  # "3 4": two numbers with only space between them
-            numbers += 1
-            after_number_space = True
-            continue
-        if kind == "space" or text in _SPACING:
-            if text in _SPACING and text not in _VALUE_ESCAPES:
-                foreign = foreign or text not in gold_tokens
-            continue
-        after_number_space = False
-        if text == "|":
-            bars += 1
-        if text in gold_tokens:
-            continue
-        if kind == "cmd":
-            foreign = foreign or text[1:] not in _VALUE_COMMANDS
-        elif kind == "esc":
-            foreign = foreign or text not in _VALUE_ESCAPES
-        elif kind == "word":
-            foreign = foreign or (len(text) > 1 and text not in _FUNCTION_WORDS)
-        elif kind == "other":
-            foreign = foreign or text not in _VALUE_CHARS
-    return numbers >= 2 and (foreign or bars % 2 == 1)
+        if kind == "num" and last == "num" and spaced:
+            return True  # "3 4": two numbers with only space between them
+        if kind in ("num", "compound"):
+            parts += 1
+            values += not (kind == "compound" and last == "num" and not spaced)  # 2\\sqrt{3}, 1\\frac{1}{2}
+        bars += kind == "bar"
+        foreign = foreign or kind == "foreign"
+        words = words or kind == "word"
+        last, spaced = kind, False
+    return (values >= 2 and (foreign or bars % 2 == 1)) or (parts >= 2 and words)
+
+
+_APPROX = re.compile(r"\\approx(?![A-Za-z])|≈")
+_ASSIGNMENT = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*=")
+# A decimal approximation, optionally with "..." and a unit: 1.414, 3.1415\\ldots, 0.71 \\text{ m}^2.
+_DECIMAL_APPROXIMATION = re.compile(
+    r"\s*([-+]?\d+(?:\.(\d+))?)\s*(?:\\[lc]?dots|\.\.\.)?\s*(?:\\(?:text|mbox|mathrm)\s*\{[^{}$]*\}(?:\^\{?\d\}?)?)?\s*"
+)
+
+
+# A unit in text at the end of an answer: "\\text{ cm}^2", "\\,\\mathrm{m/s}", "\\text{ of them}" (letters, spaces,
+# / and . only).
+_TRAILING_UNIT = re.compile(
+    r"(?P<answer>.*?\S)(?:\s|\\[,;: ]|~)*\\(?:text|textrm|textnormal|textbf|textit|textsf|mbox|mathrm|emph)\s*"
+    r"\{(?P<unit>(?:[A-Za-z ./]|\\[,;: ])*[A-Za-z](?:[A-Za-z ./]|\\[,;: ])*)\}(?:\s*\^\s*\{?\s*\d\s*\}?)?\s*",
+    re.DOTALL,
+)
+
+
+def _without_unit(predicted: str) -> str | None:
+    """The answer without a unit in text at its end (``\\frac{9}{2}\\text{ cm}^2`` → ``\\frac{9}{2}``), which is
+    graded instead of the whole answer: math-verify reads text with a word as prose and takes one number out of it
+    (``2k \\text{ cm}`` → 2), and it reads a unit it does not know as a factor (``\\text{east}\\cdot\\text{cm}``).
+    None if there is none, or if its words include a hedge word (``3 \\text{ maybe}``)."""
+    m = _TRAILING_UNIT.fullmatch(predicted)
+    if m is None or any(w.lower() in _HEDGE_WORDS for w in re.findall(r"[A-Za-z]+", m.group("unit"))):
+        return None
+    return m.group("answer")
+
+
+def _split_approximation(predicted: str) -> tuple[str, str] | None:
+    """``\\sqrt{2} \\approx 1.414`` → ``("\\sqrt{2}", "1.414")``: the sides of the one ``\\approx`` outside braces,
+    or None if there is none or more than one."""
+    spots = []
+    for m in _APPROX.finditer(predicted):
+        before = re.sub(r"\\[{}]", "", predicted[: m.start()])
+        if before.count("{") == before.count("}"):
+            spots.append(m)
+    if len(spots) != 1:
+        return None
+    return predicted[: spots[0].start()].strip(), predicted[spots[0].end() :].strip()
+
+
+def _approximates(exact: str, approximation: str) -> bool:
+    """Whether ``approximation`` is a decimal that is the value of ``exact`` rounded or truncated to its last digit:
+    ``1.414`` of ``\\sqrt{2}``, ``3.1415`` of ``\\pi``, ``0.5`` of ``x = \\frac{1}{2}``; not ``4`` of ``3`` nor
+    ``2`` or ``1.5`` of ``\\sqrt{2}`` nor ``x``. Main thread only (the parse needs its alarm); elsewhere False."""
+    m = _DECIMAL_APPROXIMATION.fullmatch(approximation)
+    if m is None or not exact:
+        return False
+    exact = _without_unit(exact) or exact
+    values = _constant_values(_ASSIGNMENT.sub("", exact, count=1) if _ASSIGNMENT.match(exact) else exact)
+    if values is None or len(values) != 1 or abs(values[0].imag) > 1e-12:
+        return False
+    unit = 10.0 ** -len(m.group(2) or "")  # of the last digit
+    error = values[0].real - float(m.group(1))
+    rounded = abs(error) <= unit / 2 * (1 + 1e-9)
+    truncated = 0 <= math.copysign(1.0, values[0].real) * error < unit
+    return rounded or truncated
 
 
 def _readings(predicted: str) -> list[list[str]]:
