@@ -2,7 +2,7 @@
 
 A program must not be able to decide its own verdict. Running ``assert f(x) == y`` inside the program's process
 lets it: it can patch ``builtins.exec``, return an object whose ``__eq__`` always says True, or find the harness's
-state on a frame and print its pass lines (issue 16). So each problem's tests are split with ``ast`` into what has
+state on a frame and print its pass lines. So each problem's tests are split with ``ast`` into what has
 to run in the program's process (calling its functions) and what must not (the expected values, the comparison,
 the verdict). The program's process only reports *values*, encoded by :mod:`r1.sandbox.values`, which decode to
 builtin types only. A problem is graded in one of three modes (:class:`TestPlan`):
