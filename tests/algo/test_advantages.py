@@ -8,10 +8,7 @@ import torch
 from r1.algo import ADV_NORMS, compute_group_advantages, group_zero_variance
 from r1.errors import R1Error
 
-try:  # tests/ is on sys.path when tests/ has no __init__.py (pytest's rootdir-relative "prepend" import)
-    from reference import algo_ref as ref
-except ImportError:  # tests/ is itself a package
-    from tests.reference import algo_ref as ref
+from reference import algo_ref as ref
 
 
 def test_group_std_hand_computed():

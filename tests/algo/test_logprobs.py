@@ -7,10 +7,7 @@ import torch
 
 from r1.algo import entropy_from_logits, gather_logprobs, masked_mean
 
-try:  # tests/ is on sys.path when tests/ has no __init__.py (pytest's rootdir-relative "prepend" import)
-    from reference import algo_ref as ref
-except ImportError:  # tests/ is itself a package
-    from tests.reference import algo_ref as ref
+from reference import algo_ref as ref
 
 LN3 = math.log(3.0)
 

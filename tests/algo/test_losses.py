@@ -11,10 +11,7 @@ import torch
 from r1.algo import IS_LEVELS, LOSS_AGGS, aggregate_loss, compute_policy_loss
 from r1.errors import R1Error
 
-try:  # tests/ is on sys.path when tests/ has no __init__.py (pytest's rootdir-relative "prepend" import)
-    from reference import algo_ref as ref
-except ImportError:  # tests/ is itself a package
-    from tests.reference import algo_ref as ref
+from reference import algo_ref as ref
 
 ALL_MASK = torch.ones(3, 1, dtype=torch.bool)
 
