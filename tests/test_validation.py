@@ -201,7 +201,7 @@ def test_without_overwrite_an_earlier_run_or_a_file_is_refused(run, tmp_path, ca
 
 
 def test_clear_run_dir_keeps_anything_it_does_not_know(tmp_path):
-    from r1.train.common import clear_run_dir
+    from r1.runs import clear_run_dir
 
     d = tmp_path / "r"
     d.mkdir()

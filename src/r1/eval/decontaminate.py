@@ -189,7 +189,7 @@ def decontaminate_file(
     """``r1 decontaminate``: load the benchmarks (default: all of ``r1.tasks.benchmarks.BENCHMARKS``), run
     :func:`decontaminate`, print the table, write the JSON report and the filtered copy if asked."""
     from r1.tasks.benchmarks import BENCHMARKS
-    from r1.train.common import console
+    from r1.runs import console
 
     check_data_file(train_path)  # before the benchmarks load: a typo fails at once
     report = decontaminate(

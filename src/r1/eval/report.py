@@ -45,7 +45,7 @@ def results_header(source: dict[str, Any]) -> dict[str, Any]:
     from r1 import __version__
 
     try:
-        from r1.train.common import git_sha
+        from r1.runs import git_sha
 
         sha = git_sha()
     except Exception:  # noqa: BLE001 - the SHA is informative only

@@ -218,7 +218,7 @@ def _batch_seed(seed: int, bench: str, batch: int) -> int:
 
 
 def _prepare_run_dir(cfg: EvalConfig) -> Path:
-    from r1.train.common import clear_run_dir, write_run_metadata
+    from r1.runs import clear_run_dir, write_run_metadata
 
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
     if cfg.run.overwrite:
@@ -249,7 +249,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
     Returns the ``results.json`` dict.
     """
-    from r1.train.common import console, make_progress
+    from r1.runs import console, make_progress
 
     validate(cfg)  # the whole config, before anything is loaded, written or moved
     _validate(cfg)
@@ -353,7 +353,7 @@ def grade_file(
     """
     from r1.tasks import build_task
     from r1.tasks.benchmarks import BENCHMARKS
-    from r1.train.common import console, make_progress
+    from r1.runs import console, make_progress
 
     task = build_task(task_name, data, **(params or {}))
     split = split or BENCHMARKS.get(task_name, "test")

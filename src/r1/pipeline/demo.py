@@ -30,8 +30,8 @@ from r1.config import DemoConfig, save_config, validate
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.rollout import SamplingParams, build_engine
+from r1.runs import clear_run_dir, console, make_progress
 from r1.tasks import build_task
-from r1.train.common import clear_run_dir, console, make_progress
 from r1.train.grpo import train_grpo
 from r1.train.quick_eval import quick_eval
 from r1.train.sft import train_sft

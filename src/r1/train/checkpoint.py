@@ -117,7 +117,7 @@ def checkpoint_unless_skipped(save: Callable[[int], Path], step: int, skipped_in
             "optim.lr and --resume from it, or start again"
         )
     if warn:
-        from r1.train.common import console
+        from r1.runs import console
 
         console.print(f"[yellow]warning:[/] step {step}: no checkpoint written, its last update was skipped as "
                       "non-finite (NaN/inf loss or gradient norm); the previous checkpoint stays the latest")

@@ -52,17 +52,8 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import (
-    PhaseTimer,
-    autocast_context,
-    check_run_dir,
-    console,
-    keep_freed_memory,
-    make_progress,
-    prepare_run_dir,
-    seed_everything,
-    warn_if_bf16_is_slow,
-)
+from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
+from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
 from r1.train import dist
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm

@@ -1,0 +1,144 @@
+"""Run machinery shared by training, evaluation and the pipeline: the run directory, the console and progress bar,
+seeding, the git SHA and the run's metadata.
+
+A run directory is ``<out_dir>/<name>``. A fresh run never deletes an earlier one: :func:`check_run_dir` refuses
+(before any model is loaded) unless ``overwrite``, and :func:`clear_run_dir` then moves it aside. The one thing
+removed outright is what a start that failed before its first step leaves (:func:`left_by_a_failed_start`).
+Training-only helpers (mixed precision, the glibc memory switch, phase timing) stay in ``r1.train.common``.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from r1.config import save_config
+from r1.errors import R1Error
+
+console = Console(highlight=False)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+#: What a start that failed before its first step leaves in a run directory (with metrics.jsonl empty, samples/
+#: empty, tb/ holding only event files): such a directory is removed rather than kept or moved aside.
+_LEFT_BY_A_FAILED_START = {"config.yaml", "git_sha.txt", "metrics.jsonl", "samples", "tb", "demo_config.yaml"}
+
+
+def left_by_a_failed_start(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds nothing but what a failed start leaves (no checkpoint, no metrics line)."""
+    for p in Path(run_dir).iterdir():
+        if p.name not in _LEFT_BY_A_FAILED_START or p.is_symlink():
+            return False
+        if p.name == "metrics.jsonl" and (not p.is_file() or _holds_text(p)):
+            return False
+        if p.name == "samples" and (not p.is_dir() or any(p.iterdir())):
+            return False
+        if p.name == "tb" and (not p.is_dir() or any(not q.name.startswith("events.") for q in p.iterdir())):
+            return False
+    return True
+
+
+def _holds_text(path: Path) -> bool:
+    """Whether a file holds anything but whitespace (read a block at a time: a long run's metrics are not loaded)."""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            if block.strip():
+                return True
+    return False
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """True when ``run_dir`` exists with something in it that a fresh run must not lose."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise R1Error(f"run directory {run_dir} is a file; pick another run.name or run.out_dir")
+    return run_dir.is_symlink() or (run_dir.is_dir() and not left_by_a_failed_start(run_dir))
+
+
+def clear_run_dir(run_dir: Path) -> Path | None:
+    """Make way for a fresh run in ``run_dir``: what a failed start left is removed; an earlier run (anything else)
+    is moved aside to ``<run_dir>.old-<time>``, never deleted, and one line says where. Returns that path or None."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return None
+    if not holds_a_run(run_dir):
+        shutil.rmtree(run_dir)
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+    run_dir.rename(aside)
+    console.print(f"moved the earlier run in {run_dir} aside to {aside} (delete it when no longer needed)",
+                  soft_wrap=True)
+    return aside
+
+
+def check_run_dir(out_dir: str, name: str, *, overwrite: bool) -> Path:
+    """Fail early (before any model is loaded) if a fresh run would replace an earlier run without ``overwrite``."""
+    run_dir = Path(out_dir) / name
+    if not overwrite and holds_a_run(run_dir):
+        raise R1Error(
+            f"run directory {run_dir} is not empty; resume it with --resume {run_dir}, pick another run.name, "
+            "or pass run.overwrite=true (the earlier run is then moved aside, not deleted)"
+        )
+    return run_dir
+
+
+def prepare_run_dir(out_dir: str, name: str, cfg, *, overwrite: bool) -> Path:
+    """Create ``<out_dir>/<name>`` for a fresh run and save the resolved config (+ git SHA when available).
+
+    Called once the config is validated and the model and data have loaded, so bad input leaves an earlier run as
+    it was; with ``overwrite`` that run is moved aside (:func:`clear_run_dir`), never deleted."""
+    run_dir = check_run_dir(out_dir, name, overwrite=overwrite)
+    clear_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_metadata(run_dir, cfg)
+    return run_dir
+
+
+def write_run_metadata(run_dir: Path, cfg) -> None:
+    """``config.yaml`` (the resolved config) and ``git_sha.txt`` (when the code is a git checkout)."""
+    save_config(cfg, Path(run_dir) / "config.yaml")
+    sha = git_sha()
+    if sha:
+        (Path(run_dir) / "git_sha.txt").write_text(sha + "\n")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
