@@ -55,10 +55,10 @@ def cmd_sft(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from r1.config import DemoConfig, load_config
+    from r1.config import load_demo_config
     from r1.pipeline.demo import run_demo
 
-    run_demo(load_config(DemoConfig, args.config, args.overrides))
+    run_demo(load_demo_config(args.config, args.overrides))
     return 0
 
 

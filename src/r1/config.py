@@ -372,39 +372,6 @@ class SFTConfig:
 
 
 # ------------------------------------------------------------------------------------------------------------ demo
-def _demo_pretrain() -> SFTConfig:
-    return SFTConfig(
-        model=ModelConfig(path="qwen2-1m"),
-        data=SFTDataConfig(
-            source="task",
-            task=TaskConfig(
-                name="addition",
-                template="plain",
-                params={"digits": 4, "direct_error": "no_carry", "direct_error_rate": 0.7, "cot_error_rate": 0.5},
-            ),
-            num_examples=64_000,
-            corpus={"mix": {"direct": 0.5, "cot": 0.35, "reflect": 0.15}},
-            max_length=128,
-            batching="random",
-            examples_per_step=64,
-        ),
-        optim=OptimConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, weight_decay=0.1, betas=[0.9, 0.95]),
-        run=RunConfig(name="pretrain", steps=1000, log_every=0, sample_every=0),
-    )
-
-
-def _demo_grpo() -> GRPOConfig:
-    return GRPOConfig(
-        task=TaskConfig(name="addition", template="plain", params={"digits": 4}),
-        rewards=[RewardConfig(name="accuracy", weight=1.0), RewardConfig(name="format", weight=0.2)],
-        rollout=RolloutConfig(engine="native", temperature=1.0, max_new_tokens=96),
-        grpo=GRPOAlgoConfig(prompts_per_step=16, samples_per_prompt=8, loss_agg="token_mean", clip_high=0.28),
-        optim=OptimConfig(lr=1e-4, warmup_steps=5, schedule="constant"),
-        eval=TrainEvalConfig(every=10, num_prompts=128, samples_per_prompt=2, temperature=1.0),
-        run=RunConfig(name="grpo", steps=60, log_every=10, sample_every=20, save_every=20),
-    )
-
-
 @dataclass
 class DemoEvalConfig:
     split: str = "test"
@@ -438,12 +405,19 @@ class DemoRunConfig:
 
 @dataclass
 class DemoConfig:
-    """``r1 demo``: pretrain a tiny base model, evaluate, R1-Zero GRPO, evaluate again, report."""
+    """``r1 demo``: pretrain a tiny base model, evaluate, R1-Zero GRPO, evaluate again, report.
 
-    pretrain: SFTConfig = field(default_factory=_demo_pretrain)
-    grpo: GRPOConfig = field(default_factory=_demo_grpo)
+    The schema only: the demo's own settings (model, corpus, rewards, learning rates, steps) are in
+    :data:`DEMO_YAML`, which :func:`load_demo_config` puts over these defaults."""
+
+    pretrain: SFTConfig = field(default_factory=SFTConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval: DemoEvalConfig = field(default_factory=DemoEvalConfig)
     run: DemoRunConfig = field(default_factory=DemoRunConfig)
+
+
+DEMO_YAML = Path(__file__).parent / "pipeline" / "demo.yaml"
+"""The demo's settings, shipped with the package (``configs/demo/default.yaml`` is a link to it)."""
 
 
 # ------------------------------------------------------------------------------------------------------------ eval
@@ -635,12 +609,14 @@ def _one_line(e: OmegaConfBaseException, schema: Type, where: str) -> R1Error:
     return R1Error(f"bad value for config key {full_key!r} in {where}: {msg}")
 
 
-def load_config(schema: Type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Build a ``schema`` instance from defaults, then a YAML file, then dotted overrides (``a.b=c``), and
-    :func:`validate` it (without the checks against this machine)."""
+def load_config(
+    schema: Type[C], path: str | Path | List[str | Path] | None = None, overrides: list[str] | None = None
+) -> C:
+    """Build a ``schema`` instance from defaults, then a YAML file (or a list of them, each merged over the ones
+    before), then dotted overrides (``a.b=c``), and :func:`validate` it (without the checks against this machine)."""
     cfg = OmegaConf.structured(schema)
-    if path is not None:
-        p = Path(path)
+    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
+    for p in map(Path, paths):
         if not p.is_file():
             raise R1Error(f"config file not found: {p}")
         try:
@@ -674,9 +650,15 @@ def load_config(schema: Type[C], path: str | Path | None = None, overrides: list
     try:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
-        raise _one_line(e, schema, str(path or "defaults")) from None
+        raise _one_line(e, schema, str(paths[-1]) if paths else "defaults") from None
     validate(obj, environment=False)  # the commands add the machine's files and devices before touching the disk
     return obj  # type: ignore[return-value]
+
+
+def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DemoConfig:
+    """``r1 demo``'s config: the demo's settings (:data:`DEMO_YAML`), then the YAML file at ``path`` over them, then
+    dotted overrides; see :func:`load_config`."""
+    return load_config(DemoConfig, [DEMO_YAML] + ([path] if path is not None else []), overrides)
 
 
 def to_yaml(cfg: Any) -> str:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from r1.cli import main
-from r1.config import DemoConfig, load_config
+from r1.config import DEMO_YAML, DemoConfig, load_config, load_demo_config
 from r1.errors import R1Error
 from r1.pipeline.demo import pretrain_key, run_demo
 from r1.report import make_report
@@ -34,7 +34,7 @@ MICRO = [
 
 
 def micro_cfg(tmp_path, *extra):
-    return load_config(DemoConfig, None, MICRO + [f"run.out_dir={tmp_path}", f"run.cache_dir={tmp_path}/cache", *extra])
+    return load_demo_config(None, MICRO + [f"run.out_dir={tmp_path}", f"run.cache_dir={tmp_path}/cache", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,15 @@ def test_report_cli_on_a_grpo_run_and_errors(demo_run, tmp_path, capsys):
         make_report(tmp_path / "empty")
 
 
-def test_shipped_demo_yaml_equals_the_defaults():
+def test_the_demo_settings_come_from_its_yaml(tmp_path):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
-    assert load_config(DemoConfig, path) == DemoConfig()
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "demo" / "default.yaml"
+    assert shipped.resolve() == DEMO_YAML.resolve()  # one file: configs/ links to the packaged one
+    cfg = load_demo_config()
+    assert cfg == load_config(DemoConfig, DEMO_YAML) != DemoConfig()
+    assert cfg.pretrain.model.path == "qwen2-1m" and cfg.grpo.rewards[1].weight == 0.2
+    # a -c file goes over the demo's settings, not over the schema's defaults
+    (tmp_path / "short.yaml").write_text("grpo: {run: {steps: 5}}\n")
+    short = load_demo_config(tmp_path / "short.yaml")
+    assert short.grpo.run.steps == 5 and short.grpo.optim.lr == cfg.grpo.optim.lr == 1e-4
