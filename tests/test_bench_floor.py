@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from r1.models import build_preset
 from r1.models import fast as fast_module
 from r1.models.fast import FastLM
+from r1.models.kernels import fused_kernels
 from r1.models.replay import replay_logits
 from r1.rollout.base import SamplingParams
 from r1.rollout.native import NativeEngine
@@ -84,7 +85,7 @@ def test_step_gemms_are_the_products_r1_runs(replay):
     # The decode steps' attention, not in the floor: r1's fused kernel once per layer and step (r1.models.kernels),
     # or without it two batched products (FastLM._decode_attend)
     steps = model.config.num_hidden_layers * (NEW - 1)
-    if fast_module.fused_kernels(torch.zeros(1)) is not None:
+    if fused_kernels(torch.zeros(1)) is not None:
         assert rollout.seen.pop("fused attention") == steps
     else:
         assert rollout.seen.pop("batched") == 2 * steps

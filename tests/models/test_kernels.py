@@ -23,7 +23,7 @@ def K():
 
 @pytest.fixture
 def kernels_off(monkeypatch):
-    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_KERNELS", False)
 
 
 def close(a, b, tol=2e-6):
@@ -93,7 +93,7 @@ def test_replay_rms_backward_uses_the_kernel_and_matches_its_reference(K, monkey
     residual = torch.randn(40, 24)
     fused = _rms_backward(dy, x, w, 1e-6)
     fused_res = _rms_backward(dy, x, w, 1e-6, residual=residual.clone())
-    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_KERNELS", False)
     plain = _rms_backward(dy, x, w, 1e-6)
     plain_res = _rms_backward(dy, x, w, 1e-6, residual=residual)
     for a, b in zip(fused + fused_res, plain + plain_res):
@@ -140,7 +140,7 @@ def test_rope_kernel_forward_and_transpose(K, monkeypatch, D):
     assert fast.rope_kernel(dy, cos, sin, transpose=True, out=out) is out
     close(out, xg.grad, tol=1e-6)
     assert bool(grad_buf[:, heads * D :].isnan().all())  # the columns beside it untouched
-    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_KERNELS", False)
     assert fast.rope_kernel(x, cos, sin) is None
     close(fast.rope(x, cos, sin), want, tol=1e-6)
     close(_rope_backward(dy, cos, sin, out=torch.empty_like(dy)), xg.grad, tol=1e-6)
@@ -224,7 +224,7 @@ def _model(seed=0):
 
 def _decode_logits(model, padded: bool) -> list[torch.Tensor]:
     """Prefill two prompts (left-padded when ``padded``), then 5 decode steps; the logits of every step."""
-    from r1.rollout.native import left_pad
+    from r1.data.batching import left_pad
 
     lm = fast.FastLM(model)
     prompts = [[1, 2, 3, 4], [5, 6, 7, 8]] if not padded else [[1, 2, 3, 4], [5, 6]]
@@ -261,7 +261,7 @@ def test_fast_decode_with_and_without_kernels(K, monkeypatch, padded):
     monkeypatch.setattr(fast.kernels, "ops", lambda: Spy())
     fused = _decode_logits(model, padded)
     assert len(calls) == 5 * 2  # every decode step, every layer
-    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_KERNELS", False)
     plain = _decode_logits(model, padded)
     for a, b in zip(fused, plain):
         close(a, b, tol=1e-5)
@@ -271,7 +271,7 @@ def test_kernels_switched_off_by_env(monkeypatch):
     monkeypatch.setattr(kernels, "_state", {})
     monkeypatch.setenv("R1_KERNELS", "0")
     assert kernels.ops() is None
-    assert fast.fused_kernels(torch.zeros(2)) is None
+    assert kernels.fused_kernels(torch.zeros(2)) is None
 
 
 def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
@@ -312,12 +312,12 @@ def test_a_build_says_so_once_and_a_built_library_says_nothing(monkeypatch, tmp_
 
 def test_fused_kernels_only_for_cpu_float32_without_autograd(K):
     x = torch.randn(4, 8)
-    assert fast.fused_kernels(x) is not None
-    assert fast.fused_kernels(x.double()) is None
-    assert fast.fused_kernels(x.t()) is None  # not contiguous
-    assert fast.fused_kernels(x.requires_grad_()) is None  # autograd through it
+    assert kernels.fused_kernels(x) is not None
+    assert kernels.fused_kernels(x.double()) is None
+    assert kernels.fused_kernels(x.t()) is None  # not contiguous
+    assert kernels.fused_kernels(x.requires_grad_()) is None  # autograd through it
     with torch.no_grad():
-        assert fast.fused_kernels(x) is not None
+        assert kernels.fused_kernels(x) is not None
 
 
 def test_sample_categorical_follows_the_tempered_distribution(K):
@@ -362,7 +362,7 @@ def test_sample_next_tokens_uses_the_kernel_for_plain_sampling(K, monkeypatch):
     assert torch.equal(toks, want)
     close(logps, want_lp, tol=0)
     close(logps, (logits / 0.9).log_softmax(-1).gather(-1, toks[:, None])[:, 0], tol=1e-5)
-    monkeypatch.setattr(fast, "USE_KERNELS", False)
+    monkeypatch.setattr(kernels, "USE_KERNELS", False)
     plain, plain_lp = sample_next_tokens(logits, 0.9, 0, 1.0, torch.Generator().manual_seed(3))
     assert not torch.equal(plain, toks)  # the PyTorch path: another way to draw (V uniforms per row)
     close(plain_lp, (logits / 0.9).log_softmax(-1).gather(-1, plain[:, None])[:, 0], tol=1e-5)

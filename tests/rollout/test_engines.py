@@ -15,19 +15,12 @@ import random
 import pytest
 import torch
 
+from r1.data.batching import left_pad
 from r1.models import build_preset
 from r1.models.tokenizer import build_byte_tokenizer
-from r1.rollout.base import Completion, SamplingParams, build_engine
+from r1.rollout.base import Completion, SamplingParams, StopStrings, build_engine, eos_token_ids, pad_token_id
 from r1.rollout.hf import HFEngine
-from r1.rollout.native import (
-    NativeEngine,
-    StopStrings,
-    draw_one,
-    eos_token_ids,
-    left_pad,
-    pad_token_id,
-    sample_next_tokens,
-)
+from r1.rollout.native import NativeEngine, draw_one, sample_next_tokens
 
 ARCHS = ["tiny-qwen2", "tiny-llama"]
 TEXTS = ["Hello world, how", "2+2=", "The quick brown fox jumps", "a"]

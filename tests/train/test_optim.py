@@ -41,9 +41,9 @@ def test_fused_adamw_matches_the_per_tensor_loop():
 def test_clip_grad_norm_is_torchs(monkeypatch, kernels, max_norm):
     """r1's clip (one pass of r1's kernel over every gradient; no multiplication unless it clips) = torch's
     ``clip_grad_norm_``: the same norm and gradients, clipping or not; with the kernels off, torch's norm."""
-    from r1.models import fast
+    from r1.models import kernels as kernels_module
 
-    monkeypatch.setattr(fast, "USE_KERNELS", kernels)
+    monkeypatch.setattr(kernels_module, "USE_KERNELS", kernels)
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(*s)) for s in ((70000,), (300, 257), (3,), (1,))]
     params.append(torch.nn.Parameter(torch.randn(4)))  # no gradient: left out, as torch does

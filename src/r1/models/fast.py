@@ -33,7 +33,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from r1.data.batching import left_pad
 from r1.models import kernels
+from r1.models.kernels import fused_kernels
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
@@ -72,25 +74,9 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-def _eps(norm) -> float:
+def norm_eps(norm) -> float:
+    """An RMSNorm module's epsilon (``variance_epsilon`` in ``transformers``' Llama family, ``eps`` elsewhere)."""
     return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-
-
-USE_KERNELS = True
-"""Whether the fused float32 CPU kernels (``r1.models.kernels``) may run (tests switch them off to compare)."""
-
-
-def fused_kernels(*tensors: torch.Tensor):
-    """``torch.ops.r1`` when the fused kernels apply to ``tensors`` (contiguous float32 on a CPU, no autograd
-    through them, the kernels built), else None: the caller then runs its PyTorch code, the kernels' reference."""
-    if not USE_KERNELS:
-        return None
-    for t in tensors:
-        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
-            return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return None
-    return kernels.ops()
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -260,7 +246,7 @@ def shared_prompt_layout(p_mask: torch.Tensor, grp: torch.Tensor, Tq: int):
 
 
 @dataclass
-class _Layer:
+class LayerWeights:
     n1: torch.Tensor
     eps1: float
     wqkv: torch.Tensor  # ((H + 2 KV) D, E)
@@ -286,7 +272,7 @@ class _Layer:
 
 
 class Weights(list):
-    """``FastLM.weights()``: one ``_Layer`` per decoder layer, and the output head's ``head`` / ``head_bias``."""
+    """``FastLM.weights()``: one ``LayerWeights`` per decoder layer, and the output head's ``head`` / ``head_bias``."""
 
     head: torch.Tensor
     head_bias: torch.Tensor | None = None
@@ -327,7 +313,7 @@ def _mkl_packing():
     build), else None."""
     if not USE_MKL_PACKED:
         return None
-    k = kernels.ops() if USE_KERNELS else None
+    k = kernels.ops() if kernels.USE_KERNELS else None
     return k if k is not None and k.mkl_packing() else None
 
 
@@ -503,18 +489,18 @@ class FastLM:
             a, m = layer.self_attn, layer.mlp
             qn, kn = getattr(a, "q_norm", None), getattr(a, "k_norm", None)
             out.append(
-                _Layer(
+                LayerWeights(
                     n1=layer.input_layernorm.weight,
-                    eps1=_eps(layer.input_layernorm),
+                    eps1=norm_eps(layer.input_layernorm),
                     wqkv=fused([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
                     bqkv=fused([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
                     q_norm=None if qn is None else qn.weight,
                     k_norm=None if kn is None else kn.weight,
-                    eps_qk=_eps(qn) if qn is not None else 0.0,
+                    eps_qk=norm_eps(qn) if qn is not None else 0.0,
                     wo=mat(a.o_proj.weight),
                     bo=mat(a.o_proj.bias),
                     n2=layer.post_attention_layernorm.weight,
-                    eps2=_eps(layer.post_attention_layernorm),
+                    eps2=norm_eps(layer.post_attention_layernorm),
                     wgu=fused([m.gate_proj.weight, m.up_proj.weight]),
                     bgu=fused([m.gate_proj.bias, m.up_proj.bias]),
                     wd=mat(m.down_proj.weight),
@@ -534,11 +520,11 @@ class FastLM:
         return (emb.cos() * scaling).to(dtype)[..., None, :], (emb.sin() * scaling).to(dtype)[..., None, :]
 
     # ------------------------------------------------------------------------------------------------ blocks
-    def _qkv(self, w: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    def _qkv(self, w: LayerWeights, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, E) hidden → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
         return self._split_qkv(w, linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv), cos, sin)
 
-    def _split_qkv(self, w: _Layer, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    def _split_qkv(self, w: LayerWeights, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, (H + 2 KV) D) projections → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
         R, T, _ = qkv.shape
         H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
@@ -627,7 +613,7 @@ class FastLM:
             self.num_heads, self.num_kv_heads, self.scale, args[5], *rec,
         )
 
-    def _finish_layer(self, w: _Layer, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+    def _finish_layer(self, w: LayerWeights, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """The rest of a layer after attention: ``x`` (not to be used after: without autograd it may be updated in
         place) + o-projection, then + the SwiGLU MLP."""
         x = _residual_linear(x, attn_out, w.mat("o"), w.bo)
@@ -641,7 +627,7 @@ class FastLM:
         else:
             w = weights.head if weights.head_packed is None else weights.head_packed
             b = weights.head_bias
-        return linear(rms_norm(x, norm.weight, _eps(norm)), w, b)
+        return linear(rms_norm(x, norm.weight, norm_eps(norm)), w, b)
 
     # ------------------------------------------------------------------------------------------------ decoding
     def new_cache(self) -> FastCache:
@@ -653,7 +639,7 @@ class FastLM:
         mask: torch.Tensor,
         positions: torch.Tensor,
         cache: FastCache,
-        weights: list[_Layer],
+        weights: list[LayerWeights],
         capacity: int = 0,
         record=None,
     ) -> torch.Tensor:
@@ -749,8 +735,6 @@ class FastLM:
         U, N = len(prompts), len(completions)
         H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
         Tc = max(1, max(len(c) for c in completions))
-        from r1.rollout.native import left_pad
-
         p_ids, p_mask = left_pad(prompts, pad_id)  # (U, P)
         p_ids, p_mask = p_ids.to(device), p_mask.bool().to(device)
         P = p_ids.shape[1]

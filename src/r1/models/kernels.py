@@ -11,7 +11,8 @@ unavailable, and ``tests/models/test_kernels.py`` compares the two.
 The build needs a C++ compiler and ``ninja`` (a dependency of r1); it takes ~15 s once per machine and is cached
 (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that includes the source's and the
 CPU's fingerprint (it is compiled with ``-march=native``). Where it fails, r1 says so once and runs the PyTorch
-code. ``R1_KERNELS=0`` switches the kernels off.
+code. ``R1_KERNELS=0`` switches the kernels off; callers ask ``fused_kernels(*tensors)``, which says whether
+they apply to those tensors.
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def _load():
         _state["error"] = reason
         log.warning("r1: fused CPU kernels unavailable (%s); running the plain PyTorch code", reason)
         return None
+
+
+USE_KERNELS = True
+"""Whether the fused kernels may run (tests switch them off to compare with the PyTorch code, their reference)."""
+
+
+def fused_kernels(*tensors: torch.Tensor):
+    """``torch.ops.r1`` when the fused kernels apply to ``tensors`` (contiguous float32 on a CPU, no autograd
+    through them, the kernels built), else None: the caller then runs its PyTorch code, the kernels' reference."""
+    if not USE_KERNELS:
+        return None
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
+            return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    return ops()
 
 
 def error() -> str | None:

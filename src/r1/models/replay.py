@@ -34,14 +34,14 @@ from torch import Tensor
 from r1.models.fast import (
     LOW_PRECISION,
     FastLM,
-    _eps,
-    _Layer,
-    fused_kernels,
+    LayerWeights,
+    norm_eps,
     rms_norm,
     rope,
     rope_kernel,
     shared_prompt_layout,
 )
+from r1.models.kernels import fused_kernels
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -60,7 +60,7 @@ class ForwardRecord:
     :meth:`finish`.
     """
 
-    def __init__(self, fast: FastLM, weights: list[_Layer], prompt_ids: Tensor, prompt_mask: Tensor, source: Tensor,
+    def __init__(self, fast: FastLM, weights: list[LayerWeights], prompt_ids: Tensor, prompt_mask: Tensor, source: Tensor,
                  max_new_tokens: int, reuse: "ForwardRecord | None" = None):
         model = fast.model
         self.fast, self.weights = fast, weights
@@ -324,12 +324,12 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
     dlog[UP:].view(Tq, n, V).copy_(grad[:, 1:].transpose(0, 1))
     norm, head = model.model.norm, model.lm_head
     xL = tokens(record.buffers["x"][len(weights)])
-    hL = rms_norm(xL, norm.weight.detach(), _eps(norm))
+    hL = rms_norm(xL, norm.weight.detach(), norm_eps(norm))
     add(head.weight, mm(dlog.t(), hL))
     if head.bias is not None:
         add(head.bias, dlog.sum(0))
     # weights.head: the matrix the forward multiplied by (the bf16 copy under mixed precision)
-    dx, dnorm = _rms_backward(mm(dlog, weights.head.detach()), xL, norm.weight.detach(), _eps(norm))
+    dx, dnorm = _rms_backward(mm(dlog, weights.head.detach()), xL, norm.weight.detach(), norm_eps(norm))
     add(norm.weight, dnorm)
 
     layers = model.model.layers

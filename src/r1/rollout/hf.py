@@ -6,12 +6,13 @@ temperature → top-k → top-p warpers, or greedy at temperature 0. Logprobs co
 (``output_logits=True``): ``log_softmax(logits / temperature)`` (greedy: ``log_softmax(logits)``) at the chosen
 tokens, i.e. the untruncated distribution, as ``r1.rollout.base`` requires.
 
-Stop strings use the same definition as the native engine (``r1.rollout.native.StopStrings``: the decoded
+Stop strings use the same definition as the native engine (``r1.rollout.base.StopStrings``: the decoded
 completion contains the string, and the row ends at the token that completed it), as an HF ``StoppingCriteria``
 so rows stop early, then re-applied to the outputs to cut each row exactly there. (HF's own ``stop_strings`` also
 match across the prompt boundary, which would make the two engines disagree.)
 
-Left out: the ``generator`` argument. ``generate`` draws from torch's global RNG, so seed it with
+Left out: forward records (``record=True`` leaves ``last_record`` None: ``model.generate`` keeps no activations);
+the ``generator`` argument. ``generate`` draws from torch's global RNG, so seed it with
 ``torch.manual_seed`` for reproducible samples. Model-config extras (repetition penalty, n-gram blocking, min
 length, typical-p, ε/η cutoffs) are pinned to neutral values so both engines sample the same distribution.
 """
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from r1.rollout.base import Completion, SamplingParams
-from r1.rollout.native import StopStrings, eos_token_ids, left_pad, pad_token_id
+from r1.data.batching import left_pad
+from r1.rollout.base import Completion, SamplingParams, StopStrings, eos_token_ids, pad_token_id
 
 
 def _stop_string_criteria(stops: StopStrings, prompt_len: int):
@@ -42,6 +43,7 @@ class HFEngine:
     def __init__(self, model, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
+        self.last_record = None  # this engine keeps no forward record
 
     def update_weights(self, model) -> None:
         """The trainer passes the very object it optimises: keep the reference, no copy."""
@@ -54,8 +56,10 @@ class HFEngine:
         n: int,
         sampling: SamplingParams,
         generator: torch.Generator | None = None,
+        record: bool = False,
     ) -> list[list[Completion]]:
-        """``n`` completions per prompt: ``result[i][j]`` is sample j of prompt i. Uses the global RNG."""
+        """``n`` completions per prompt: ``result[i][j]`` is sample j of prompt i. Uses the global RNG; ``record``
+        is accepted and ignored (``last_record`` stays None)."""
         from transformers import GenerationConfig, StoppingCriteriaList
 
         if not prompt_ids or n <= 0:

@@ -37,7 +37,7 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    from r1.models.fast import fused_kernels
+    from r1.models.kernels import fused_kernels
 
     k = fused_kernels(*grads)
     total = k.total_norm(grads) if k is not None else torch.nn.utils.get_total_norm(grads)
