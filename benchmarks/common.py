@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark scripts (issue 6): the ``bench_sum`` task, the r1 GRPO config, peak RSS.
+"""Shared pieces of the benchmark scripts: the ``bench_sum`` task, the r1 GRPO config, peak RSS.
 
 The task is a raw prompt ``"a+b="`` with two random two-digit numbers; reward 1 if the completion starts with the
 right sum (``"57+38="`` → ``"95..."``). It is registered at runtime, so it never enters ``r1.tasks``. A random
@@ -62,7 +62,7 @@ def register_bench_task() -> None:
 
 
 def r1_overrides(model_dir: str, steps: int, threads: int, out_dir: str, engine: str = "native") -> list[str]:
-    """Dotted overrides for ``load_config(GRPOConfig, None, ...)``: the issue's mirrored setting."""
+    """Dotted overrides for ``load_config(GRPOConfig, None, ...)``: the setting mirrored on both sides."""
     return [
         f"model.path={model_dir}",
         "model.dtype=fp32",

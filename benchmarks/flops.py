@@ -1,5 +1,4 @@
-"""The physical limit: this machine's matmul peak and the model-FLOPs utilisation (MFU) of an ``r1`` GRPO step
-(issue 6, item 3).
+"""The physical limit: this machine's matmul peak and the model-FLOPs utilisation (MFU) of an ``r1`` GRPO step.
 
     python benchmarks/flops.py                        # peak fp32/bf16, then MFU of the tiny preset, 6 steps
     python benchmarks/flops.py --presets tiny,small --steps 4 --warmup 1

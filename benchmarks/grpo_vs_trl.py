@@ -1,4 +1,4 @@
-"""GRPO step time: ``r1`` vs TRL's ``GRPOTrainer`` on the same model, data and settings (issue 6, item 1).
+"""GRPO step time: ``r1`` vs TRL's ``GRPOTrainer`` on the same model, data and settings.
 
     python benchmarks/grpo_vs_trl.py                              # tiny + small, 10 steps, 2 repeats
     python benchmarks/grpo_vs_trl.py --presets tiny --steps 4 --repeats 1   # quick look

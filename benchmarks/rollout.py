@@ -1,4 +1,4 @@
-"""Rollout throughput: the ``native`` engine vs the ``hf`` engine (``model.generate``) (issue 6, item 2).
+"""Rollout throughput: the ``native`` engine vs the ``hf`` engine (``model.generate``).
 
     python benchmarks/rollout.py                                    # tiny preset, the full grid
     python benchmarks/rollout.py --prompts 8 --samples 8 --prompt-lens 16 --repeats 1   # one point

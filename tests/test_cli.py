@@ -44,7 +44,7 @@ def test_grpo_cli_two_steps(tmp_path):
 
 
 def test_a_typo_after_a_finished_run_leaves_it_as_it_was(tmp_path):
-    # issue 16: this command (smoke.yaml has run.overwrite=true) deleted the finished run x before the typo failed
+    # this command (smoke.yaml has run.overwrite=true) once deleted the finished run x before the typo failed
     run = tmp_path / "x"
     (run / "checkpoints" / "step_000004").mkdir(parents=True)
     (run / "checkpoints" / "step_000004" / "model.safetensors").write_bytes(b"weights")

@@ -1,4 +1,4 @@
-"""A whole config is validated before anything touches the disk, and an earlier run is never lost (issue 16 §2, §4).
+"""A whole config is validated before anything touches the disk, and an earlier run is never lost.
 
 Every bad value below is given to the CLI in process (``r1.cli.main``) with ``run.overwrite=true`` against a run
 directory that holds a finished run with checkpoints: exit 2, one line on stderr naming the key, and the earlier run

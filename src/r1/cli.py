@@ -73,7 +73,7 @@ def cmd_eval(args) -> int:
     from r1.config import EvalConfig
     from r1.eval import evaluate
 
-    # the form `r1 eval -c X model=PATH`: a bare model=... names the model path
+    # the short form `r1 eval -c X model=PATH` (the README's): a bare model=... names the model path
     args.overrides = [f"model.path={o[len('model='):]}" if o.startswith("model=") else o for o in args.overrides]
     evaluate(_load(EvalConfig, args))
     return 0

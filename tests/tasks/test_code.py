@@ -165,7 +165,7 @@ def test_mbpp_all_references_pass(mbpp):
 
 
 def test_every_benchmark_problem_is_judged_outside(humaneval, mbpp):
-    """No HumanEval or MBPP problem falls back to a verdict made inside the program's process (issue 16)."""
+    """No HumanEval or MBPP problem falls back to a verdict made inside the program's process."""
     for (task, samples), modes in ((humaneval, {"compare": 152, "replay": 12}), (mbpp, {"compare": 973, "replay": 1})):
         assert task.prepare(samples) == [None] * len(samples)
         assert collections.Counter(task.test_plan(s).mode for s in samples) == modes

@@ -34,7 +34,7 @@ PRESETS: dict[str, Preset] = {
     "tiny-llama": Preset("llama", 64, 2, 4, 2, 176),
     # the demo's base model size class
     "qwen2-1m": Preset("qwen2", 128, 4, 4, 2, 344),
-    # the benchmark presets (issue: performance vs TRL)
+    # the presets of the speed benchmarks against TRL (benchmarks/grpo_vs_trl.py)
     "qwen2-3m": Preset("qwen2", 256, 4, 4, 2, 688),
     "qwen2-23m": Preset("qwen2", 512, 8, 8, 4, 1376),
 }
