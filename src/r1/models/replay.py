@@ -1,6 +1,6 @@
 """The train pass without its forward: the backward of the rollout's own forward, replayed from recorded activations.
 
-Why: with μ = 1 and one minibatch (the default, and the benchmark setting of issue 6), GRPO's single optimizer step
+Why: with μ = 1 and one minibatch (the default, and the setting benchmarked against TRL), GRPO's single optimizer step
 comes after the rollout, so the policy the trainer differentiates is exactly the policy that just sampled. The rollout
 already ran its forward over every token the loss sees (the prompt prefill, then one decode step per completion
 token), so the train pass's forward repeats it. ``NativeEngine.generate(..., record=True)`` keeps the activations of
