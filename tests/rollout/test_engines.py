@@ -113,6 +113,20 @@ def test_registry_builds_both_engines():
     assert isinstance(build_engine("hf", model, tok), HFEngine)
 
 
+@pytest.mark.parametrize("name,kept", [("native", True), ("hf", False)])
+def test_engines_carry_their_forward_record(name, kept):
+    """The Engine protocol's record: ``generate(..., record=True)`` leaves it in ``last_record`` where the engine
+    can keep one (the native engine over the lean forward), None elsewhere; the samples are the same either way."""
+    model, tok, prompts = make("tiny-qwen2")
+    sp = SamplingParams(temperature=0, max_new_tokens=6)
+    engine = build_engine(name, model, tok)
+    plain = engine.generate(prompts, 2, sp)
+    assert engine.last_record is None
+    recorded = engine.generate(prompts, 2, sp, record=True)
+    assert (engine.last_record is not None) == kept
+    assert_same(recorded, plain)
+
+
 @pytest.mark.parametrize("name", ARCHS)
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("fast", [True, False])

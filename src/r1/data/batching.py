@@ -19,4 +19,14 @@ def left_pad(prompt_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-__all__ = ["left_pad"]
+def right_pad(rows: list[list[int]] | list[torch.Tensor], value, dtype) -> torch.Tensor:
+    """(B, T) rows of ``dtype``, padded on the right with ``value``; T = the longest row (at least 1)."""
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), max(width, 1)), value, dtype=dtype)
+    for i, r in enumerate(rows):
+        if len(r):
+            out[i, : len(r)] = torch.as_tensor(r, dtype=dtype)
+    return out
+
+
+__all__ = ["left_pad", "right_pad"]

@@ -34,15 +34,14 @@ from r1.algo import (
     group_zero_variance,
 )
 from r1.config import GRPOConfig, save_config, validate
+from r1.data.batching import right_pad
 from r1.data.templates import render_prompt
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
-from r1.models.fast import FastLM, unsupported_reason
-from r1.models.replay import replay_logits
+from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, SamplingParams, build_engine
-from r1.rollout.native import NativeEngine
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     check_finite_weights,
@@ -105,15 +104,6 @@ class Rollouts:
     reward_parts: dict[str, list[float | None]]
     record: object = None  # the rollout's ForwardRecord (r1.models.replay), when one was taken
     record_rows: list[int] | None = None  # (N,) each row's row in the record
-
-
-def _pad(rows: list[list[int]] | list[torch.Tensor], value, dtype) -> torch.Tensor:
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), max(width, 1)), value, dtype=dtype)
-    for i, r in enumerate(rows):
-        if len(r):
-            out[i, : len(r)] = torch.as_tensor(r, dtype=dtype)
-    return out
 
 
 def overlong_soft_penalty(length: int, max_len: int, buffer: int, penalty: float) -> float:
@@ -201,10 +191,8 @@ class GRPOTrainer:
             dist.broadcast_params_(self.ref_model)
         dist.broadcast_params_(self.model)  # workers start from rank 0's weights, whatever their loaders did
         self.optimizer = build_optimizer(self.model, c.optim)
-        # The lean forward for the policy and reference passes, by model identity (None: transformers' forward).
-        self.fast: dict[int, FastLM] | None = {
-            id(m): FastLM(m) for m in (self.model, self.ref_model) if m is not None and unsupported_reason(m) is None
-        }
+        # The policy's and the reference's logits for the losses; which forward computes them is its business.
+        self.policy_forward = PolicyForward(self.model, self.ref_model, self.tok.pad_token_id, self.device)
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
@@ -277,8 +265,7 @@ class GRPOTrainer:
             record = rounds == 1 and self.records_rollout(len(prompts) * G, max(map(len, prompts)))
             with timer("rollout"), self.autocast():
                 self.model.eval()
-                extra = {"record": True} if record else {}
-                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, **extra)
+                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
             if rounds == 1:
                 rec = self.engine.last_record if record else None
             with timer("rewards"), self.reward.budget(len(prompts) * G):  # bounded: see r1.rewards.base
@@ -327,58 +314,29 @@ class GRPOTrainer:
     def records_rollout(self, rows: int, longest_prompt: int) -> bool:
         """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
         pass will differentiate the very policy that samples (μ = 1, one minibatch: one optimizer step, after
-        the rollout), through the lean forward in fp32 or bf16 autocast, and the record is no larger than
-        ``grpo.replay_max_tokens``."""
+        the rollout), in fp32 or bf16 autocast, and the record is no larger than ``grpo.replay_max_tokens``. The
+        engine keeps a record where it can (``Engine.last_record``; None otherwise)."""
         c = self.cfg
         return (
             c.grpo.replay_rollout
             and c.grpo.mu == 1
             and c.grpo.num_minibatches == 1
             and self.dtype in (torch.float32, torch.bfloat16)
-            and isinstance(self.engine, NativeEngine)
-            and self.engine.fast is not None
             and rows * (longest_prompt + c.rollout.max_new_tokens)
             <= (c.grpo.replay_max_tokens or c.optim.tokens_per_micro_batch)
         )
-
-    def forward_logits(self, model, rows: list[int], r: Rollouts, comp_len: int) -> torch.Tensor:
-        """Logits at the positions that predict each row's completion tokens: (n, comp_len, V).
-
-        Models that ``r1.models.fast`` covers run each distinct prompt once for all its rows (the group's G
-        completions attend to one prompt pass) and never compute logits at prompt positions. Other models, and the
-        reference this is tested against: rows are prompt + completion, right-padded, through the ``transformers``
-        forward; row i's completion token t is predicted at position ``len(prompt_i) - 1 + t``.
-        """
-        fast = self.fast.get(id(model)) if self.fast else None
-        if r.record is not None and r.record.usable(model, comp_len):  # backward only: the rollout ran the forward
-            return replay_logits(r.record, [r.record_rows[i] for i in rows], comp_len)
-        if fast is not None:
-            distinct: dict[tuple[int, ...], int] = {}
-            group = [distinct.setdefault(tuple(r.prompt_ids[i]), len(distinct)) for i in rows]
-            logits = fast.train_logits(
-                [list(p) for p in distinct], group, [r.completion_ids[i] for i in rows], self.tok.pad_token_id
-            )  # (n, longest completion, V)
-            return logits[:, :comp_len]
-        seqs = [r.prompt_ids[i] + r.completion_ids[i] for i in rows]
-        pad = self.tok.pad_token_id
-        input_ids = _pad(seqs, pad, torch.long).to(self.device)  # (n, L)
-        attn = _pad([[1] * len(s) for s in seqs], 0, torch.long).to(self.device)  # (n, L)
-        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (n, L, V)
-        starts = torch.tensor([len(r.prompt_ids[i]) - 1 for i in rows], device=self.device)  # (n,)
-        pos = (starts[:, None] + torch.arange(comp_len, device=self.device)[None, :]).clamp(max=logits.shape[1] - 1)
-        return logits.gather(1, pos[:, :, None].expand(-1, -1, logits.shape[-1]))  # (n, comp_len, V)
 
     def train_on(self, r: Rollouts, advantages: torch.Tensor, timer: PhaseTimer) -> dict:
         c = self.cfg
         G = c.grpo.samples_per_prompt
         N = len(r.completion_ids)
         T = c.rollout.temperature if c.rollout.temperature > 0 else 1.0
-        comp_ids = _pad(r.completion_ids, self.tok.pad_token_id, torch.long).to(self.device)  # (N, Tc)
-        mask = _pad([[True] * len(x) for x in r.completion_ids], False, torch.bool).to(self.device)  # (N, Tc)
+        comp_ids = right_pad(r.completion_ids, self.tok.pad_token_id, torch.long).to(self.device)  # (N, Tc)
+        mask = right_pad([[True] * len(x) for x in r.completion_ids], False, torch.bool).to(self.device)  # (N, Tc)
         if c.grpo.overlong == "mask":  # DAPO overlong filtering: truncated samples carry no gradient
             truncated = torch.tensor([f == "length" for f in r.finish_reasons], device=self.device)
             mask = mask & ~truncated[:, None]
-        old_logps = _pad(r.old_logps, 0.0, torch.float32).to(self.device)  # (N, Tc)
+        old_logps = right_pad(r.old_logps, 0.0, torch.float32).to(self.device)  # (N, Tc)
         advantages = advantages.to(self.device)
         lengths = [len(p) + len(x) for p, x in zip(r.prompt_ids, r.completion_ids)]
         comp_lens = [len(x) for x in r.completion_ids]
@@ -389,7 +347,7 @@ class GRPOTrainer:
                 ref_logps = torch.zeros_like(old_logps)
                 for mb in micro_batches(lengths, list(range(N)), c.optim.tokens_per_micro_batch):
                     tc = max(comp_lens[i] for i in mb)
-                    logits = self.forward_logits(self.ref_model, mb, r, tc)
+                    logits = self.policy_forward.reference_logits(r, mb, tc)
                     ref_logps[mb, :tc] = gather_logprobs(logits.float(), comp_ids[mb, :tc], T)
 
         num_groups = N // G
@@ -414,7 +372,7 @@ class GRPOTrainer:
                         tc = max(comp_lens[i] for i in micro)
                         m = mask[micro, :tc]  # (n, tc)
                         with self.autocast():
-                            logits = self.forward_logits(self.model, micro, r, tc)  # (n, tc, V)
+                            logits = self.policy_forward.policy_logits(r, micro, tc)  # (n, tc, V)
                         logits = logits.float()
                         logps = gather_logprobs(logits, comp_ids[micro, :tc], T)  # (n, tc)
                         per_tok, clipped = compute_policy_loss(
