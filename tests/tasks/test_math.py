@@ -166,3 +166,20 @@ def test_shuffled_answers_score_about_zero(shared_data, file, task_name):
     # every accepted pair is a coincidence of equal answers, not a grader false positive
     accepted = [(a, s.answer) for a, s, score in zip(answers, samples, scores) if score]
     assert all(a.replace(" ", "") == g.replace(" ", "") for a, g in accepted)
+
+
+def test_answer_functions_are_the_math_grader_in_halves(tmp_path):
+    from r1.data.sample import Sample
+
+    task = build_task("math", data=str(write_jsonl(tmp_path / "d.jsonl", GOOD)))
+    extract, grade_answer, same = task.answer_functions()
+    s = Sample(id="b", problem="Half of 1?", answer="\\frac{1}{2}")
+    for completion in ("<answer>0.5</answer>", "\\boxed{1/2}", "<answer>2</answer>", "no answer"):
+        assert grade_answer(extract(completion, s), s) == task.grade(completion, s)
+    assert extract("<answer>0.5</answer>", s) == "0.5" and same("0.5", "\\frac{1}{2}", s)
+
+    class OwnGrader(MathTask):  # a subclass with its own grade has no math halves: evaluation grades completions
+        def grade(self, completion, sample):
+            return 1.0
+
+    assert OwnGrader(data="d.jsonl").answer_functions() is None

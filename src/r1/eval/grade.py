@@ -4,15 +4,16 @@ on (cons@k) and graded in parallel; plus reading completions made elsewhere (``r
 **One grader.** The RL accuracy reward calls ``task.grade(completion, sample)``. Evaluation calls the same grader in
 two halves, ``extract_answer`` then ``grade_answer``, whose composition *is* ``task.grade`` (tests check
 ``score(extract(c)) == task.grade(c)`` on every benchmark). Where the halves come from (:class:`AnswerGrader`):
+the task's :meth:`~r1.tasks.base.Task.answer_functions`, which are
 
-1. a task that implements :class:`AnswerTask` (``extract_answer``, ``grade_answer``, ``same_answer``), e.g.
+1. for a task that implements :class:`AnswerTask` (``extract_answer``, ``grade_answer``, ``same_answer``), e.g.
    ``gpqa`` and the code tasks (``humaneval``, ``mbpp``, ``stdio``: the program, its tests in the sandbox, its
-   text); a task that also has ``grade_answers_many`` grades the distinct answers in batches itself (code tasks run
-   them in concurrent sandboxes);
-2. a :class:`~r1.tasks.math.MathTask` that keeps the math grader (``math``, ``gsm8k``, ``math500``, ``aime24``, ...):
-   :func:`~r1.rewards.math_grader.extract_answer`, :func:`~r1.rewards.math_grader.grade_math_answer` and
+   text), those methods; a task that also has ``grade_answers_many`` grades the distinct answers in batches itself
+   (code tasks run them in concurrent sandboxes);
+2. for a :class:`~r1.tasks.math.MathTask` that keeps the math grader (``math``, ``gsm8k``, ``math500``, ``aime24``,
+   ...), :func:`~r1.rewards.math_grader.extract_answer`, :func:`~r1.rewards.math_grader.grade_math_answer` and
    :func:`~r1.rewards.math_grader.equivalent_math_answers`, with the task's ``timeout_s``;
-3. any other task: ``task.grade`` on whole completions; nothing is extracted and cons@k is not reported.
+3. for any other task, None: ``task.grade`` on whole completions; nothing is extracted and cons@k is not reported.
 
 **Speed.** Scores are cached by ``(problem id, extracted answer)``: k samples that agree cost one math-verify call.
 The distinct pairs can go to a process pool (``workers``; spawned processes whose main threads run math-verify with
@@ -63,21 +64,9 @@ class AnswerTask(Protocol):
 
 
 def answer_functions(task) -> tuple[Callable, Callable, Callable] | None:
-    """``(extract(c, s), grade_answer(a, s), same(a, b, s))`` of ``task``, or None if it only grades completions."""
-    if all(callable(getattr(task, m, None)) for m in ("extract_answer", "grade_answer", "same_answer")):
-        return task.extract_answer, task.grade_answer, task.same_answer
-    from r1.tasks.math import MathTask
-
-    if isinstance(task, MathTask) and type(task).grade is MathTask.grade:
-        from r1.rewards.math_grader import equivalent_math_answers, extract_answer, grade_math_answer
-
-        t = task.timeout_s
-        return (
-            lambda c, s: extract_answer(c),
-            lambda a, s: grade_math_answer(a, s.answer, timeout_s=t),
-            lambda a, b, s: equivalent_math_answers(a, b, timeout_s=t),
-        )
-    return None
+    """``(extract(c, s), grade_answer(a, s), same(a, b, s))`` of ``task``, or None if it only grades completions
+    (:meth:`r1.tasks.base.Task.answer_functions`)."""
+    return task.answer_functions()
 
 
 def _score_chunk(task, pairs: list[tuple[Sample, str]]) -> list[float]:

@@ -6,6 +6,8 @@ wraps, and grades a completion. **The RL accuracy reward and evaluation call the
 
 from __future__ import annotations
 
+from typing import Callable
+
 from r1.data.sample import Sample
 from r1.registry import Registry
 
@@ -28,6 +30,16 @@ class Task:
     def grade(self, completion: str, sample: Sample) -> float:
         """Score in [0, 1] of a completion (the text the model generated after the prompt)."""
         raise NotImplementedError
+
+    def answer_functions(self) -> tuple[Callable, Callable, Callable] | None:
+        """The grader in halves for evaluation (``r1.eval.grade``): ``(extract_answer(c, s), grade_answer(a, s),
+        same_answer(a, b, s))``, where ``grade(c, s) == grade_answer(extract_answer(c, s), s)``. Extracted answers
+        are cached, graded in parallel and voted on (cons@k). Default: the task's own three methods of those names
+        (``r1.eval.grade.AnswerTask``) if it has them, else None (evaluation grades whole completions)."""
+        names = ("extract_answer", "grade_answer", "same_answer")
+        if all(callable(getattr(self, m, None)) for m in names):
+            return self.extract_answer, self.grade_answer, self.same_answer
+        return None
 
     def completion_metrics(self, completion: str) -> dict[str, float]:
         """Task-specific per-completion statistics (e.g. ``reflection``: 1.0 if the completion reflects), averaged

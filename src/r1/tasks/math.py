@@ -129,6 +129,22 @@ class MathTask(Task):
     def grade(self, completion: str, sample: Sample) -> float:
         return grade_math(completion, sample.answer, timeout_s=self.timeout_s)
 
+    def answer_functions(self):
+        """The math grader in halves, with the task's ``timeout_s``: :func:`~r1.rewards.math_grader.extract_answer`,
+        :func:`~r1.rewards.math_grader.grade_math_answer` and :func:`~r1.rewards.math_grader.equivalent_math_answers`
+        (their composition is :meth:`grade`). A subclass with its own ``grade`` keeps the base rule."""
+        fns = super().answer_functions()
+        if fns is not None or type(self).grade is not MathTask.grade:
+            return fns
+        from r1.rewards.math_grader import equivalent_math_answers, extract_answer, grade_math_answer
+
+        t = self.timeout_s
+        return (
+            lambda c, s: extract_answer(c),
+            lambda a, s: grade_math_answer(a, s.answer, timeout_s=t),
+            lambda a, b, s: equivalent_math_answers(a, b, timeout_s=t),
+        )
+
 
 class GSM8KTask(MathTask):
     """GSM8K (Cobbe et al., 2021, arXiv 2110.14168): 7473 train / 1319 test grade-school word problems.
