@@ -14,13 +14,14 @@ Run directory ``<run.out_dir>/<run.name>/``::
     <benchmark>/samples.jsonl       graded: id, index, answer, score, num_tokens, finish_reason, completion
     <benchmark>/sampling.json       what the samples were drawn with (model, sampling, template, k, task, data, ...)
 
-**Resume.** Sampling appends each batch's completions to ``completions.jsonl`` as soon as the batch is done. A
-re-run reads the file back and samples only problems that do not yet have k completions (a torn last line from a
-killed run is dropped). Problems are cut into fixed batches of ``eval.prompts_per_batch`` and each batch draws from
-a generator seeded with ``(run.seed, benchmark, batch number)``, so the samples do not depend on where a run was
-interrupted (raising a benchmark's ``limit`` re-samples a last batch that was cut short with fewer rows, so those
-problems get other, equally valid, draws). A re-run whose sampling settings differ from ``sampling.json`` is an
-error (``run.overwrite=true`` starts over). Grading always re-runs over all samples (it is fast and cached).
+**Resume.** Sampling (:func:`r1.generate.generate`) appends each batch's completions to ``completions.jsonl`` as
+soon as the batch is done. A re-run reads the file back and samples only problems that do not yet have k
+completions (a torn last line from a killed run is dropped). Problems are cut into fixed batches of
+``eval.prompts_per_batch`` and each batch draws from a generator seeded with ``(run.seed, benchmark, batch number)``,
+so the samples do not depend on where a run was interrupted (raising a benchmark's ``limit`` re-samples a last
+batch that was cut short with fewer rows, so those problems get other, equally valid, draws). A re-run whose
+sampling settings differ from ``sampling.json`` is an error (``run.overwrite=true`` starts over). Grading always
+re-runs over all samples (it is fast and cached).
 
 Left out: data-parallel sampling over ranks and vLLM (an engine name away once ``r1.rollout`` has them).
 """
@@ -37,6 +38,7 @@ from r1.config import BenchmarkConfig, EvalConfig, validate
 from r1.errors import R1Error
 from r1.eval.grade import grade_benchmark, read_completions
 from r1.eval.report import results_header, write_results, write_samples
+from r1.generate import generate, read_done, sampling_params
 
 
 def _benchmark_name(b: BenchmarkConfig) -> str:
@@ -123,42 +125,13 @@ def _sampling_key(cfg: EvalConfig, b: BenchmarkConfig, task) -> dict[str, Any]:
     }
 
 
-def _read_sampled(path: Path) -> dict[str, list[dict]]:
-    """``completions.jsonl`` of an earlier run: id → records. A torn last line (a killed run) is dropped."""
-    out: dict[str, list[dict]] = {}
-    if not path.is_file():
-        return out
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if i >= len(lines) - 2:  # the last line, cut off mid-write
-                break
-            raise R1Error(f"{path}:{i + 1}: malformed JSON; delete the file or pass run.overwrite=true") from None
-        out.setdefault(rec["id"], []).append(rec)
-    return out
-
-
-def _rewrite_complete(path: Path, sampled: dict[str, list[dict]], k: int) -> dict[str, list[dict]]:
-    """Keep only problems with all k samples (a batch is written whole, but a torn write may leave part of one)."""
-    done = {sid: recs[:k] for sid, recs in sampled.items() if len(recs) >= k}
-    with open(path, "w", encoding="utf-8") as f:
-        for recs in done.values():
-            for r in recs:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return done
-
-
 class _Sampler:
-    """The model, tokenizer and engine, loaded on first use (a fully sampled run never loads the model)."""
+    """The model, tokenizer, engine and sampling settings, loaded on first use (a fully sampled run never loads the
+    model)."""
 
     def __init__(self, cfg: EvalConfig):
         self.cfg = cfg
-        self.engine = None
+        self.engine = self.tok = self.sampling = None
 
     def load(self) -> None:
         if self.engine is not None:
@@ -167,7 +140,7 @@ class _Sampler:
 
         from r1.models import load as load_model
         from r1.models import resolve_device, resolve_dtype
-        from r1.rollout import SamplingParams, build_engine
+        from r1.rollout import build_engine
 
         c = self.cfg
         if c.run.threads > 0:
@@ -177,40 +150,7 @@ class _Sampler:
         self.model.eval()
         self.model.config.use_cache = True
         self.engine = build_engine(c.rollout.engine, self.model, self.tok)
-        r = c.rollout
-        self.sampling = SamplingParams(
-            temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, max_new_tokens=r.max_new_tokens, stop=list(r.stop)
-        )
-
-    def prompt_ids(self, task, sample, instruction: str) -> list[int]:
-        from r1.data.templates import render_prompt
-
-        question = task.question(sample)
-        if instruction:
-            question = f"{question}\n\n{instruction}"
-        text = render_prompt(self.cfg.eval.template, question, self.tok)
-        ids = self.tok(text, add_special_tokens=self.cfg.eval.template != "chat").input_ids
-        if not ids:
-            raise R1Error(f"problem {sample.id!r} renders to an empty prompt")
-        return ids
-
-    def generate(self, prompts: list[list[int]], seed: int) -> list[list[dict]]:
-        import torch
-
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        with torch.no_grad():
-            outs = self.engine.generate(prompts, self.cfg.eval.samples_per_problem, self.sampling, generator=gen)
-        return [
-            [
-                {
-                    "completion": self.tok.decode(c.token_ids, skip_special_tokens=True),
-                    "num_tokens": len(c.token_ids),
-                    "finish_reason": c.finish_reason,
-                }
-                for c in comps
-            ]
-            for comps in outs
-        ]
+        self.sampling = sampling_params(c.rollout)
 
 
 def _batch_seed(seed: int, bench: str, batch: int) -> int:
@@ -271,28 +211,28 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             bench_dir.mkdir(parents=True, exist_ok=True)
             (bench_dir / "sampling.json").write_text(json.dumps(key, indent=2) + "\n")
             comp_path = bench_dir / "completions.jsonl"
-            done = _rewrite_complete(comp_path, _read_sampled(comp_path), k)
-            ids = {s.id for s in samples}
-            todo = sum(1 for s in samples if s.id not in done)
-            bar = progress.add_task(f"sample {name}", total=len(samples), info="", completed=len(samples) - todo)
+            done = read_done(comp_path, k)
             t0 = time.perf_counter()
-            P = cfg.eval.prompts_per_batch
-            with open(comp_path, "a", encoding="utf-8") as f:
-                for bi in range(0, len(samples), P):
-                    batch = [s for s in samples[bi : bi + P] if s.id not in done]
-                    if not batch:
-                        continue
-                    sampler.load()
-                    prompts = [sampler.prompt_ids(task, s, b.instruction) for s in batch]
-                    outs = sampler.generate(prompts, _batch_seed(cfg.run.seed, name, bi // P))
-                    for s, comps in zip(batch, outs):
-                        for j, rec in enumerate(comps):
-                            f.write(json.dumps({"id": s.id, "index": j, **rec}, ensure_ascii=False) + "\n")
-                        done[s.id] = comps
-                    f.flush()
-                    progress.advance(bar, len(batch))
+            if any(s.id not in done for s in samples):
+                sampler.load()
+            outs = generate(
+                sampler.engine,
+                sampler.tok,
+                task,
+                samples,
+                sampler.sampling,
+                k=k,
+                template=cfg.eval.template,
+                prompts_per_batch=cfg.eval.prompts_per_batch,
+                instruction=b.instruction,
+                batch_seed=lambda bi: _batch_seed(cfg.run.seed, name, bi),
+                done=done,
+                out=comp_path,
+                progress=progress,
+                label=f"sample {name}",
+            )
             sample_s = time.perf_counter() - t0
-            sampled = {sid: recs for sid, recs in done.items() if sid in ids}
+            sampled = {s.id: recs for s, recs in zip(samples, outs)}
             t0 = time.perf_counter()
             rows, metrics = grade_benchmark(
                 task,

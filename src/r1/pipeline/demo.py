@@ -29,7 +29,8 @@ import torch
 from r1.config import DemoConfig, save_config, validate
 from r1.errors import R1Error
 from r1.models import load as load_model
-from r1.rollout import SamplingParams, build_engine
+from r1.generate import sampling_params
+from r1.rollout import build_engine
 from r1.runs import clear_run_dir, console, make_progress
 from r1.tasks import build_task
 from r1.train.grpo import train_grpo
@@ -78,9 +79,8 @@ def evaluate_model(model_path: Path | str, cfg: DemoConfig, label: str, out: Pat
     model, tok = load_model(str(model_path))
     model.eval()
     engine = build_engine(g.rollout.engine, model, tok)
-    sampling = SamplingParams(
-        temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, max_new_tokens=g.rollout.max_new_tokens
-    )
+    # the demo's own temperature and top-p, no top-k and no stop strings; the length is training's
+    sampling = sampling_params(g.rollout, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, top_k=0, stop=[])
     with make_progress(cfg.run.progress) as progress:
         metrics, records = quick_eval(
             engine, tok, task, samples, g.task.template, sampling, k=cfg.eval.samples_per_prompt,

@@ -35,8 +35,8 @@ from r1.algo import (
 )
 from r1.config import GRPOConfig, save_config, validate
 from r1.data.batching import right_pad
-from r1.data.templates import render_prompt
 from r1.errors import R1Error
+from r1.generate import tokenize_prompt
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.models.policy import PolicyForward
@@ -237,13 +237,7 @@ class GRPOTrainer:
 
     def prompt_ids(self, i: int) -> list[int]:
         if i not in self._prompt_cache:
-            s = self.samples[i]
-            text = render_prompt(self.cfg.task.template, self.task.question(s), self.tok)
-            add_special = self.cfg.task.template != "chat"  # a chat template already holds its BOS
-            ids = self.tok(text, add_special_tokens=add_special).input_ids
-            if not ids:
-                raise R1Error(f"sample {s.id!r} renders to an empty prompt")
-            self._prompt_cache[i] = ids
+            self._prompt_cache[i] = tokenize_prompt(self.tok, self.cfg.task.template, self.task, self.samples[i])
         return self._prompt_cache[i]
 
     def decode(self, ids: list[int]) -> str:

@@ -4,6 +4,7 @@ Used by the GRPO trainer every ``eval.every`` steps and by ``r1 demo`` before an
 (mean grade over all completions = pass@1 averaged over k samples), mean response length, the share truncated, and
 the task's own per-completion statistics (``task/<name>``, e.g. the reflection rate). The full evaluation harness
 with pass@k, cons@k and standard errors is ``r1 eval``; this is the cheap version that runs inside training.
+Sampling and grading are :func:`r1.generate.generate` with the task's grader and one random stream.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-from r1.data.templates import render_prompt
+from r1.generate import generate
 from r1.rollout import SamplingParams
 
 
@@ -33,33 +34,25 @@ def quick_eval(
     Uses its own generator seeded with ``seed`` so an evaluation never disturbs the training RNG streams.
     """
     gen = torch.Generator().manual_seed(seed)
+    outs = generate(
+        engine, tokenizer, task, samples, sampling, k=k, template=template, prompts_per_batch=batch_prompts,
+        generator=gen, grade=task.grade, progress=progress, label="eval",
+    )
     records: list[dict[str, Any]] = []
-    add_special = template != "chat"
-    bar = progress.add_task("eval", total=len(samples), info="") if progress is not None else None
-    for start in range(0, len(samples), batch_prompts):
-        chunk = samples[start : start + batch_prompts]
-        prompts = [
-            tokenizer(render_prompt(template, task.question(s), tokenizer), add_special_tokens=add_special).input_ids
-            for s in chunk
-        ]
-        outs = engine.generate(prompts, k, sampling, generator=gen)
-        for s, comps in zip(chunk, outs):
-            for j, cp in enumerate(comps):
-                text = tokenizer.decode(cp.token_ids, skip_special_tokens=True)
-                rec = {
-                    "id": s.id,
-                    "index": j,
-                    "question": task.question(s),
-                    "answer": s.answer,
-                    "completion": text,
-                    "score": float(task.grade(text, s)),
-                    "length": len(cp.token_ids),
-                    "finish_reason": cp.finish_reason,
-                }
-                rec.update({f"task/{n}": v for n, v in task.completion_metrics(text).items()})
-                records.append(rec)
-        if bar is not None:
-            progress.update(bar, advance=len(chunk))
+    for s, recs in zip(samples, outs):
+        for j, r in enumerate(recs):
+            rec = {
+                "id": s.id,
+                "index": j,
+                "question": task.question(s),
+                "answer": s.answer,
+                "completion": r["completion"],
+                "score": r["score"],
+                "length": r["num_tokens"],
+                "finish_reason": r["finish_reason"],
+            }
+            rec.update({f"task/{n}": v for n, v in task.completion_metrics(r["completion"]).items()})
+            records.append(rec)
     return summarize(records), records
 
 
