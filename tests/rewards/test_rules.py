@@ -118,12 +118,12 @@ def test_a_batch_of_rewards_keeps_to_its_budget(monkeypatch, caplog):
     reward = CompositeReward([("accuracy", 1.0, {}), ("format", 0.5, {})], task=SlowTask())
     t0 = time.monotonic()
     with caplog.at_level("WARNING", logger="r1.rewards.base"), reward.budget(10):  # max(0.5, 10 x 0.1) = 1 s
-        out = [reward("no format", SAMPLE) for _ in range(10)]
-    assert time.monotonic() - t0 < 1.6  # not 10 x 0.2 s
+        out = [reward("no format", SAMPLE) for _ in range(20)]
+    assert time.monotonic() - t0 < 2.5  # ~1.2 s, not 20 x 0.2 s (room for a loaded machine)
     graded = [o for o in out if o[1]["accuracy"] is not None]
     assert 3 <= len(graded) <= 6 and out[: len(graded)] == graded  # the first ones, until the budget ran out
     assert all(o == (0.0, {"accuracy": None, "format": None}) for o in out[len(graded) :])
-    skipped = 10 - len(graded)
+    skipped = 20 - len(graded)
     assert reward.num_over_budget == skipped
     assert f"ran out; {skipped} of them scored 0 without grading" in caplog.text
     assert base.time_left() is None and reward("x", SAMPLE)[1]["accuracy"] == 1.0  # no budget outside the block

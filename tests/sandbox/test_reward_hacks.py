@@ -257,7 +257,7 @@ def test_hash_collision_values_cannot_stall_the_grader(tasks, t, pid, entry):
     start = time.monotonic()
     assert task.grade(completion(hash_collision_values(entry, 35_000)), samples[pid]) == 0.0
     assert code(completion(hash_collision_values(entry, 35_000)), samples[pid], task=task) == 0.0
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 6  # 10-13 s before the caps; room for a loaded machine
 
 
 def _write(path, rows):
