@@ -268,7 +268,7 @@ class GRPOAlgoConfig:
     """DAPO dynamic sampling: drop groups whose rewards all agree and sample more until the batch is full."""
     max_sampling_rounds: int = checked(4, ge=1)
     """Bound on rollout rounds per step with dynamic sampling (the batch may stay short after it)."""
-    overlong: str = checked("none", choices=("none", "mask", "soft_penalty"))
+    overlong: str = checked("none", registry="r1.algo.overlong:OVERLONG")
     """Truncated completions: none | mask (excluded from the loss) | soft_penalty (DAPO overlong reward shaping)."""
     overlong_buffer: int = checked(16, ge=0)
     """soft_penalty: the penalty ramps from 0 to -overlong_penalty over the last N tokens before the limit."""

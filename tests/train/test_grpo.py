@@ -15,7 +15,8 @@ from r1.errors import R1Error
 from r1.models.replay import replay_logits
 from r1.algo import compute_group_advantages
 from r1.train.common import PhaseTimer
-from r1.train.grpo import TIMING_PREFIXES, GRPOTrainer, micro_batches, overlong_soft_penalty, train_grpo
+from r1.algo.overlong import overlong_soft_penalty
+from r1.train.grpo import TIMING_PREFIXES, GRPOTrainer, micro_batches, train_grpo
 from r1.train.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,15 +1,17 @@
 """GRPO trainer (R1-Zero, reasoning RL): one flat step of named, timed phases.
 
-    rollout → rewards → advantages → ref logprobs (β > 0) → μ × minibatches (loss → backward → step) → sync → log
+    sample_groups → score_groups (→ dynamic sampling) → gather → advantages → ref logprobs (β > 0)
+    → μ × minibatches (minibatch_losses → update) → sync → log
 
 Implements GRPO (DeepSeekMath arXiv:2402.03300, as used by DeepSeek-R1 arXiv:2501.12948) with the switches of
 its successors, each a config field documented in ``r1.config.GRPOAlgoConfig``: Dr. GRPO advantage/loss
 normalisation, DAPO clip-higher, token-mean aggregation, dynamic sampling and overlong handling, GSPO sequence-level
 ratios. The math lives in ``r1.algo``; this file only moves data between phases.
 
-Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / T)), so μ = 1 costs no extra
-forward pass. The reference model is loaded only when β > 0. Left out on purpose: value functions (GRPO has none),
-multi-process training (a later ``torchrun`` path), vLLM.
+Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / temperature)), so μ = 1 costs
+no extra forward pass. The reference model is loaded only when β > 0. ``run.workers > 1`` trains data-parallel
+(``r1.train.dist``): each worker samples its share of the prompts, every worker sees the whole batch's rewards, and
+gradients are summed before each update. Left out on purpose: value functions (GRPO has none), vLLM.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,15 +35,16 @@ from r1.algo import (
     gather_logprobs,
     group_zero_variance,
 )
+from r1.algo.overlong import OVERLONG, Overlong
 from r1.config import GRPOConfig, save_config, validate
 from r1.data.batching import right_pad
 from r1.errors import R1Error
-from r1.generate import tokenize_prompt
+from r1.generate import sampling_params, tokenize_prompt
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
-from r1.rollout import ENGINES, SamplingParams, build_engine
+from r1.rollout import ENGINES, Completion, build_engine
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     check_finite_weights,
@@ -91,6 +94,20 @@ class PromptSampler:
 
 
 @dataclass
+class Group:
+    """One prompt's G sampled completions (a GRPO group) and, once scored, their rewards."""
+
+    sample_idx: int  # index into the task's samples
+    prompt_ids: list[int]
+    completions: list[Completion]  # (G,)
+    round: int  # the sampling round it came from (1 = the first; the only one without dynamic sampling)
+    row: int  # its place among that round's prompts: its rows in the round's forward record are row*G … row*G+G-1
+    texts: list[str] = field(default_factory=list)  # (G,) decoded completions
+    rewards: list[float] = field(default_factory=list)  # (G,) total rewards, overlong shaping included
+    reward_parts: dict[str, list[float | None]] = field(default_factory=dict)  # name -> (G,)
+
+
+@dataclass
 class Rollouts:
     """One step's rollout batch, flattened group-major: rows ``g*G … g*G+G-1`` are prompt ``g``'s samples."""
 
@@ -105,14 +122,44 @@ class Rollouts:
     record: object = None  # the rollout's ForwardRecord (r1.models.replay), when one was taken
     record_rows: list[int] | None = None  # (N,) each row's row in the record
 
+    @classmethod
+    def from_groups(cls, groups: list[Group], group_size: int, record: object = None) -> Rollouts:
+        """The groups' rows one after another. ``record`` (the first sampling round's forward record, or None) is
+        kept when every group comes from that round."""
+        G = group_size
+        r = cls(
+            prompt_ids=[g.prompt_ids for g in groups for _ in range(G)],
+            completion_ids=[cp.token_ids for g in groups for cp in g.completions],
+            old_logps=[cp.logprobs.float() for g in groups for cp in g.completions],
+            finish_reasons=[cp.finish_reason for g in groups for cp in g.completions],
+            texts=[t for g in groups for t in g.texts],
+            sample_idx=[g.sample_idx for g in groups for _ in range(G)],
+            rewards=torch.tensor([x for g in groups for x in g.rewards], dtype=torch.float32),
+            reward_parts={k: [x for g in groups for x in g.reward_parts[k]] for k in groups[0].reward_parts},
+        )
+        if record is not None and all(g.round == 1 for g in groups):
+            r.record, r.record_rows = record, [g.row * G + j for g in groups for j in range(G)]
+        return r
 
-def overlong_soft_penalty(length: int, max_len: int, buffer: int, penalty: float) -> float:
-    """DAPO overlong reward shaping (arXiv:2503.14476 eq. 13): 0 up to ``max_len - buffer``, then a linear ramp to
-    ``-penalty`` at ``max_len``."""
-    start = max_len - buffer
-    if length <= start:
-        return 0.0
-    return -penalty * min(1.0, (length - start) / max(buffer, 1))
+    @classmethod
+    def empty(cls, part_names: list[str]) -> Rollouts:
+        """No rows (a worker whose sampling kept no group)."""
+        return cls([], [], [], [], [], [], torch.zeros(0), {k: [] for k in part_names})
+
+
+@dataclass
+class TrainBatch:
+    """This worker's rollout rows as the losses take them: right-padded (N, Tc) tensors on the training device."""
+
+    rollouts: Rollouts
+    completion_ids: torch.Tensor  # (N, Tc) long, padded with the pad token
+    mask: torch.Tensor  # (N, Tc) bool: real tokens that carry gradient (truncated rows off with overlong=mask)
+    old_logps: torch.Tensor  # (N, Tc) float32: the rollout's logprobs
+    advantages: torch.Tensor  # (N,)
+    lengths: list[int]  # (N,) prompt + completion tokens
+    completion_lengths: list[int]  # (N,)
+    temperature: float  # the rollout's sampling temperature (1 for greedy): logprobs are of softmax(logits / it)
+    ref_logps: torch.Tensor | None = None  # (N, Tc) float32, when β > 0
 
 
 def micro_batches(lengths: list[int], rows: list[int], token_budget: int) -> list[list[int]]:
@@ -136,6 +183,10 @@ def micro_batches(lengths: list[int], rows: list[int], token_budget: int) -> lis
 
 
 class GRPOTrainer:
+    """GRPO on one task: ``train()`` runs the steps, ``step()`` is one of them (see the module docstring for its
+    phases). Built from a validated config; ``resume`` continues a run directory from its latest checkpoint. With
+    several data-parallel workers (``r1.train.dist``), each builds one; rank 0 writes the run directory."""
+
     def __init__(self, cfg: GRPOConfig, resume: str | Path | None = None):
         self.cfg = cfg
         c = cfg
@@ -143,8 +194,7 @@ class GRPOTrainer:
             raise R1Error("grpo.prompts_per_step and grpo.samples_per_prompt must be >= 1")
         if c.grpo.num_minibatches < 1 or c.grpo.num_minibatches > c.grpo.prompts_per_step:
             raise R1Error("grpo.num_minibatches must be between 1 and grpo.prompts_per_step")
-        if c.grpo.overlong not in ("none", "mask", "soft_penalty"):
-            raise R1Error(f"unknown grpo.overlong {c.grpo.overlong!r}; valid: none, mask, soft_penalty")
+        self.overlong: Overlong = OVERLONG.get(c.grpo.overlong)  # an unknown name fails here, listing the valid ones
         if c.run.threads > 0:
             torch.set_num_threads(c.run.threads)
         self.device = resolve_device(c.model.device)
@@ -197,13 +247,7 @@ class GRPOTrainer:
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
         self.engine = build_engine(c.rollout.engine, self.model, self.tok)
-        self.sampling = SamplingParams(
-            temperature=c.rollout.temperature,
-            top_p=c.rollout.top_p,
-            top_k=c.rollout.top_k,
-            max_new_tokens=c.rollout.max_new_tokens,
-            stop=list(c.rollout.stop),
-        )
+        self.sampling = sampling_params(c.rollout)
         # Each worker samples its own prompts and completions (rank 0's streams are the single-process ones).
         self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed + 1_000_003 * self.rank)
         self.prompt_sampler = PromptSampler(len(self.samples), c.run.seed + self.rank)
@@ -243,67 +287,104 @@ class GRPOTrainer:
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)
 
-    # ------------------------------------------------------------------------------------------------ phases
-    def rollout(self, timer: PhaseTimer) -> tuple[Rollouts, dict]:
-        """Sample G completions for P prompts and score them; with dynamic sampling, keep only groups whose rewards
-        vary and sample again (at most ``max_sampling_rounds`` rounds) until P groups are kept."""
+    # ------------------------------------------------------------------------------------------------ the step
+    def step(self, step: int) -> dict:
+        """One GRPO step; returns its metrics (only ``skipped: 1`` and the group counts when dynamic sampling kept
+        no group on any worker).
+
+        rollout (sample_groups → score_groups) → gather (every worker sees the whole batch's rewards, since
+        advantages may normalise over it, and rank 0 its texts, for metrics and samples) → advantages → train_on
+        this worker's rows (ref logprobs → minibatch_losses → update) → sync the engine's weights → metrics."""
+        c = self.cfg
+        timer = PhaseTimer()
+        t0 = time.perf_counter()
+        r, stats = self.rollout(timer)
+        with timer("gather"):
+            # The per-token tensors and the forward record stay here: only the batch's rows travel.
+            local = r if r is None else replace(r, old_logps=[], record=None, record_rows=None)
+            parts = dist.all_gather_objects((local, stats))
+        stats = _group_stats([p[1] for p in parts])
+        full = _concat([p[0] for p in parts if p[0] is not None])
+        if full is None:  # dynamic sampling found no informative group anywhere: nothing to learn from this step
+            return {**stats, "skipped": 1, "time/step": time.perf_counter() - t0}
+        with timer("advantages"):
+            advantages_all = compute_group_advantages(
+                full.rewards, c.grpo.samples_per_prompt, c.grpo.adv_norm, c.grpo.adv_eps
+            )  # (N_all,)
+            offset = sum(len(p[0].completion_ids) for p in parts[: self.rank] if p[0] is not None)
+            if r is None:  # this worker kept no group: it still joins the collectives, with no rows
+                r = Rollouts.empty(list(full.reward_parts))
+            advantages = advantages_all[offset : offset + len(r.completion_ids)]  # (N,) this worker's rows
+        train_stats = self.train_on(r, advantages, timer)
+        with timer("sync"):
+            self.engine.update_weights(self.model)
+        metrics = self.step_metrics(full, advantages_all)
+        metrics.update(stats)
+        metrics.update(train_stats)
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        metrics.update(_timing_metrics(timer, t0, full))
+        if self.rank == 0 and c.run.sample_every and (step % c.run.sample_every == 0 or step == c.run.steps):
+            self.write_samples(step, full, advantages_all)
+        return metrics
+
+    # ------------------------------------------------------------------------------------------------ rollout
+    def rollout(self, timer: PhaseTimer) -> tuple[Rollouts | None, dict]:
+        """This worker's rollout batch: G completions for each of its P prompts, scored. With dynamic sampling
+        (DAPO), groups whose rewards all agree (no gradient) are dropped and more prompts sampled, for at most
+        ``grpo.max_sampling_rounds`` rounds, until P groups are kept (the batch may stay short; None when no group
+        was kept). Returns the batch and this worker's ``groups/*`` counts."""
         c, G = self.cfg, self.cfg.grpo.samples_per_prompt
         P = c.grpo.prompts_per_step // self.world  # this worker's share of the step's prompts
-        kept: list[tuple] = []  # per group: (idx, prompt, comps, texts, rewards, parts)
-        rounds = groups_seen = zero_var_seen = 0
         max_rounds = c.grpo.max_sampling_rounds if c.grpo.dynamic_sampling else 1
+        kept: list[Group] = []
+        record, rounds, groups_seen, zero_var_seen = None, 0, 0, 0
         while len(kept) < P and rounds < max_rounds:
             rounds += 1
-            idx = self.prompt_sampler.take(P - len(kept))
-            prompts = [self.prompt_ids(i) for i in idx]
-            record = rounds == 1 and self.records_rollout(len(prompts) * G, max(map(len, prompts)))
-            with timer("rollout"), self.autocast():
-                self.model.eval()
-                outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
+            groups, round_record = self.sample_groups(self.prompt_sampler.take(P - len(kept)), rounds, timer)
             if rounds == 1:
-                rec = self.engine.last_record if record else None
-            with timer("rewards"), self.reward.budget(len(prompts) * G):  # bounded: see r1.rewards.base
-                for k, (i, prompt, comps) in enumerate(zip(idx, prompts, outs)):
-                    texts = [self.decode(cp.token_ids) for cp in comps]
-                    scored = [self.reward(t, self.samples[i]) for t in texts]
-                    rewards = [s[0] for s in scored]
-                    parts = {k: [s[1][k] for s in scored] for k in self.reward.names}
-                    if c.grpo.overlong == "soft_penalty":
-                        pen = [
-                            overlong_soft_penalty(
-                                len(cp.token_ids),
-                                c.rollout.max_new_tokens,
-                                c.grpo.overlong_buffer,
-                                c.grpo.overlong_penalty,
-                            )
-                            for cp in comps
-                        ]
-                        rewards = [r + p for r, p in zip(rewards, pen)]
-                        parts["overlong"] = pen
-                    groups_seen += 1
-                    zero_var = max(rewards) == min(rewards)
-                    zero_var_seen += zero_var
-                    if c.grpo.dynamic_sampling and zero_var:
-                        continue
-                    kept.append((i, prompt, comps, texts, rewards, parts, (rounds, k)))
+                record = round_record
+            with timer("rewards"):
+                self.score_groups(groups)
+                # float64 holds the rewards exactly, so "all equal" is judged on the values the reward returned
+                rewards = torch.tensor([g.rewards for g in groups], dtype=torch.float64).flatten()  # (B*G,)
+                zero_var = group_zero_variance(rewards, G).tolist()  # (B,)
+            groups_seen += len(groups)
+            zero_var_seen += sum(zero_var)
+            kept += [g for g, z in zip(groups, zero_var) if not (c.grpo.dynamic_sampling and z)]
         stats = {"groups/seen": groups_seen, "groups/zero_variance": zero_var_seen, "groups/kept": len(kept),
                  "groups/sampling_rounds": rounds}
-        if not kept:
-            return None, stats
-        part_names = list(kept[0][5])
-        r = Rollouts(
-            prompt_ids=[g[1] for g in kept for _ in range(G)],
-            completion_ids=[cp.token_ids for g in kept for cp in g[2]],
-            old_logps=[cp.logprobs.float() for g in kept for cp in g[2]],
-            finish_reasons=[cp.finish_reason for g in kept for cp in g[2]],
-            texts=[t for g in kept for t in g[3]],
-            sample_idx=[g[0] for g in kept for _ in range(G)],
-            rewards=torch.tensor([x for g in kept for x in g[4]], dtype=torch.float32),
-            reward_parts={k: [x for g in kept for x in g[5][k]] for k in part_names},
-        )
-        if rec is not None and all(g[6][0] == 1 for g in kept):  # every kept group comes from the recorded round
-            r.record, r.record_rows = rec, [g[6][1] * G + j for g in kept for j in range(G)]
-        return r, stats
+        return (Rollouts.from_groups(kept, G, record) if kept else None), stats
+
+    def sample_groups(self, idx: list[int], sampling_round: int, timer: PhaseTimer) -> tuple[list[Group], object]:
+        """Sampling: G completions for each prompt ``idx`` from the current policy, on this worker's random stream.
+        The first round records the engine's forward when :meth:`records_rollout` says so. Returns the unscored
+        groups and that record (None when none was taken)."""
+        G = self.cfg.grpo.samples_per_prompt
+        prompts = [self.prompt_ids(i) for i in idx]
+        record = sampling_round == 1 and self.records_rollout(len(prompts) * G, max(map(len, prompts)))
+        with timer("rollout"), self.autocast():
+            self.model.eval()
+            outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
+        groups = [Group(i, p, comps, sampling_round, k) for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
+        return groups, (self.engine.last_record if record else None)
+
+    def score_groups(self, groups: list[Group]) -> None:
+        """Rewards: decode each completion, score it with the composite reward (bounded in time: see
+        ``r1.rewards.base``) and, where ``grpo.overlong`` shapes rewards, add its length penalty (the ``overlong``
+        reward part). Fills each group's ``texts``, ``rewards`` and ``reward_parts``."""
+        c, G = self.cfg, self.cfg.grpo.samples_per_prompt
+        penalty = self.overlong.penalty
+        with self.reward.budget(len(groups) * G):
+            for g in groups:
+                g.texts = [self.decode(cp.token_ids) for cp in g.completions]
+                scored = [self.reward(t, self.samples[g.sample_idx]) for t in g.texts]
+                g.rewards = [s[0] for s in scored]
+                g.reward_parts = {k: [s[1][k] for s in scored] for k in self.reward.names}
+                if penalty is not None:
+                    limits = (c.rollout.max_new_tokens, c.grpo.overlong_buffer, c.grpo.overlong_penalty)
+                    pen = [penalty(len(cp.token_ids), *limits) for cp in g.completions]
+                    g.rewards = [r + p for r, p in zip(g.rewards, pen)]
+                    g.reward_parts["overlong"] = pen
 
     def records_rollout(self, rows: int, longest_prompt: int) -> bool:
         """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
@@ -320,91 +401,122 @@ class GRPOTrainer:
             <= (c.grpo.replay_max_tokens or c.optim.tokens_per_micro_batch)
         )
 
+    # ------------------------------------------------------------------------------------------------ training
     def train_on(self, r: Rollouts, advantages: torch.Tensor, timer: PhaseTimer) -> dict:
-        c = self.cfg
-        G = c.grpo.samples_per_prompt
-        N = len(r.completion_ids)
-        T = c.rollout.temperature if c.rollout.temperature > 0 else 1.0
-        comp_ids = right_pad(r.completion_ids, self.tok.pad_token_id, torch.long).to(self.device)  # (N, Tc)
-        mask = right_pad([[True] * len(x) for x in r.completion_ids], False, torch.bool).to(self.device)  # (N, Tc)
-        if c.grpo.overlong == "mask":  # DAPO overlong filtering: truncated samples carry no gradient
-            truncated = torch.tensor([f == "length" for f in r.finish_reasons], device=self.device)
-            mask = mask & ~truncated[:, None]
-        old_logps = right_pad(r.old_logps, 0.0, torch.float32).to(self.device)  # (N, Tc)
-        advantages = advantages.to(self.device)
-        lengths = [len(p) + len(x) for p, x in zip(r.prompt_ids, r.completion_ids)]
-        comp_lens = [len(x) for x in r.completion_ids]
-
-        ref_logps = None
+        """Train on this worker's rows: the reference's logprobs (β > 0), then μ passes over the batch, each split
+        into ``grpo.num_minibatches`` minibatches of whole groups, each one optimizer step (:meth:`minibatch_losses`
+        → :meth:`update`). Every worker runs the same number of minibatches (some may be empty on some workers).
+        Returns the update's metrics, summed over workers."""
+        c, G = self.cfg, self.cfg.grpo.samples_per_prompt
+        b = self.train_batch(r, advantages)
         if self.ref_model is not None:
-            with timer("ref"), torch.no_grad(), self.autocast():
-                ref_logps = torch.zeros_like(old_logps)
-                for mb in micro_batches(lengths, list(range(N)), c.optim.tokens_per_micro_batch):
-                    tc = max(comp_lens[i] for i in mb)
-                    logits = self.policy_forward.reference_logits(r, mb, tc)
-                    ref_logps[mb, :tc] = gather_logprobs(logits.float(), comp_ids[mb, :tc], T)
-
-        num_groups = N // G
-        group_order = list(range(num_groups))
-        acc = {k: torch.zeros((), device=self.device) for k in ("loss", "clipped", "kl", "entropy", "tokens", "diff")}
+            with timer("ref"):
+                b.ref_logps = self.ref_logprobs(b)
+        group_order = list(range(len(r.completion_ids) // G))
+        acc = {k: torch.zeros((), device=self.device) for k in _TRAIN_SUMS}
         grad_norms = []
         skipped_before = self.guard.total
         self.model.train()
         with timer("train"):
             for epoch in range(c.grpo.mu):
-                # Every worker runs the same number of minibatches (some may be empty on some workers); the loss
-                # normalisers count the minibatch over all workers, so summed gradients are the whole batch's.
                 for mb_groups in _split(group_order, c.grpo.num_minibatches, keep_empty=True):
                     rows = [g * G + j for g in mb_groups for j in range(G)]
-                    counts = torch.stack([mask[rows].sum().double(), torch.tensor(float(len(rows)))])
-                    dist.all_reduce_sum_([counts])
-                    if counts[1] == 0:  # an empty minibatch everywhere: no update
-                        continue
-                    num_tokens, num_seqs = counts[0].clamp(min=1).float().to(self.device), int(counts[1])
-                    opt_loss = torch.zeros((), device=self.device)  # this optimizer step's loss on this worker
-                    for micro in micro_batches(lengths, rows, c.optim.tokens_per_micro_batch):
-                        tc = max(comp_lens[i] for i in micro)
-                        m = mask[micro, :tc]  # (n, tc)
-                        with self.autocast():
-                            logits = self.policy_forward.policy_logits(r, micro, tc)  # (n, tc, V)
-                        logits = logits.float()
-                        logps = gather_logprobs(logits, comp_ids[micro, :tc], T)  # (n, tc)
-                        per_tok, clipped = compute_policy_loss(
-                            logps,
-                            old_logps[micro, :tc],
-                            advantages[micro],
-                            m,
-                            clip_low=c.grpo.clip_low,
-                            clip_high=c.grpo.clip_high,
-                            is_level=c.grpo.is_level,
-                        )
-                        if ref_logps is not None:
-                            kl = compute_kl(logps, ref_logps[micro, :tc], c.grpo.kl_estimator)  # (n, tc)
-                            per_tok = per_tok + c.grpo.kl_coef * kl
-                            acc["kl"] += (kl.detach() * m).sum()
-                        loss = aggregate_loss(
-                            per_tok,
-                            m,
-                            c.grpo.loss_agg,
-                            num_seqs=num_seqs,
-                            num_tokens=num_tokens,
-                            max_len=c.rollout.max_new_tokens,
-                        )
-                        loss.backward()
-                        opt_loss += loss.detach()
-                        acc["loss"] += loss.detach()
-                        acc["clipped"] += clipped.sum()
-                        acc["tokens"] += m.sum()
-                        if epoch == 0:
-                            with torch.no_grad():
-                                acc["entropy"] += (entropy_from_logits(logits, T) * m).sum()
-                                acc["diff"] += ((logps.detach() - old_logps[micro, :tc]).abs() * m).sum()
-                    dist.all_reduce_grads_(self.model)
-                    gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
-                    grad_norms.append(gn.detach())
-                    # A NaN/inf loss or norm on any worker: no update anywhere (weights stay finite), counted.
-                    self.guard.step(self.optimizer, self.scheduler, opt_loss, gn, reduce=dist.all_reduce_sum_)
-        acc["tokens_first"] = mask.sum().double()
+                    opt_loss = self.minibatch_losses(b, rows, first_pass=epoch == 0, acc=acc)
+                    if opt_loss is not None:  # None: the minibatch is empty on every worker, no update
+                        grad_norms.append(self.update(opt_loss))
+        return self.train_metrics(acc, b, grad_norms, skipped_before)
+
+    def train_batch(self, r: Rollouts, advantages: torch.Tensor) -> TrainBatch:
+        """This worker's rows as padded tensors on the training device (``grpo.overlong=mask``: truncated rows carry
+        no gradient, DAPO's overlong filtering)."""
+        c = self.cfg
+        completion_ids = right_pad(r.completion_ids, self.tok.pad_token_id, torch.long).to(self.device)  # (N, Tc)
+        mask = right_pad([[True] * len(x) for x in r.completion_ids], False, torch.bool).to(self.device)  # (N, Tc)
+        if self.overlong.mask_truncated:
+            truncated = torch.tensor([f == "length" for f in r.finish_reasons], device=self.device)
+            mask = mask & ~truncated[:, None]
+        return TrainBatch(
+            rollouts=r,
+            completion_ids=completion_ids,
+            mask=mask,
+            old_logps=right_pad(r.old_logps, 0.0, torch.float32).to(self.device),  # (N, Tc)
+            advantages=advantages.to(self.device),
+            lengths=[len(p) + len(x) for p, x in zip(r.prompt_ids, r.completion_ids)],
+            completion_lengths=[len(x) for x in r.completion_ids],
+            temperature=c.rollout.temperature if c.rollout.temperature > 0 else 1.0,
+        )
+
+    def ref_logprobs(self, b: TrainBatch) -> torch.Tensor:
+        """The reference model's logprobs of the sampled tokens, (N, Tc) float32, micro-batch by micro-batch."""
+        with torch.no_grad(), self.autocast():
+            ref_logps = torch.zeros_like(b.old_logps)
+            for mb in micro_batches(b.lengths, list(range(len(b.lengths))), self.cfg.optim.tokens_per_micro_batch):
+                tc = max(b.completion_lengths[i] for i in mb)
+                logits = self.policy_forward.reference_logits(b.rollouts, mb, tc)
+                ref_logps[mb, :tc] = gather_logprobs(logits.float(), b.completion_ids[mb, :tc], b.temperature)
+        return ref_logps
+
+    def minibatch_losses(self, b: TrainBatch, rows: list[int], first_pass: bool, acc: dict) -> torch.Tensor | None:
+        """One minibatch's loss, micro-batch by micro-batch (:meth:`micro_batch_loss`), each backpropagated at once
+        so gradients add up in ``.grad``. The normalisers count the minibatch's tokens and rows over all workers,
+        so the workers' summed gradients are the whole minibatch's. Returns this worker's loss, or None when the
+        minibatch is empty on every worker."""
+        counts = torch.stack([b.mask[rows].sum().double(), torch.tensor(float(len(rows)))])
+        dist.all_reduce_sum_([counts])
+        if counts[1] == 0:
+            return None
+        num_tokens, num_seqs = counts[0].clamp(min=1).float().to(self.device), int(counts[1])
+        opt_loss = torch.zeros((), device=self.device)  # this optimizer step's loss on this worker
+        for micro in micro_batches(b.lengths, rows, self.cfg.optim.tokens_per_micro_batch):
+            opt_loss += self.micro_batch_loss(b, micro, num_seqs, num_tokens, first_pass, acc)
+        return opt_loss
+
+    def micro_batch_loss(
+        self, b: TrainBatch, micro: list[int], num_seqs: int, num_tokens: torch.Tensor, first_pass: bool, acc: dict
+    ) -> torch.Tensor:
+        """One micro-batch: the policy's logprobs, the clipped surrogate (+ β·KL to the reference), aggregated and
+        backpropagated. Adds the loss, clipped tokens, tokens, KL and, on the first pass, entropy and the
+        rollout-vs-train logprob gap to the sums in ``acc``; returns the (detached) loss."""
+        g = self.cfg.grpo
+        tc = max(b.completion_lengths[i] for i in micro)
+        m = b.mask[micro, :tc]  # (n, tc)
+        with self.autocast():
+            logits = self.policy_forward.policy_logits(b.rollouts, micro, tc)  # (n, tc, V)
+        logits = logits.float()
+        logps = gather_logprobs(logits, b.completion_ids[micro, :tc], b.temperature)  # (n, tc)
+        per_tok, clipped = compute_policy_loss(
+            logps, b.old_logps[micro, :tc], b.advantages[micro], m,
+            clip_low=g.clip_low, clip_high=g.clip_high, is_level=g.is_level,
+        )
+        if b.ref_logps is not None:
+            kl = compute_kl(logps, b.ref_logps[micro, :tc], g.kl_estimator)  # (n, tc)
+            per_tok = per_tok + g.kl_coef * kl
+            acc["kl"] += (kl.detach() * m).sum()
+        loss = aggregate_loss(
+            per_tok, m, g.loss_agg, num_seqs=num_seqs, num_tokens=num_tokens, max_len=self.cfg.rollout.max_new_tokens
+        )
+        loss.backward()
+        acc["loss"] += loss.detach()
+        acc["clipped"] += clipped.sum()
+        acc["tokens"] += m.sum()
+        if first_pass:
+            with torch.no_grad():
+                acc["entropy"] += (entropy_from_logits(logits, b.temperature) * m).sum()
+                acc["diff"] += ((logps.detach() - b.old_logps[micro, :tc]).abs() * m).sum()
+        return loss.detach()
+
+    def update(self, opt_loss: torch.Tensor) -> torch.Tensor:
+        """One optimizer step: sum the workers' gradients, clip them and step, unless the loss or the gradient norm
+        is NaN/inf on any worker (then no worker updates, and the guard counts it). Returns the gradient norm."""
+        dist.all_reduce_grads_(self.model)
+        grad_norm = clip_grad_norm(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.guard.step(self.optimizer, self.scheduler, opt_loss, grad_norm, reduce=dist.all_reduce_sum_)
+        return grad_norm.detach()
+
+    def train_metrics(self, acc: dict, b: TrainBatch, grad_norms: list, skipped_before: int) -> dict:
+        """The update's metrics from the sums in ``acc``, summed over workers: loss per optimizer step, clip
+        fraction and KL per trained token, entropy and rollout-vs-train logprob gap per first-pass token."""
+        acc["tokens_first"] = b.mask.sum().double()
         totals = torch.stack([acc[k].double() for k in acc])
         dist.all_reduce_sum_([totals])
         acc = dict(zip(acc, totals))
@@ -413,7 +525,7 @@ class GRPOTrainer:
         return {
             "loss": (acc["loss"] / self.opt_steps_per_step).item(),
             "clip_fraction": (acc["clipped"] / tokens_all).item(),
-            "kl": (acc["kl"] / tokens_all).item() if ref_logps is not None else 0.0,
+            "kl": (acc["kl"] / tokens_all).item() if b.ref_logps is not None else 0.0,
             "entropy": (acc["entropy"] / tokens_first).item(),
             "grad_norm": torch.stack(grad_norms).mean().item(),
             "logprob_diff_rollout_vs_train": (acc["diff"] / tokens_first).item(),
@@ -421,53 +533,7 @@ class GRPOTrainer:
             "nonfinite_steps_total": self.guard.total,
         }
 
-    # ------------------------------------------------------------------------------------------------ the step
-    def step(self, step: int) -> dict:
-        c = self.cfg
-        timer = PhaseTimer()
-        t0 = time.perf_counter()
-        r, stats = self.rollout(timer)
-        # Every worker sees the whole batch's rewards (advantages may normalise over the batch) and rank 0 its
-        # texts (metrics, samples); the per-token tensors stay where they were sampled.
-        with timer("gather"):
-            # The per-token tensors and the forward record stay here: only the batch's rows travel.
-            local = r if r is None else replace(r, old_logps=[], record=None, record_rows=None)
-            parts = dist.all_gather_objects((local, stats))
-        stats = {
-            "groups/zero_variance_share": sum(p[1]["groups/zero_variance"] for p in parts)
-            / max(1, sum(p[1]["groups/seen"] for p in parts)),
-            "groups/kept": sum(p[1]["groups/kept"] for p in parts),
-            "groups/sampling_rounds": max(p[1]["groups/sampling_rounds"] for p in parts),
-        }
-        full = _concat([p[0] for p in parts if p[0] is not None])
-        if full is None:  # dynamic sampling found no informative group anywhere: nothing to learn from this step
-            return {**stats, "skipped": 1, "time/step": time.perf_counter() - t0}
-        with timer("advantages"):
-            advantages_all = compute_group_advantages(
-                full.rewards, c.grpo.samples_per_prompt, c.grpo.adv_norm, c.grpo.adv_eps
-            )  # (N_all,)
-            offset = sum(len(p[0].completion_ids) for p in parts[: self.rank] if p[0] is not None)
-            if r is None:  # this worker kept no group: it still joins the collectives, with no rows
-                r = Rollouts([], [], [], [], [], [], torch.zeros(0), {k: [] for k in full.reward_parts})
-            advantages = advantages_all[offset : offset + len(r.completion_ids)]  # (N,) this worker's rows
-        train_stats = self.train_on(r, advantages, timer)
-        with timer("sync"):
-            self.engine.update_weights(self.model)
-        metrics = self.step_metrics(full, advantages_all)
-        metrics.update(stats)
-        metrics.update(train_stats)
-        metrics["lr"] = self.scheduler.get_last_lr()[0]
-        gen_tokens = sum(len(x) for x in full.completion_ids)
-        step_time = time.perf_counter() - t0
-        for k, v in timer.times.items():
-            metrics[f"time/{k}"] = v
-        metrics["time/step"] = step_time
-        metrics["throughput/gen_tokens_per_s"] = gen_tokens / max(timer.times.get("rollout", 1e-9), 1e-9)
-        metrics["throughput/tokens_per_s"] = (gen_tokens + sum(len(p) for p in full.prompt_ids)) / step_time
-        if self.rank == 0 and c.run.sample_every and (step % c.run.sample_every == 0 or step == c.run.steps):
-            self.write_samples(step, full, advantages_all)
-        return metrics
-
+    # ------------------------------------------------------------------------------------------------ metrics
     def step_metrics(self, r: Rollouts, advantages: torch.Tensor) -> dict:
         lens = torch.tensor([len(x) for x in r.completion_ids], dtype=torch.float32)
         m = {
@@ -528,12 +594,7 @@ class GRPOTrainer:
         e = self.cfg.eval
         if self._eval_samples is None:
             self._eval_samples = self.task.load(e.split)[: e.num_prompts]
-        sampling = SamplingParams(
-            temperature=e.temperature,
-            top_p=e.top_p,
-            max_new_tokens=self.cfg.rollout.max_new_tokens,
-            stop=list(self.cfg.rollout.stop),
-        )
+        sampling = sampling_params(self.cfg.rollout, temperature=e.temperature, top_p=e.top_p, top_k=0)
         self.model.eval()
         with self.autocast():
             metrics, records = quick_eval(
@@ -627,6 +688,31 @@ def printable(text: str, limit: int = 400) -> str:
     return out if len(out) <= limit else out[:limit] + "…"
 
 
+#: The sums ``train_on`` accumulates over a step's micro-batches (then over workers) for its metrics.
+_TRAIN_SUMS = ("loss", "clipped", "kl", "entropy", "tokens", "diff")
+
+
+def _group_stats(stats: list[dict]) -> dict:
+    """The step's ``groups/*`` metrics from each worker's counts."""
+    return {
+        "groups/zero_variance_share": sum(s["groups/zero_variance"] for s in stats)
+        / max(1, sum(s["groups/seen"] for s in stats)),
+        "groups/kept": sum(s["groups/kept"] for s in stats),
+        "groups/sampling_rounds": max(s["groups/sampling_rounds"] for s in stats),
+    }
+
+
+def _timing_metrics(timer: PhaseTimer, t0: float, full: Rollouts) -> dict:
+    """Seconds per phase, for the step (begun at ``t0``) and tokens per second (see ``TIMING_PREFIXES``)."""
+    gen_tokens = sum(len(x) for x in full.completion_ids)
+    step_time = time.perf_counter() - t0
+    m = {f"time/{k}": v for k, v in timer.times.items()}
+    m["time/step"] = step_time
+    m["throughput/gen_tokens_per_s"] = gen_tokens / max(timer.times.get("rollout", 1e-9), 1e-9)
+    m["throughput/tokens_per_s"] = (gen_tokens + sum(len(p) for p in full.prompt_ids)) / step_time
+    return m
+
+
 def _split(items: list[int], k: int, keep_empty: bool = False) -> list[list[int]]:
     """``k`` contiguous, near-equal chunks (empty ones dropped unless ``keep_empty``)."""
     n = len(items)
@@ -711,4 +797,4 @@ def _worker_main(cfg: GRPOConfig, resume: str | None) -> None:
     GRPOTrainer(cfg, resume=resume).train()
 
 
-__all__ = ["GRPOTrainer", "train_grpo", "overlong_soft_penalty", "micro_batches", "PromptSampler", "TIMING_PREFIXES"]
+__all__ = ["GRPOTrainer", "train_grpo", "Group", "Rollouts", "micro_batches", "PromptSampler", "TIMING_PREFIXES"]
