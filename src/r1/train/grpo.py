@@ -36,7 +36,7 @@ from r1.algo import (
     group_zero_variance,
 )
 from r1.algo.overlong import OVERLONG, Overlong
-from r1.config import GRPOConfig, save_config, validate
+from r1.config import GRPOAlgoConfig, GRPOConfig, save_config, validate
 from r1.data.batching import right_pad
 from r1.errors import R1Error
 from r1.generate import sampling_params, tokenize_prompt
@@ -190,10 +190,7 @@ class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, resume: str | Path | None = None):
         self.cfg = cfg
         c = cfg
-        if c.grpo.prompts_per_step < 1 or c.grpo.samples_per_prompt < 1:
-            raise R1Error("grpo.prompts_per_step and grpo.samples_per_prompt must be >= 1")
-        if c.grpo.num_minibatches < 1 or c.grpo.num_minibatches > c.grpo.prompts_per_step:
-            raise R1Error("grpo.num_minibatches must be between 1 and grpo.prompts_per_step")
+        _check_batch_shape(c.grpo, world=1)
         self.overlong: Overlong = OVERLONG.get(c.grpo.overlong)  # an unknown name fails here, listing the valid ones
         if c.run.threads > 0:
             torch.set_num_threads(c.run.threads)
@@ -204,13 +201,7 @@ class GRPOTrainer:
             keep_freed_memory()
         dist.init_from_env(self.device)
         self.rank, self.world = dist.world()
-        if c.grpo.prompts_per_step % self.world:
-            raise R1Error(
-                f"grpo.prompts_per_step ({c.grpo.prompts_per_step}) must be a multiple of the {self.world} "
-                "data-parallel workers"
-            )
-        if c.grpo.num_minibatches > c.grpo.prompts_per_step // self.world:
-            raise R1Error("grpo.num_minibatches must be at most grpo.prompts_per_step / workers")
+        _check_batch_shape(c.grpo, self.world)
 
         # --- task, prompts, rewards (fail fast on bad input before any model is loaded)
         self.task = build_task(c.task.name, c.task.data, **c.task.params)
@@ -255,25 +246,31 @@ class GRPOTrainer:
         self._eval_samples: list | None = None
 
         if ckpt is not None:
-            state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.prompt_sampler)
-            ranks = state.get("ranks", [{"sampler_rng": state["sampler_rng"], "data": state["data"]}])
-            if len(ranks) != self.world:
-                raise R1Error(
-                    f"--resume: {ckpt} was written by {len(ranks)} data-parallel worker(s); resume it with "
-                    f"run.workers={len(ranks)}"
-                )
-            self.gen.set_state(ranks[self.rank]["sampler_rng"])
-            self.prompt_sampler.load_state_dict(ranks[self.rank]["data"])
-            self.start_step = state["step"]
-            if "nonfinite" in state:
-                self.guard.load_state_dict(state["nonfinite"])
-            if self.rank == 0:
-                save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
-                console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
+            self.restore(ckpt)
         self.logger = None
         if self.rank == 0:  # rank 0 writes the run directory; the other workers only compute
             self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
             (self.run_dir / "samples").mkdir(exist_ok=True)
+
+    def restore(self, ckpt: Path) -> None:
+        """Continue from checkpoint ``ckpt``: optimizer, scheduler, RNGs, this worker's sampler streams and prompt
+        position, the step and the non-finite guard's count; rank 0 rewrites the config (overrides given on
+        resume, e.g. ``run.steps``, are kept)."""
+        state = restore_trainer_state(ckpt, self.optimizer, self.scheduler, self.prompt_sampler)
+        ranks = state.get("ranks", [{"sampler_rng": state["sampler_rng"], "data": state["data"]}])
+        if len(ranks) != self.world:
+            raise R1Error(
+                f"--resume: {ckpt} was written by {len(ranks)} data-parallel worker(s); resume it with "
+                f"run.workers={len(ranks)}"
+            )
+        self.gen.set_state(ranks[self.rank]["sampler_rng"])
+        self.prompt_sampler.load_state_dict(ranks[self.rank]["data"])
+        self.start_step = state["step"]
+        if "nonfinite" in state:
+            self.guard.load_state_dict(state["nonfinite"])
+        if self.rank == 0:
+            save_config(self.cfg, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
+            console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
 
     # ------------------------------------------------------------------------------------------------ helpers
     def autocast(self):
@@ -686,6 +683,20 @@ def printable(text: str, limit: int = 400) -> str:
     ``limit`` characters."""
     out = "".join(ch if ch.isprintable() or ch == "\n" else ascii(ch)[1:-1] for ch in text)
     return out if len(out) <= limit else out[:limit] + "…"
+
+
+def _check_batch_shape(g: GRPOAlgoConfig, world: int) -> None:
+    """The step's batch splits evenly: whole prompts per worker, at least one group per minibatch per worker."""
+    if g.prompts_per_step < 1 or g.samples_per_prompt < 1:
+        raise R1Error("grpo.prompts_per_step and grpo.samples_per_prompt must be >= 1")
+    if g.num_minibatches < 1 or g.num_minibatches > g.prompts_per_step:
+        raise R1Error("grpo.num_minibatches must be between 1 and grpo.prompts_per_step")
+    if g.prompts_per_step % world:
+        raise R1Error(
+            f"grpo.prompts_per_step ({g.prompts_per_step}) must be a multiple of the {world} data-parallel workers"
+        )
+    if g.num_minibatches > g.prompts_per_step // world:
+        raise R1Error("grpo.num_minibatches must be at most grpo.prompts_per_step / workers")
 
 
 #: The sums ``train_on`` accumulates over a step's micro-batches (then over workers) for its metrics.
