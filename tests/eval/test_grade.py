@@ -11,7 +11,7 @@ import pytest
 
 from r1.data.sample import Sample
 from r1.errors import R1Error
-from r1.eval.grade import AnswerGrader, grade_benchmark, read_completions, vote_score
+from r1.eval.grade import AnswerGrader, WorkerPool, grade_benchmark, read_completions, vote_score
 from r1.eval.metrics import majority_vote
 from r1.tasks import build_task
 from r1.tasks.base import Task
@@ -167,6 +167,13 @@ def test_pool_gives_the_same_scores(shared_data, monkeypatch):
     assert [r.score for r in serial] == [r.score for r in pooled]
     assert m0["pass@1"] == m2["pass@1"] and m0["cons@6"] == m2["cons@6"]
 
+
+
+def test_a_dead_pool_worker_is_a_one_line_error():
+    with WorkerPool(1) as pool:  # an unknown job name: the worker's KeyError ends it (traceback on stderr)
+        with pytest.raises(RuntimeError, match=r"a grading worker died \(exit code 1\)") as e:
+            pool.run("no such job", None, [[1]], lambda i, result: None)
+    assert "\n" not in str(e.value)
 
 def test_completion_metrics_are_averaged():
     class WithStats(ExactTask):

@@ -26,11 +26,6 @@ Left out: grading inside the sampling loop (sampling and grading are separate pa
 
 from __future__ import annotations
 
-import os
-import pickle
-import select
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -39,6 +34,7 @@ from r1.data.jsonl import iter_jsonl
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.eval.metrics import majority_vote, summarize
+from r1.workers import ChildDied, ChildProcess, serve, wait_readable
 
 #: Distinct (problem, answer) pairs sent to a pool worker at a time.
 CHUNK_PAIRS = 64
@@ -88,93 +84,47 @@ def _vote_chunk(task, items: list[tuple[Sample, list, dict]]) -> list[float]:
 _JOBS = {"score": _score_chunk, "vote": _vote_chunk}
 
 
-def _write_frame(stream, obj) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(8, "little") + data)
-    stream.flush()
-
-
-def _read_frame(stream):
-    head = stream.read(8)
-    if len(head) < 8:
-        raise EOFError
-    n = int.from_bytes(head, "little")
-    data = stream.read(n)
-    if len(data) < n:
-        raise EOFError
-    return pickle.loads(data)
-
-
 def _worker_main() -> None:
     """A grading worker's loop: ``(job name, task, items)`` frames in, result frames out, until stdin closes."""
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        try:
-            name, task, items = _read_frame(stdin)
-        except EOFError:
-            return
-        _write_frame(stdout, _JOBS[name](task, items))
+    serve(lambda job: _JOBS[job[0]](job[1], job[2]))
 
 
 class WorkerPool:
-    """Grading processes: plain Python subprocesses fed pickled jobs over pipes.
+    """Grading processes: :class:`r1.workers.ChildProcess` workers fed pickled jobs over pipes.
 
-    Not ``multiprocessing``: a spawned pool re-imports the caller's ``__main__`` (a script without a main guard
-    breaks) and a forked one copies a process that may hold a model and torch threads. This is the pattern of
-    ``r1.rewards.math_grader``'s helper. Each worker's main thread runs math-verify, so its ``SIGALRM`` timeouts hold.
+    Not ``multiprocessing`` (see :mod:`r1.workers`): the caller's ``__main__`` is never re-imported and no process
+    holding a model is forked. Each worker's main thread runs math-verify, so its ``SIGALRM`` timeouts hold.
     """
 
     def __init__(self, num_workers: int):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self.procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", "from r1.eval.grade import _worker_main; _worker_main()"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
-            for _ in range(num_workers)
-        ]
+        self.children = [ChildProcess("r1.eval.grade:_worker_main") for _ in range(num_workers)]
 
     def run(self, name: str, task, chunks: list[list], on_result: Callable[[int, list], Any]) -> None:
         """Send ``chunks`` as jobs ``name``, one at a time per worker; call ``on_result(i, result)`` as each returns."""
+        try:
+            self._run(name, task, chunks, on_result)
+        except ChildDied as e:
+            raise RuntimeError(f"a grading worker died (exit code {e.returncode}); see its stderr above") from None
+
+    def _run(self, name: str, task, chunks: list[list], on_result: Callable[[int, list], Any]) -> None:
         todo = list(enumerate(chunks))[::-1]
-        busy: dict[int, tuple[subprocess.Popen, int]] = {}
-        for proc in self.procs:
+        busy: dict[ChildProcess, int] = {}
+        for child in self.children:
             if todo:
                 i, chunk = todo.pop()
-                _write_frame(proc.stdin, (name, task, chunk))
-                busy[proc.stdout.fileno()] = (proc, i)
+                child.send((name, task, chunk))
+                busy[child] = i
         while busy:
-            ready, _, _ = select.select(list(busy), [], [])
-            for fd in ready:
-                proc, i = busy.pop(fd)
-                try:
-                    result = _read_frame(proc.stdout)
-                except EOFError:
-                    code = proc.wait()
-                    raise RuntimeError(f"a grading worker died (exit code {code}); see its stderr above") from None
-                on_result(i, result)
+            for child in wait_readable(list(busy)):
+                on_result(busy.pop(child), child.receive())
                 if todo:
                     j, chunk = todo.pop()
-                    _write_frame(proc.stdin, (name, task, chunk))
-                    busy[fd] = (proc, j)
+                    child.send((name, task, chunk))
+                    busy[child] = j
 
     def close(self) -> None:
-        for proc in self.procs:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for child in self.children:
+            child.close()
 
     def __enter__(self) -> "WorkerPool":
         return self

@@ -50,12 +50,12 @@ Pipeline: ``grade_math(completion, gold)`` = ``extract_answer(completion)`` → 
 - **Timeout**: math-verify bounds each ``parse`` and each comparison with ``signal.alarm`` (whole seconds, main
   thread only). ``verify_math`` runs those steps against one deadline of ``timeout_s`` and stops when it has passed,
   so a call returns within about ``timeout_s + 1`` s. Off the main thread, where signals cannot be used, the call is
-  sent to a helper process (a plain subprocess, one per calling thread, started on first use in ~1-2 s) whose main
-  thread runs the same code; if it does not answer in time it is killed and the next call starts a fresh one. A
-  worker thread with ``join(timeout)`` does not work: sympy evaluating a power tower such as ``9^{9^{9^{9}}}`` sits
-  in long C calls that hold the GIL, and such a join did not return within 30 s here. Without ``SIGALRM``
-  (Windows) there is no timeout. Inside a reward batch's budget (:meth:`r1.rewards.base.CompositeReward.budget`)
-  the timeout is at most what is left of it.
+  sent to a helper process (an :class:`r1.workers.ChildProcess`, one per calling thread, started on first use in
+  ~1-2 s) whose main thread runs the same code; if it does not answer in time it is killed and the next call starts a
+  fresh one. A worker thread with ``join(timeout)`` does not work: sympy evaluating a power tower such as
+  ``9^{9^{9^{9}}}`` sits in long C calls that hold the GIL, and such a join did not return within 30 s here. Without
+  ``SIGALRM`` (Windows) there is no timeout. Inside a reward batch's budget
+  (:meth:`r1.rewards.base.CompositeReward.budget`) the timeout is at most what is left of it.
 
 Deliberately left out: other prose in a plain completion ("the answer is 4 because ..." is not read), numeric
 tolerance beyond math-verify's rounding (Minerva's official grader allows some), and unit conversion.
@@ -65,21 +65,17 @@ Multiple-choice letters are extracted by ``r1.tasks.gpqa``.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
-import os
 import re
-import select
 import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import Callable, Optional
 
 from r1.rewards.base import time_left
 from r1.rewards.rules import DEFAULT_EOS_TEXTS
+from r1.workers import ChildError, ChildProcess, serve
 
 logger = logging.getLogger(__name__)
 
@@ -731,65 +727,42 @@ _helpers = threading.local()
 _warned_golds: set[str] = set()
 
 
-class _Helper:
-    """A child Python process that runs :func:`_serve`: one JSON request a line in, ``true``/``false`` a line out.
-
-    A plain subprocess (not ``multiprocessing``) so that the parent's ``__main__`` is never re-imported.
-    """
-
-    def __init__(self):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from r1.rewards.math_grader import _serve; _serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        if self.ask("1", "1", 5.0, wait_s=_HELPER_START_TIMEOUT_S) is not True:
-            self.kill()
-            raise RuntimeError("helper process did not start (see its stderr)")
-
-    def ask(self, gold: str, predicted: str, timeout_s: float, wait_s: float) -> bool | None:
-        """The helper's verdict, or None if it did not answer within ``wait_s`` seconds or died."""
-        self.proc.stdin.write(json.dumps([gold, predicted, timeout_s]) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], wait_s)
-        line = self.proc.stdout.readline() if ready else ""
-        return {"true": True, "false": False}.get(line.strip())
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+def _start_helper() -> ChildProcess:
+    """A helper process running :func:`_serve`, checked with one request (it must start within
+    :data:`_HELPER_START_TIMEOUT_S`)."""
+    helper = ChildProcess("r1.rewards.math_grader:_serve")
+    try:
+        helper.send(("1", "1", 5.0))
+        ok = helper.receive(timeout_s=_HELPER_START_TIMEOUT_S) is True
+    except ChildError:
+        ok = False
+    if not ok:
+        helper.kill()
+        raise RuntimeError("helper process did not start (see its stderr)")
+    return helper
 
 
 def _serve() -> None:
-    """Helper-process loop (its main thread, so math-verify's alarms work). Ends when stdin closes."""
-    logging.basicConfig(level=logging.ERROR)
-    for line in sys.stdin:
-        gold, predicted, timeout_s = json.loads(line)
-        ok = verify_math(gold, predicted, timeout_s)
-        sys.stdout.write("true\n" if ok else "false\n")
-        sys.stdout.flush()
+    """Helper-process loop (its main thread, so math-verify's alarms work): ``(gold, predicted, timeout_s)`` in,
+    the verdict out. Ends when stdin closes."""
+    serve(lambda request: verify_math(*request))
 
 
 def _verify_in_helper(gold: str, predicted: str, timeout_s: float) -> bool:
     helper = getattr(_helpers, "helper", None)
     if helper is None:
         try:
-            helper = _helpers.helper = _Helper()
+            helper = _helpers.helper = _start_helper()
         except Exception as e:
             logger.warning("verify_math: cannot start a helper process for off-main-thread grading (%s); scoring 0", e)
             return False
     try:
-        verdict = helper.ask(gold, predicted, timeout_s, wait_s=timeout_s + _HELPER_GRACE_S)
-    except OSError:  # the helper died (broken pipe)
-        verdict = None
-    if verdict is None:  # too slow or dead: kill it, the next call starts a fresh one
+        helper.send((gold, predicted, timeout_s))
+        return bool(helper.receive(timeout_s=timeout_s + _HELPER_GRACE_S))
+    except ChildError:  # too slow (killed) or dead: the next call starts a fresh one
         helper.kill()
         _helpers.helper = None
         return False
-    return verdict
 
 
 def verify_math(gold: str, predicted: str, timeout_s: float = 5.0, *, warn: bool = True) -> bool:
