@@ -45,6 +45,7 @@ from r1.models import resolve_device, resolve_dtype
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
+from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     check_finite_weights,
@@ -54,7 +55,6 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
 from r1.train import dist
 from r1.train.metrics import MetricsLogger

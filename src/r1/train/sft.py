@@ -23,6 +23,7 @@ from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.models import resolve_device, resolve_dtype
+from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     checkpoint_unless_skipped,
@@ -31,7 +32,6 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
