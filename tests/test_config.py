@@ -65,11 +65,10 @@ def test_resolved_yaml_roundtrip(tmp_path):
 
 
 def _schema_for(path):
-    from r1.config import DemoConfig, EvalConfig, SFTConfig
+    from r1.config import DemoConfig, EvalConfig, GenerateConfig, SFTConfig
 
-    return {"grpo": GRPOConfig, "pretrain": SFTConfig, "sft": SFTConfig, "demo": DemoConfig, "eval": EvalConfig}[
-        path.parent.name
-    ]
+    return {"grpo": GRPOConfig, "pretrain": SFTConfig, "sft": SFTConfig, "demo": DemoConfig, "eval": EvalConfig,
+            "generate": GenerateConfig}[path.parent.name]
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from r1.config import GenerateConfig
+    from r1.generate_data import run_generate
+
+    run_generate(_load(GenerateConfig, args))
+    return 0
+
+
 def _int_list(text: str | None, flag: str) -> list[int] | None:
     if text is None:
         return None
@@ -150,6 +158,7 @@ COMMANDS = {
     "demo": (cmd_demo, "R1-Zero self-evolution in miniature: pretrain, evaluate, GRPO, evaluate, report", False),
     "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
     "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
+    "generate": (cmd_generate, "rejection sampling: k samples per prompt, graded, filtered, written as SFT data", False),
     "grade": (cmd_grade, "grade completions made elsewhere with r1's graders and metrics", False),
     "decontaminate": (cmd_decontaminate, "n-gram overlap between a training JSONL and the benchmarks", False),
 }

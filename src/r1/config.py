@@ -489,6 +489,81 @@ class EvalConfig:
     run: EvalRunConfig = field(default_factory=EvalRunConfig)
 
 
+# -------------------------------------------------------------------------------------------------------- generate
+@dataclass
+class FilterConfig:
+    name: str = checked("correct", registry="r1.generate_filters:FILTERS")
+    """Filter registry name (``r1.generate_filters.FILTERS``): correct, max_per_prompt, max_length, dedupe, readable,
+    decontaminate."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """The filter function's keyword arguments (e.g. ``threshold`` for correct, ``n`` for max_per_prompt)."""
+
+
+@dataclass
+class GenerateProtocolConfig:
+    split: str = "train"
+    """Task split the prompts come from."""
+    num_prompts: int = checked(0, ge=0)
+    """The first N prompts of the split (0 = all)."""
+    samples_per_prompt: int = checked(4, ge=1)
+    """k: completions sampled per prompt."""
+    prompts_per_batch: int = checked(8, ge=1)
+    """Prompts per engine call; each brings samples_per_prompt rows."""
+    instruction: str = ""
+    """Appended to every question after a blank line; "" = none."""
+
+
+@dataclass
+class GenerateRunConfig:
+    name: str = checked("generate", test=_run_name)
+    """Run name; outputs go to ``<out_dir>/<name>/``."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    seed: int = checked(0, ge=0, lt=2**32)
+    """Sampling seed; each batch of prompts draws from its own generator seeded from it (a resumed run samples the
+    rest as an uninterrupted run would)."""
+    threads: int = checked(0, ge=0)
+    """torch CPU threads (0 = torch default)."""
+    progress: bool = True
+    """Show a progress bar."""
+    overwrite: bool = False
+    """Start over: an earlier run in this directory is moved aside to ``<name>.old-<time>`` (never deleted).
+    Otherwise a re-run resumes: prompts already sampled are skipped (different sampling settings are an error)."""
+
+
+@dataclass
+class GenerateConfig:
+    """``r1 generate -c CONFIG``: sample k completions per prompt, grade them, filter, write SFT data
+    (``r1.generate_data``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.6, top_p=0.95))
+    """Sampling; temperature 0.6 and top-p 0.95 as the R1 report samples."""
+    generate: GenerateProtocolConfig = field(default_factory=GenerateProtocolConfig)
+    filters: List[FilterConfig] = field(default_factory=lambda: [FilterConfig(name="correct")])
+    """Applied in order; each is counted in the summary. Empty = keep every sample."""
+    run: GenerateRunConfig = field(default_factory=GenerateRunConfig)
+
+    def _cross_check(self):
+        names = [f.name for f in self.filters]
+        for i, f in enumerate(self.filters):
+            if f.name in names[:i]:
+                yield f"filters.{i}.name", f.name, "filter names must be unique in a list"
+            yield from _filter_params(f"filters.{i}", f)
+
+
+def _filter_params(key: str, f: "FilterConfig"):
+    """A filter's parameters are its function's keyword arguments after ``records``. The registry is looked up by
+    name, as :func:`validate` looks up every registry (the filters module reads benchmarks through ``r1.eval``)."""
+    FILTERS = getattr(importlib.import_module("r1.generate_filters"), "FILTERS")
+
+    if f.name not in FILTERS or not f.params:
+        return
+    named = [p.name for p in list(inspect.signature(FILTERS.get(f.name)).parameters.values())[1:]]
+    yield from _unknown_params(key, "filter", f.name, f.params, named)
+
+
 # ------------------------------------------------------------------------------------------------------ validation
 def validate(cfg: Any, *, environment: bool = True) -> None:
     """Check a whole config before anything is written or deleted: every field against its :class:`Check` (nested
@@ -560,10 +635,15 @@ def _reward_params(key: str, r: "RewardConfig"):
         return
     named = [p.name for p in list(sig.parameters.values())[2:]
              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "task"]
-    unknown = sorted(set(r.params) - set(named))
+    yield from _unknown_params(key, "reward", r.name, r.params, named)
+
+
+def _unknown_params(key: str, kind: str, name: str, params: dict, named: list[str]):
+    """``params`` that are not among ``named`` (a plug-in's keyword arguments), as one problem."""
+    unknown = sorted(set(params) - set(named))
     if unknown:
-        yield f"{key}.params", dict(r.params), (
-            f"reward {r.name!r} has no parameter {', '.join(unknown)}; valid: {', '.join(named) or 'none'}"
+        yield f"{key}.params", dict(params), (
+            f"{kind} {name!r} has no parameter {', '.join(unknown)}; valid: {', '.join(named) or 'none'}"
         )
 
 

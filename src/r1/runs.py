@@ -120,6 +120,23 @@ def write_run_metadata(run_dir: Path, cfg) -> None:
         (Path(run_dir) / "git_sha.txt").write_text(sha + "\n")
 
 
+def check_same_sampling(out_dir: Path, key: dict) -> None:
+    """Refuse to mix samples: an existing ``out_dir/sampling.json`` must match ``key`` (what the samples depend on)."""
+    meta = Path(out_dir) / "sampling.json"
+    if not meta.is_file():
+        return
+    import json
+
+    old = json.loads(meta.read_text())
+    diff = [k for k in key if old.get(k) != key[k]]
+    if diff:
+        k = diff[0]
+        raise R1Error(
+            f"{out_dir} holds samples drawn with {k}={old.get(k)!r}, not {key[k]!r}; use another run.name, "
+            f"or run.overwrite=true to discard them"
+        )
+
+
 def git_sha() -> str | None:
     try:
         out = subprocess.run(

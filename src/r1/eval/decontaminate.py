@@ -52,6 +52,28 @@ def _record_grams(text: str, n: int, short: dict[int, set[tuple[str, ...]]]) -> 
     return grams
 
 
+class NgramIndex:
+    """The word n-grams of benchmark problems (``name -> [(id, text)]``), for looking up a training text's hits."""
+
+    def __init__(self, benchmarks: dict[str, list[tuple[str, str]]], n: int):
+        self.n = n
+        self.index: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+        self.short: dict[int, set[tuple[str, ...]]] = {}
+        for name, problems in benchmarks.items():
+            for pid, text in problems:
+                for g in ngrams(text, n):
+                    self.index.setdefault(g, set()).add((name, pid))
+                    if len(g) < n:
+                        self.short.setdefault(len(g), set()).add(g)
+
+    def hits(self, text: str) -> set[tuple[str, str]]:
+        """``(benchmark, problem id)`` of every problem that shares an n-gram with ``text``."""
+        out: set[tuple[str, str]] = set()
+        for g in _record_grams(text, self.n, self.short):
+            out |= self.index.get(g, set())
+        return out
+
+
 def load_benchmarks(names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """``name -> [(problem id, problem text)]`` of registered benchmark tasks (their evaluation split)."""
     from r1.tasks import build_task
@@ -86,14 +108,7 @@ def decontaminate(
     """
     if n < 1:
         raise R1Error(f"n-gram length must be >= 1, got {n}")
-    index: dict[tuple[str, ...], set[tuple[str, str]]] = {}
-    short: dict[int, set[tuple[str, ...]]] = {}
-    for name, problems in benchmarks.items():
-        for pid, text in problems:
-            for g in ngrams(text, n):
-                index.setdefault(g, set()).add((name, pid))
-                if len(g) < n:
-                    short.setdefault(len(g), set()).add(g)
+    index = NgramIndex(benchmarks, n)
     hit_problems: dict[str, set[str]] = {name: set() for name in benchmarks}
     hit_records: dict[str, int] = {name: 0 for name in benchmarks}
     bad_lines: list[int] = []
@@ -106,8 +121,7 @@ def decontaminate(
             raise R1Error(f"{train_path}:{line}: no string field among {', '.join(map(repr, fields))} (see --field)")
         hits: set[tuple[str, str]] = set()
         for text in texts:
-            for g in _record_grams(text, n, short):
-                hits |= index.get(g, set())
+            hits |= index.hits(text)
         if hits:
             bad_lines.append(line)
             for name in {h[0] for h in hits}:
@@ -174,7 +188,7 @@ def write_report(report: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
-__all__ = ["decontaminate", "decontaminate_file", "load_benchmarks", "ngrams", "report_table", "words", "write_report"]
+__all__ = ["NgramIndex", "decontaminate", "decontaminate_file", "load_benchmarks", "ngrams", "report_table", "words", "write_report"]
 
 
 def decontaminate_file(

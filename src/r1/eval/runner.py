@@ -171,17 +171,9 @@ def _prepare_run_dir(cfg: EvalConfig) -> Path:
 
 def _check_resume(bench_dir: Path, key: dict[str, Any]) -> None:
     """Refuse to mix samples: an existing ``sampling.json`` must match ``key``."""
-    meta = bench_dir / "sampling.json"
-    if not meta.is_file():
-        return
-    old = json.loads(meta.read_text())
-    diff = [k for k in key if old.get(k) != key[k]]
-    if diff:
-        k = diff[0]
-        raise R1Error(
-            f"{bench_dir} holds samples drawn with {k}={old.get(k)!r}, not {key[k]!r}; use another run.name, "
-            f"or run.overwrite=true to discard them"
-        )
+    from r1.runs import check_same_sampling
+
+    check_same_sampling(bench_dir, key)
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
