@@ -3,6 +3,7 @@
 Run: ``python -m pytest tests/train/test_sft.py -q``.
 """
 
+import json
 import math
 
 import pytest
@@ -127,3 +128,13 @@ def test_jsonl_source_and_its_errors(tmp_path):
         SFTTrainer(cfg_for(tmp_path, "j3", "data.source=jsonl"))
     with pytest.raises(R1Error, match="unknown data.source"):
         SFTTrainer(cfg_for(tmp_path, "j4", "data.source=parquetz"))
+
+
+def test_examples_cut_off_by_max_length_say_so(tmp_path):
+    """A long rendered prompt (rejection-sampled data) under a short data.max_length leaves no completion token:
+    the error names data.max_length, not only 'empty completions'."""
+    data = tmp_path / "long.jsonl"
+    data.write_text(json.dumps({"prompt": "x" * 300, "completion": "4"}) + "\n")
+    with pytest.raises(R1Error, match=r"data\.max_length=128"):
+        SFTTrainer(cfg_for(tmp_path, "cut", "data.source=jsonl", f"data.path={data}", "data.max_length=128",
+                           "data.examples_per_step=1"))

@@ -172,7 +172,10 @@ class SFTTrainer:
         records = load_records(c, self.tok)
         self.examples = tokenize_records(records, self.tok, c)
         if not any(any(m) for _, m in self.examples):
-            raise R1Error("no example has a token to train on (empty completions?)")
+            raise R1Error(
+                f"no example has a token to train on: every completion is empty or cut off by data.max_length="
+                f"{c.data.max_length} (the prompt alone fills it); raise data.max_length or check the data"
+            )
         if resume is None:  # model and data are good: now the run directory may be (re)made
             self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
         self.sampler = BatchSampler(
