@@ -143,6 +143,8 @@ def test_generated_data_trains_with_r1_sft(tmp_path):
     ("generate.split=nope", "no records (empty dataset)"),  # an empty task file
     ("filters=[{name: nope}]", "filters.0.name: unknown filter 'nope'"),
     ("filters=[{name: dedupe, params: {n: 3}}]", "filter 'dedupe' has no parameter n"),
+    ("filters=[{name: dedupe, params: {mode: fuzzy}}]", "filter dedupe: unknown mode 'fuzzy'"),
+    ("filters=[{name: readable, params: {format: xml}}]", "filter readable: unknown format 'xml'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, override, message):
     task = "task.name=math" if "split" in override else "run.seed=0"

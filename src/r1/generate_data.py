@@ -72,6 +72,10 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
     from r1.runs import clear_run_dir, console, make_progress, write_run_metadata
 
     validate(cfg)  # the whole config, with the machine's files, before anything is loaded or written
+    from r1.generate_filters import apply_filters
+
+    # a bad filter value (dedupe mode=fuzzy) fails here, on no records, before anything is written
+    apply_filters([], [(f.name, dict(f.params)) for f in cfg.filters])
     task, samples = _load_prompts(cfg)
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
     key = _sampling_key(cfg)
@@ -114,9 +118,6 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
         )
     seconds = time.perf_counter() - t0
     new_tokens = sum(r["num_tokens"] for s, recs in zip(samples, outs) if s.id not in done for r in recs)
-
-    from r1.generate_filters import apply_filters
-
     records = [
         {"id": s.id, "index": j, "problem": s.problem, "prompt": prompts[s.id], "completion": r["completion"],
          "num_tokens": r["num_tokens"], "finish_reason": r["finish_reason"], "score": r.get("score", 0.0)}
