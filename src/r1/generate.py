@@ -35,17 +35,22 @@ if TYPE_CHECKING:  # torch is imported where it is used, so ``r1 eval`` on a sam
     from r1.rollout import Engine, SamplingParams
 
 
+def prompt_text(tokenizer, template: str, task, sample: Sample, instruction: str = "") -> str:
+    """``sample``'s prompt as text: ``task.question(sample)`` (+ a blank line and ``instruction``, if given) rendered
+    with the named template (``r1.data.templates``)."""
+    question = task.question(sample)
+    if instruction:
+        question = f"{question}\n\n{instruction}"
+    return render_prompt(template, question, tokenizer)
+
+
 def tokenize_prompt(tokenizer, template: str, task, sample: Sample, instruction: str = "") -> list[int]:
-    """Token ids of ``sample``'s prompt: ``task.question(sample)`` (+ a blank line and ``instruction``, if given)
-    rendered with the named template (``r1.data.templates``).
+    """Token ids of :func:`prompt_text`.
 
     A chat template's text already holds its BOS, so the tokenizer adds special tokens for the other templates only.
     Raises R1Error if the prompt has no tokens.
     """
-    question = task.question(sample)
-    if instruction:
-        question = f"{question}\n\n{instruction}"
-    text = render_prompt(template, question, tokenizer)
+    text = prompt_text(tokenizer, template, task, sample, instruction)
     ids = tokenizer(text, add_special_tokens=template != "chat").input_ids
     if not ids:
         raise R1Error(f"sample {sample.id!r} renders to an empty prompt")
@@ -176,4 +181,4 @@ def read_done(path: str | Path, k: int) -> dict[str, list[dict]]:
     return done
 
 
-__all__ = ["generate", "read_done", "sampling_params", "tokenize_prompt"]
+__all__ = ["generate", "prompt_text", "read_done", "sampling_params", "tokenize_prompt"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from r1.config import GenerateConfig, validate
 from r1.errors import R1Error
-from r1.generate import generate, read_done, sampling_params
+from r1.generate import generate, prompt_text, read_done, sampling_params
 
 
 def _sampling_key(cfg: GenerateConfig) -> dict[str, Any]:
@@ -68,7 +68,6 @@ def _summary_table(summary: dict[str, Any]):
 def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
     """Run ``r1 generate`` (module docstring). Bad input (config, model path, task, filters) fails with one line
     before anything is written. Returns the ``summary.json`` dict."""
-    from r1.data.templates import render_prompt
     from r1.runs import clear_run_dir, console, make_progress, write_run_metadata
 
     validate(cfg)  # the whole config, with the machine's files, before anything is loaded or written
@@ -98,7 +97,7 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
     model.eval()
     model.config.use_cache = True
     engine = build_engine(cfg.rollout.engine, model, tok)
-    prompts = {s.id: render_prompt(cfg.task.template, _question(task, s, cfg.generate.instruction), tok)
+    prompts = {s.id: prompt_text(tok, cfg.task.template, task, s, cfg.generate.instruction)
                for s in samples}  # a template the tokenizer cannot render fails here, before the run directory
 
     if cfg.run.overwrite:
@@ -138,11 +137,6 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
     console.print(f"sampled {new_tokens} new tokens in {seconds:.1f}s ({summary['tokens_per_s']} tokens/s); "
                   f"wrote {run_dir}/: data.jsonl ({len(kept)} records), samples.jsonl, summary.json", soft_wrap=True)
     return summary
-
-
-def _question(task, sample, instruction: str) -> str:
-    q = task.question(sample)
-    return f"{q}\n\n{instruction}" if instruction else q
 
 
 __all__ = ["run_generate"]
