@@ -9,6 +9,7 @@ Training-only helpers (mixed precision, the glibc memory switch, phase timing) s
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from r1.config import save_config
 from r1.errors import R1Error
 
 console = Console(highlight=False)
+_console = console  # what make_progress shows on unless told otherwise (its parameter is also named console)
 
 
 def seed_everything(seed: int) -> None:
@@ -147,7 +149,20 @@ def git_sha() -> str | None:
         return None
 
 
-def make_progress(enabled: bool) -> Progress:
+#: Seconds between two plain progress lines of a task when the console is not a terminal.
+PROGRESS_LINE_INTERVAL = 15.0
+
+
+def make_progress(
+    enabled: bool, *, interval: float = PROGRESS_LINE_INTERVAL, console: Console | None = None, get_time=None
+) -> Progress:
+    """The progress display of a long command: rich's bar on a terminal (or in Jupyter); elsewhere (nohup, CI,
+    ``> log.txt``), where the bar draws nothing until the end, a :class:`LineProgress` printing plain lines.
+    ``enabled=False`` (``run.progress=false``) shows nothing on either. Callers put a step's key metrics in the task's
+    ``info`` field (``progress.update(task, advance=1, info="loss 0.31")``); both displays show it."""
+    out = console if console is not None else _console
+    if enabled and not (out.is_terminal or out.is_jupyter):
+        return LineProgress(console=out, interval=interval, get_time=get_time)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -155,7 +170,88 @@ def make_progress(enabled: bool) -> Progress:
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=out,
         disable=not enabled,
         transient=False,
+        get_time=get_time,
     )
+
+
+class LineProgress(Progress):
+    """A rich ``Progress`` that draws no bar and prints a plain line per task instead: at most one every
+    ``interval`` seconds while the task advances, one when it completes, and one on leaving the ``with`` block for a
+    task stopped part-way (an error, Ctrl-C) that advanced since its last line::
+
+        grpo 13/20 (65%) | 0:00:15 elapsed | ETA 0:00:35 | 5.00 s/it | reward 0.500 acc 0.250
+        grpo 20/20 done in 0:00:50 | 5.00 s/it | reward 0.625 acc 0.375
+
+    The rate and ETA are over this run's steps (a resumed task's earlier steps do not count), not a moving window:
+    one step of a real model may take longer than rich's 30 s speed window. Lines are printed from ``update`` and
+    ``advance``, so no thread runs beside the command.
+    """
+
+    def __init__(self, *, console: Console, interval: float, get_time=None):
+        super().__init__(console=console, disable=True, get_time=get_time)
+        self.interval = interval
+        self._lines: dict = {}  # task id -> [completed when added, time of the last line, completed then, done]
+
+    def add_task(self, description, start=True, total=100.0, completed=0, visible=True, **fields):
+        task_id = super().add_task(description, start, total, completed, visible, **fields)
+        self._lines[task_id] = [completed, self.get_time(), completed, False]
+        return task_id
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_print(task_id)
+
+    def advance(self, task_id, advance=1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_print(task_id)
+
+    def stop(self) -> None:
+        with self._lock:
+            for task_id, (_, _, last_completed, done) in self._lines.items():
+                task = self._tasks.get(task_id)
+                if task is not None and not done and task.completed != last_completed:
+                    self._print(task_id)
+        super().stop()
+
+    def _maybe_print(self, task_id) -> None:
+        with self._lock:
+            task, state = self._tasks[task_id], self._lines[task_id]
+            if state[3]:
+                return
+            if task.finished or self.get_time() - state[1] >= self.interval:
+                self._print(task_id)
+
+    def _print(self, task_id) -> None:
+        task, state = self._tasks[task_id], self._lines[task_id]
+        now = self.get_time()
+        elapsed = (task.finished_time if task.finished else task.elapsed) or 0.0
+        steps = task.completed - state[0]
+        rate = steps / elapsed if steps > 0 and elapsed > 0 else None
+        total = f"/{task.total:g}" if task.total is not None else ""
+        parts = [f"{task.description} {task.completed:g}{total}"]
+        if task.finished:
+            parts[0] += f" done in {_clock(elapsed)}"
+        else:
+            if task.total:
+                parts[0] += f" ({100 * task.completed / task.total:.0f}%)"
+            parts.append(f"{_clock(elapsed)} elapsed")
+            if rate and task.total is not None:
+                parts.append(f"ETA {_clock(math.ceil(max(task.total - task.completed, 0) / rate))}")
+        if rate:
+            parts.append(f"{rate:.2f} it/s" if rate >= 1 else f"{1 / rate:.2f} s/it")
+        info = str(task.fields.get("info") or "").strip()
+        if info:
+            parts.append(info)
+        state[1:] = [now, task.completed, task.finished]
+        # the description and metrics are shown as they are: no rich markup, highlighting or wrapping in a log file
+        self.console.print(" | ".join(parts), markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS``, as rich's bar shows times."""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
