@@ -87,6 +87,21 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_pipeline(args) -> int:
+    from r1.pipeline.runner import run_pipeline
+
+    if args.config is None:
+        raise R1Error("missing -c PIPELINE (e.g. -c configs/pipeline/smoke.yaml)")
+    run_pipeline(args.config, args.overrides, from_stage=args.from_stage)
+    return 0
+
+
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p, resumable=False)
+    p.add_argument("--from", dest="from_stage", metavar="STAGE",
+                   help="redo this stage and every stage after it (default: skip finished stages)")
+
+
 def _int_list(text: str | None, flag: str) -> list[int] | None:
     if text is None:
         return None
@@ -149,7 +164,7 @@ def cmd_decontaminate(args) -> int:
 
 
 #: Commands whose arguments are flags rather than ``-c CONFIG key=value``.
-_ARGUMENTS = {"grade": _grade_args, "decontaminate": _decontaminate_args}
+_ARGUMENTS = {"grade": _grade_args, "decontaminate": _decontaminate_args, "pipeline": _pipeline_args}
 
 COMMANDS = {
     "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
@@ -159,6 +174,7 @@ COMMANDS = {
     "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
     "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
     "generate": (cmd_generate, "rejection sampling: k samples per prompt, graded, filtered, written as SFT data", False),
+    "pipeline": (cmd_pipeline, "stages (pretrain, sft, grpo, generate, eval) as one resumable run + report", False),
     "grade": (cmd_grade, "grade completions made elsewhere with r1's graders and metrics", False),
     "decontaminate": (cmd_decontaminate, "n-gram overlap between a training JSONL and the benchmarks", False),
 }

@@ -18,7 +18,6 @@ the report. Left out: anything that needs a checkpoint from a hub.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import time
@@ -29,6 +28,7 @@ import torch
 from r1.config import DemoConfig, save_config, validate
 from r1.errors import R1Error
 from r1.models import load as load_model
+from r1.pipeline.stages import TRAIN_IRRELEVANT, config_key
 from r1.generate import sampling_params
 from r1.rollout import build_engine
 from r1.runs import clear_run_dir, console, make_progress
@@ -37,15 +37,10 @@ from r1.train.grpo import train_grpo
 from r1.train.quick_eval import quick_eval
 from r1.train.sft import train_sft
 
-# Fields of the pretraining config that do not change the model it produces.
-_CACHE_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints")
-
-
 def pretrain_key(cfg) -> str:
-    """A hash of everything that determines the pretrained model."""
-    d = dataclasses.asdict(cfg)
-    for f in _CACHE_IRRELEVANT:
-        d["run"].pop(f, None)
+    """A hash of everything that determines the pretrained model (the one ``r1 pipeline`` gives a cached pretrain
+    stage with the same config, so the demo and pipelines share one base model)."""
+    d = config_key(cfg, TRAIN_IRRELEVANT)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

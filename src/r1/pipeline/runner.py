@@ -1,0 +1,378 @@
+"""``r1 pipeline -c configs/pipeline/<x>.yaml``: a list of stages (``r1``'s own commands) run as one resumable run.
+
+A pipeline file names the run and its stages, in the order they run::
+
+    name: distill                    # artifacts under <out_dir>/<name>/<stage>/
+    out_dir: runs
+    seed: 0                          # optional: run.seed / run.threads / run.progress of every stage
+    vars: {teacher: "${stages.teacher.output}"}   # free values to interpolate (a user may override them)
+    stages:
+      sft:
+        command: sft                 # pretrain | sft | grpo | generate | eval (r1.pipeline.stages.STAGES)
+        config: configs/distill/sft.yaml        # the command's own config file(s), optional
+        set: {model.path: tiny-qwen2, data.path: "${stages.generate.output}"}   # keys over the file(s)
+      ...
+
+``${stages.<name>.output}`` is an earlier stage's output (a model for training stages, ``data.jsonl`` for generate,
+the run directory for eval) and ``${stages.<name>.dir}`` its directory; the runner fills them in (OmegaConf
+interpolation). Each stage's config is built and validated before any stage runs (a stage's paths that an earlier
+stage makes are checked when it starts).
+
+Resumption: ``<out_dir>/<name>/pipeline.json`` records each stage's config hash (its resolved config without the
+``run.*`` fields that change only how it looks, plus the hashes of the stages it reads from) and whether it
+finished. A rerun skips a finished stage whose hash is unchanged; a changed stage runs again, and with it every stage
+that reads from it; an interrupted stage continues (training from its latest checkpoint, generate and eval from the
+samples on disk); ``--from STAGE`` redoes that stage and every stage after it. An earlier run of a stage is moved
+aside (``<stage>.old-<time>``), never deleted. ``cache: true`` keeps a stage's output under ``cache_dir`` keyed by
+its hash, shared by every pipeline (``r1 demo``'s base model lives there too).
+
+At the end, ``summary.json`` and ``report.html`` put every eval stage side by side (pass@1 ± s.e., length, the task's
+own metrics, the time it took to make each model) with a plot, and link each stage's own report.
+Left out: stages in parallel, and hashing the contents of input files a user names (a changed file under the same
+path needs ``--from``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from r1.config import load_config, problems, read_yaml_mapping, save_config, validate
+from r1.errors import R1Error
+from r1.pipeline.stages import STAGES, StageKind, config_key
+
+PIPELINE_KEYS = ("name", "description", "out_dir", "cache_dir", "seed", "threads", "progress", "vars", "stages",
+                 "report")
+STAGE_KEYS = ("command", "config", "set", "cache", "enabled", "label", "description")
+_STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REF = re.compile(r"\$\{\s*(stages|vars)\.([A-Za-z0-9_]+)")
+
+
+@dataclass
+class Stage:
+    """One stage, resolved: its command, config, hash and where its artifacts go."""
+
+    name: str
+    command: str
+    kind: StageKind
+    cfg: Any
+    deps: list[str]
+    """Stages whose outputs this one reads (directly or through ``vars``)."""
+    hash: str
+    dir: Path
+    output: Path
+    cached: bool
+    enabled: bool
+    label: str
+
+
+@dataclass
+class Pipeline:
+    name: str
+    run_dir: Path
+    stages: list[Stage]
+    resolved: dict
+    """The pipeline file with every interpolation filled in (saved as ``pipeline.yaml``)."""
+    report: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------------- loading
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:
+    """Read a pipeline file, apply dotted overrides (``seed=1``, ``stages.sft.set.optim.lr=1e-4``,
+    ``vars.teacher=/path/to/model``), build and validate every stage's config. Nothing is written."""
+    raw = read_yaml_mapping(path)
+    where = str(path)
+    _unknown(raw, PIPELINE_KEYS, "", where)
+    conf = OmegaConf.create(raw)
+    for ov in overrides or []:
+        key, eq, value = ov.partition("=")
+        if not eq or not key.strip():
+            raise R1Error(f"override {ov!r} must look like key=value (e.g. seed=1 or stages.sft.set.run.steps=10)")
+        try:
+            OmegaConf.update(conf, key.strip(), OmegaConf.from_dotlist([f"v={value}"])["v"], merge=True)
+        except OmegaConfBaseException as e:
+            raise R1Error(f"cannot apply override {ov!r}: {str(e).splitlines()[0]}") from None
+    plain = OmegaConf.to_container(conf, resolve=False)
+    _unknown(plain, PIPELINE_KEYS, "", where)
+    name = plain.get("name")
+    if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
+        raise R1Error(f"{where}: 'name' must be a name of letters, digits and _ (the run folder), got {name!r}")
+    stages_raw = plain.get("stages")
+    if not isinstance(stages_raw, dict) or not stages_raw:
+        raise R1Error(f"{where}: 'stages' must be a mapping of stage names to stages, in the order they run")
+    out_dir = Path(str(plain.get("out_dir", "runs")))
+    cache_dir = Path(str(plain.get("cache_dir", out_dir / "_cache")))
+    run_dir = out_dir / name
+    common = {k: plain[k] for k in ("seed", "threads", "progress") if plain.get(k) is not None}
+
+    built: list[Stage] = []
+    for sname, sraw in stages_raw.items():
+        built.append(_build_stage(conf, sname, sraw, built, common, run_dir, cache_dir, where))
+    for s in built:
+        if not s.enabled:
+            users = [t.name for t in built if t.enabled and s.name in t.deps]
+            if users:
+                raise R1Error(f"{where}: stage {s.name!r} is disabled but {users[0]!r} reads its output")
+    _check_environment(built)
+    try:
+        resolved = OmegaConf.to_container(conf, resolve=True)
+    except OmegaConfBaseException as e:
+        raise R1Error(f"{where}: {str(e).splitlines()[0]}") from None
+    return Pipeline(name, run_dir, built, resolved, dict(plain.get("report") or {}))
+
+
+def _unknown(d: dict, valid: tuple[str, ...], prefix: str, where: str) -> None:
+    for k in d:
+        if k not in valid:
+            raise R1Error(f"unknown key {prefix + str(k)!r} in {where}; valid: {', '.join(valid)}")
+
+
+def _refs(value: Any, kind: str) -> set[str]:
+    return {n for k, n in _REF.findall(json.dumps(value)) if k == kind}
+
+
+def _deps(sraw: dict, conf: Any, seen: Optional[set] = None) -> set[str]:
+    """Stages a stage reads from: ``${stages.X...}`` in it, and in the ``vars`` it names (recursively)."""
+    out = _refs(sraw, "stages")
+    seen = set() if seen is None else seen
+    plain_vars = OmegaConf.to_container(conf, resolve=False).get("vars") or {}
+    for v in _refs(sraw, "vars") - seen:
+        seen.add(v)
+        if v in plain_vars:
+            out |= _deps(plain_vars[v], conf, seen)
+    return out
+
+
+def _nest(set_: dict) -> dict:
+    """``{"model.path": x, "optim": {"lr": y}}`` → ``{"model": {"path": x}, "optim": {"lr": y}}``."""
+    out: dict = {}
+    for k, v in set_.items():
+        parts = str(k).split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise R1Error(f"set: {k!r} goes below {p!r}, which is given a plain value")
+        if isinstance(v, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = {**node[parts[-1]], **_nest(v)}
+        else:
+            node[parts[-1]] = _nest(v) if isinstance(v, dict) else v
+    return out
+
+
+def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict, run_dir: Path, cache_dir: Path,
+                 where: str) -> Stage:
+    here = f"{where}: stage {sname!r}"
+    if not _STAGE_NAME.fullmatch(str(sname)):
+        raise R1Error(f"{here}: a stage name is letters, digits and _ (it is a folder and an interpolation key)")
+    if not isinstance(sraw, dict):
+        raise R1Error(f"{here} must be a mapping with 'command' (and 'config', 'set', ...)")
+    _unknown(sraw, STAGE_KEYS, f"stages.{sname}.", where)
+    command = sraw.get("command")
+    if command not in STAGES:
+        raise R1Error(f"{here}: unknown command {command!r}; valid: {', '.join(STAGES.names())}")
+    kind = STAGES.get(command)
+    names = [s.name for s in before]
+    deps = sorted(_deps(sraw, conf))
+    for d in deps:
+        if d not in names:
+            later = " (stages run in the order they are listed)" if d in (conf.stages or {}) else ""
+            raise R1Error(f"{here} reads ${{stages.{d}...}}, which is not a stage before it{later}")
+    try:
+        node = OmegaConf.to_container(conf.stages[sname], resolve=True)
+    except OmegaConfBaseException as e:
+        raise R1Error(f"{here}: {str(e).splitlines()[0]}") from None
+    files = node.get("config") or []
+    files = [files] if isinstance(files, str) else list(files)
+    set_ = node.get("set") or {}
+    if not isinstance(set_, dict):
+        raise R1Error(f"{here}: 'set' must be a mapping of config keys to values")
+    layers: list = [*files, {"run": dict(common)} if common else {}, _nest(set_)]
+    cfg = load_config(kind.schema_class(), layers, where=f"{where} (stages.{sname}.set)")
+    by_name = {s.name: s for s in before}
+    key = config_key(cfg, kind.irrelevant)
+    if deps:
+        key = {"config": key, "after": {d: by_name[d].hash for d in deps}}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cached = bool(node.get("cache", False))
+    if cached:
+        # the same folder name r1 demo uses for its base model (r1.pipeline.demo.ensure_base_model)
+        sdir = cache_dir / f"{'base' if command == 'pretrain' else command}-{digest}"
+    else:
+        sdir = run_dir / sname
+    cfg.run.out_dir, cfg.run.name = str(sdir.parent), sdir.name
+    output = kind.output(sdir)
+    # later stages interpolate these
+    OmegaConf.update(conf, f"stages.{sname}.output", str(output), force_add=True)
+    OmegaConf.update(conf, f"stages.{sname}.dir", str(sdir), force_add=True)
+    return Stage(sname, command, kind, cfg, deps, digest, sdir, output, cached, bool(node.get("enabled", True)),
+                 str(node.get("label") or sname))
+
+
+def _check_environment(stages: list[Stage]) -> None:
+    """This machine's files and devices for every enabled stage; a path an earlier stage makes is checked later."""
+    made = [str(s.dir) for s in stages]
+    for s in stages:
+        if not s.enabled:
+            continue
+        for problem in problems(s.cfg, environment=True):
+            if not any(m in problem for m in made):
+                raise R1Error(f"stage {s.name!r}: {problem}")
+
+
+# ------------------------------------------------------------------------------------------------------- running
+def run_pipeline(path: str | Path, overrides: list[str] | None = None, from_stage: Optional[str] = None) -> Path:
+    """Run (or continue) the pipeline in ``path``; returns its run directory."""
+    from r1.runs import console
+
+    pipe = load_pipeline(path, overrides)
+    names = [s.name for s in pipe.stages]
+    if from_stage is not None and from_stage not in names:
+        raise R1Error(f"--from: no stage {from_stage!r}; stages: {', '.join(names)}")
+    redo_from = names.index(from_stage) if from_stage is not None else len(names)
+    run_dir = pipe.run_dir
+    state_path = run_dir / "pipeline.json"
+    if run_dir.exists() and any(run_dir.iterdir()) and not state_path.is_file():
+        raise R1Error(f"{run_dir} exists and is not a pipeline run directory (no pipeline.json); pick another name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = _read_state(state_path)
+    (run_dir / "pipeline.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(pipe.resolved)))
+    save_stage_configs(pipe, run_dir / "configs")  # what `r1 <command> -c` would run, stage by stage
+    t_start = time.perf_counter()
+    rerun: set[str] = set()  # stages run in this invocation: a stage reading from one runs again
+    for i, s in enumerate(pipe.stages):
+        head = f"stage {i + 1}/{len(names)} [bold]{s.name}[/] (r1 {s.command})"
+        if not s.enabled:
+            console.print(f"{head}: disabled, skipped")
+            state["stages"].pop(s.name, None)
+            continue
+        rec = state["stages"].get(s.name, {})
+        redo = i >= redo_from or any(d in rerun for d in s.deps)
+        if not redo and _finished(s, rec):
+            console.print(f"{head}: done (config hash {s.hash}), skipped — {s.output}", soft_wrap=True)
+            state["stages"][s.name] = {**rec, **_where(s), "status": "done"}
+            continue
+        interrupted = (not redo and rec.get("status") == "running" and rec.get("hash") == s.hash
+                       and s.dir.exists() and s.kind.resumable(s.dir))
+        if s.cached and not redo and s.dir.exists() and s.kind.resumable(s.dir):
+            interrupted = True  # the cache folder is named by the hash: what is in it has this config
+        console.rule(head)
+        if rec.get("status") == "done" and rec.get("hash") != s.hash and not redo:
+            console.print(f"{s.name}: the config changed since its last run (hash {rec.get('hash')} → {s.hash}); "
+                          "running it again")
+        cfg = copy.deepcopy(s.cfg)
+        resume = None
+        if interrupted and s.command in ("pretrain", "sft", "grpo"):
+            resume = s.dir
+            console.print(f"{s.name}: continuing the interrupted run in {s.dir}", soft_wrap=True)
+        elif interrupted:
+            cfg.run.overwrite = False  # generate and eval continue from the samples on disk
+            console.print(f"{s.name}: continuing from the samples in {s.dir}", soft_wrap=True)
+        else:
+            cfg.run.overwrite = True  # an earlier run there is moved aside, never deleted
+        try:
+            validate(cfg)  # now the paths earlier stages made exist
+        except R1Error as e:
+            raise R1Error(f"stage {s.name!r}: {e}") from None
+        state["stages"][s.name] = {**_where(s), "status": "running", "hash": s.hash, "started": _now()}
+        _write_state(state_path, state)
+        t0 = time.perf_counter()
+        try:
+            s.kind.run(cfg, resume)
+        except R1Error as e:
+            raise R1Error(f"stage {s.name!r} (r1 {s.command}): {e}; fix it and rerun (finished stages are kept)") \
+                from None
+        seconds = time.perf_counter() - t0
+        if s.cached:
+            (s.dir / "DONE").write_text(json.dumps({"seconds": seconds, "key": s.hash}) + "\n")
+        if s.command == "grpo":
+            _stage_report(s.dir)
+        state["stages"][s.name] = {**_where(s), "status": "done", "hash": s.hash, "seconds": round(seconds, 2),
+                                   "finished": _now()}
+        _write_state(state_path, state)
+        rerun.add(s.name)
+    summary = write_summary(pipe, state, time.perf_counter() - t_start)
+    from r1.pipeline.report import print_table
+
+    print_table(summary, pipe.report.get("metrics"))
+    console.print(f"pipeline {pipe.name} finished; report: {run_dir / 'report.html'}", soft_wrap=True)
+    return run_dir
+
+
+def _finished(s: Stage, rec: dict) -> bool:
+    if not s.output.exists():
+        return False
+    if s.cached:
+        return (s.dir / "DONE").is_file()
+    return rec.get("status") == "done" and rec.get("hash") == s.hash
+
+
+def _where(s: Stage) -> dict:
+    return {"command": s.command, "dir": str(s.dir), "output": str(s.output), "hash": s.hash}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _read_state(path: Path) -> dict:
+    if not path.is_file():
+        return {"stages": {}}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise R1Error(f"{path} is not readable JSON ({e}); move it aside to start the pipeline over") from None
+    if not isinstance(state, dict) or not isinstance(state.get("stages"), dict):
+        raise R1Error(f"{path} is not a pipeline state file; move it aside to start the pipeline over")
+    return state
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)  # a kill mid-write leaves the previous state, never half of one
+
+
+def _stage_report(run_dir: Path) -> None:
+    from r1.report import make_report
+    from r1.runs import console
+
+    try:
+        make_report(run_dir)
+    except R1Error as e:  # a report is a convenience: the stage's model and metrics are on disk either way
+        console.print(f"[yellow]note[/]: no report for {run_dir}: {e}")
+
+
+def write_summary(pipe: Pipeline, state: dict, seconds: float) -> dict:
+    """``summary.json`` and ``report.html`` of a pipeline run; returns the summary."""
+    from r1.pipeline.report import eval_rows, write_report
+
+    summary = {
+        "pipeline": pipe.name,
+        "stages": [{"name": s.name, "label": s.label, **state["stages"].get(s.name, {"status": "disabled"}),
+                    "deps": s.deps} for s in pipe.stages],
+        "evals": eval_rows(pipe, state),
+        "wall_seconds": round(seconds, 2),
+    }
+    (pipe.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_report(pipe, summary)
+    return summary
+
+
+def save_stage_configs(pipe: Pipeline, out: Path) -> None:
+    """Each stage's resolved config as ``<stage>.yaml`` (what ``r1 <command> -c`` would run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for s in pipe.stages:
+        save_config(s.cfg, out / f"{s.name}.yaml")
+
+
+__all__ = ["Pipeline", "Stage", "load_pipeline", "run_pipeline", "save_stage_configs", "write_summary"]

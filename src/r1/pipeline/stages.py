@@ -1,0 +1,97 @@
+"""The commands a pipeline stage can run: each is one of ``r1``'s commands with its own config schema.
+
+A :class:`StageKind` says how to build the command's config, run it, resume it, and where its output lies: a
+training stage's output is its run directory (a model path: ``r1.models`` loads a run directory's newest checkpoint),
+``generate``'s is its ``data.jsonl`` (what ``r1 sft`` reads), ``eval``'s is its run directory (``results.json``).
+Registered in :data:`STAGES`; the runner (``r1.pipeline.runner``) dispatches through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from r1.registry import Registry
+
+
+@dataclass(frozen=True)
+class StageKind:
+    schema: str
+    """``"module:Class"`` of the command's config dataclass (imported when used)."""
+    run: Callable[[Any, Optional[Path]], Any]
+    """Run the command on a validated config; the second argument is a run directory to resume (or None)."""
+    output: Callable[[Path], Path]
+    """The stage's output, from its run directory."""
+    resumable: Callable[[Path], bool]
+    """Whether an interrupted run directory can be continued (else the stage starts over)."""
+    irrelevant: tuple[str, ...] = ()
+    """``run.*`` fields that do not change what the stage produces (left out of its config hash)."""
+
+    def schema_class(self) -> type:
+        import importlib
+
+        module, _, name = self.schema.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def _train_sft(cfg, resume):
+    from r1.train.sft import train_sft
+
+    return train_sft(cfg, resume=resume)
+
+
+def _train_grpo(cfg, resume):
+    from r1.train.grpo import train_grpo
+
+    return train_grpo(cfg, resume=resume)
+
+
+def _generate(cfg, resume):
+    from r1.generate_data import run_generate
+
+    return run_generate(cfg)  # a rerun without overwrite continues where the samples stop
+
+
+def _evaluate(cfg, resume):
+    from r1.eval import evaluate
+
+    return evaluate(cfg)  # a rerun without overwrite skips the problems already sampled
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints" / "latest").is_file()
+
+
+def _same_dir(run_dir: Path) -> Path:
+    return run_dir
+
+
+def _always(run_dir: Path) -> bool:
+    return True
+
+
+# Fields that change how a run looks or how often it saves, not the model or data it makes. The same list decides
+# r1 demo's cache key for its base model (r1.pipeline.demo.pretrain_key), so the two share one cache.
+TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints")
+_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite")
+
+STAGES: Registry[StageKind] = Registry("pipeline stage command")
+STAGES.register("pretrain", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
+STAGES.register("sft", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
+STAGES.register("grpo", StageKind("r1.config:GRPOConfig", _train_grpo, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
+STAGES.register("generate", StageKind("r1.config:GenerateConfig", _generate, lambda d: d / "data.jsonl", _always,
+                                      _RUN_IRRELEVANT))
+STAGES.register("eval", StageKind("r1.config:EvalConfig", _evaluate, _same_dir, _always, _RUN_IRRELEVANT))
+
+
+def config_key(cfg: Any, irrelevant: tuple[str, ...]) -> dict:
+    """The config as a plain dict without the ``run.*`` fields in ``irrelevant`` (what a stage's hash is made of)."""
+    d = dataclasses.asdict(cfg)
+    for f in irrelevant:
+        d.get("run", {}).pop(f, None)
+    return d
+
+
+__all__ = ["STAGES", "StageKind", "TRAIN_IRRELEVANT", "config_key"]

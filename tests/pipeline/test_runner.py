@@ -1,0 +1,218 @@
+"""r1 pipeline: stages wired by ${stages.X.output}, skipped when finished, rerun when changed, continued when
+interrupted, validated before anything is written, and a report that puts the evaluations side by side."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from r1.cli import main
+from r1.errors import R1Error
+from r1.pipeline.runner import load_pipeline, run_pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "configs" / "pipeline" / "smoke.yaml"
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)  # the shipped pipeline names the other shipped configs relative to the checkout
+
+
+def _run(tmp_path, *overrides, from_stage=None):
+    return run_pipeline(SMOKE, [f"out_dir={tmp_path}", "progress=false", *overrides], from_stage=from_stage)
+
+
+def _state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "pipeline.json").read_text())["stages"]
+
+
+def _mtimes(run_dir: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_dir() and ".old-" not in p.name}
+
+
+def test_smoke_pipeline_runs_wires_and_reports(tmp_path, in_repo, capsys):
+    run_dir = _run(tmp_path)
+    st = _state(run_dir)
+    assert [st[n]["status"] for n in ("generate", "sft", "eval_base", "eval_sft")] == ["done"] * 4
+    # the sft stage trained on the generate stage's data, and eval_sft evaluated the sft stage's model
+    sft_cfg = (run_dir / "sft" / "config.yaml").read_text()
+    assert str(run_dir / "generate" / "data.jsonl") in sft_cfg
+    assert str(run_dir / "sft") in (run_dir / "eval_sft" / "config.yaml").read_text() or \
+        str(run_dir / "sft") in (run_dir / "configs" / "eval_sft.yaml").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["label"] for r in summary["evals"]] == ["base", "after SFT"]
+    after = summary["evals"][1]
+    assert after["model_stages"] == ["generate", "sft"]
+    assert after["model_seconds"] == pytest.approx(st["generate"]["seconds"] + st["sft"]["seconds"], abs=0.2)
+    assert 0.0 <= after["pass@1"] <= 1.0 and after["pass@1_stderr"] is not None
+    html = (run_dir / "report.html").read_text()
+    assert "after SFT" in html and "data:image/png;base64" in html and "results.md" in html
+    assert "evaluations" in capsys.readouterr().out
+
+
+def test_rerun_skips_finished_stages_and_a_change_reruns_it_and_what_reads_it(tmp_path, in_repo, capsys):
+    run_dir = _run(tmp_path)
+    before = _mtimes(run_dir)
+    capsys.readouterr()
+    _run(tmp_path)
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 4
+    assert _mtimes(run_dir) == before
+    hashes = {n: r["hash"] for n, r in _state(run_dir).items()}
+
+    _run(tmp_path, "stages.sft.set.optim.lr=2e-3")
+    out = capsys.readouterr().out
+    st = _state(run_dir)
+    assert st["generate"]["hash"] == hashes["generate"] and st["eval_base"]["hash"] == hashes["eval_base"]
+    assert st["sft"]["hash"] != hashes["sft"] and st["eval_sft"]["hash"] != hashes["eval_sft"]  # downstream too
+    assert "the config changed" in out
+    after = _mtimes(run_dir)
+    assert after["generate"] == before["generate"] and after["eval_base"] == before["eval_base"]
+    assert any(p.name.startswith("sft.old-") for p in run_dir.iterdir())  # moved aside, not deleted
+
+
+def test_from_redoes_that_stage_and_everything_after(tmp_path, in_repo, capsys):
+    run_dir = _run(tmp_path)
+    capsys.readouterr()
+    _run(tmp_path, from_stage="eval_base")
+    out = capsys.readouterr().out
+    assert "generate (r1 generate): done" in out and "sft (r1 sft): done" in out
+    assert "eval_base (r1 eval): done" not in out and "eval_sft (r1 eval): done" not in out
+    with pytest.raises(R1Error, match="--from: no stage 'nope'; stages: generate, sft, eval_base, eval_sft"):
+        _run(tmp_path, from_stage="nope")
+
+
+def test_interrupted_training_stage_continues_from_its_checkpoint(tmp_path, in_repo, monkeypatch, capsys):
+    run_dir = _run(tmp_path, "stages.sft.set.run.save_every=2")
+    # as if killed after a checkpoint: the state says running
+    state = json.loads((run_dir / "pipeline.json").read_text())
+    state["stages"]["sft"]["status"] = "running"
+    (run_dir / "pipeline.json").write_text(json.dumps(state))
+    import r1.train.sft as sft
+
+    seen = []
+    real = sft.train_sft
+    monkeypatch.setattr(sft, "train_sft", lambda cfg, resume=None: seen.append(resume) or real(cfg, resume=resume))
+    capsys.readouterr()
+    _run(tmp_path, "stages.sft.set.run.save_every=2")
+    assert seen == [run_dir / "sft"]
+    assert "continuing the interrupted run" in capsys.readouterr().out
+    assert _state(run_dir)["sft"]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_killed_mid_stage_then_rerun_continues(tmp_path):
+    """A real kill (SIGKILL) in the middle of a training stage; the rerun continues from the last checkpoint."""
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"""
+name: killed
+out_dir: {tmp_path}
+progress: false
+stages:
+  sft:
+    command: pretrain
+    set:
+      model.path: tiny-qwen2
+      data: {{source: task, task: {{name: addition, template: plain, params: {{digits: 2, num_train: 1000, num_test: 100}}}}, num_examples: 256, max_length: 64,
+             examples_per_step: 4}}
+      run: {{steps: 30, save_every: 5, keep_checkpoints: 1, log_every: 0, sample_every: 0}}
+""")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "r1", "pipeline", "-c", str(pipe)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = tmp_path / "killed" / "sft" / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while not latest.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest.is_file(), "no checkpoint before the kill"
+    step_at_kill = int(latest.read_text().strip().split("_")[-1])
+    assert step_at_kill < 30
+    assert json.loads((tmp_path / "killed" / "pipeline.json").read_text())["stages"]["sft"]["status"] == "running"
+    out = subprocess.run([sys.executable, "-m", "r1", "pipeline", "-c", str(pipe)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "continuing the interrupted run" in out.stdout
+    assert latest.read_text().strip() == "step_000030"
+    assert not any(p.name.startswith("sft.old-") for p in (tmp_path / "killed").iterdir())  # continued, not redone
+    again = subprocess.run([sys.executable, "-m", "r1", "pipeline", "-c", str(pipe)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "skipped" in again.stdout
+
+
+def test_hugging_face_checkpoint_directory_as_the_model(tmp_path, in_repo):
+    from r1.models import build_preset, save
+
+    model, tok = build_preset("tiny-qwen2", seed=3)
+    hf = save(model, tok, tmp_path / "hf_model")
+    assert (hf / "config.json").is_file()
+    run_dir = _run(tmp_path / "runs", f"vars.base={hf}")
+    st = _state(run_dir)
+    assert all(r["status"] == "done" for r in st.values())
+    assert f"path: {hf}" in (run_dir / "configs" / "generate.yaml").read_text()
+
+
+@pytest.mark.parametrize("body, match", [
+    ("name: p\nstages: {a: {command: train}}", "stage 'a': unknown command 'train'; valid: "),
+    ("name: p\nstages: {a: {command: sft, sett: {}}}", "unknown key 'stages.a.sett'"),
+    ("name: p\nstagez: {}", "unknown key 'stagez' in .*; valid: name, "),
+    ("name: p\nstages: {a: {command: sft, set: {model.path: '${stages.b.output}'}}, b: {command: sft}}",
+     r"stage 'a' reads \$\{stages.b...\}, which is not a stage before it \(stages run in the order"),
+    ("name: p\nstages: {a: {command: sft, set: {optim.lr: -1}}}", "optim.lr must be > 0"),
+    ("name: p\nstages: {a: {command: sft, set: {optim.lrr: 1}}}", r"unknown config key 'optim.lrr' in .*stages.a.set"),
+    ("name: p\nstages: {a: {command: sft, enabled: false}, b: {command: sft, set: {model.path: '${stages.a.output}'}}}",
+     "stage 'a' is disabled but 'b' reads its output"),
+    ("name: p\nstages: {a: {command: eval, set: {model.path: /no/such/model}}}", "stage 'a': model.path="),
+    ("name: ../p\nstages: {a: {command: sft}}", "'name' must be a name of letters"),
+    ("name: p\nstages: []", "'stages' must be a mapping"),
+])
+def test_bad_pipeline_is_one_line_and_writes_nothing(tmp_path, body, match):
+    f = tmp_path / "p.yaml"
+    f.write_text(body + f"\nout_dir: {tmp_path / 'runs'}\n")
+    with pytest.raises(R1Error, match=match):
+        run_pipeline(f)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_one_line_errors(tmp_path, capsys):
+    assert main(["pipeline"]) == 2
+    assert "missing -c PIPELINE" in capsys.readouterr().err
+    assert main(["pipeline", "-c", str(tmp_path / "none.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    f = tmp_path / "p.yaml"
+    f.write_text(f"name: p\nout_dir: {tmp_path}\nstages: {{a: {{command: sft}}}}\n")
+    assert main(["pipeline", "-c", str(f), "seed"]) == 2
+    assert "must look like key=value" in capsys.readouterr().err
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "notes.txt").write_text("mine")
+    assert main(["pipeline", "-c", str(f), "stages.a.set.data.source=jsonl", "stages.a.set.data.path=" + str(f)]) == 2
+    assert "is not a pipeline run directory" in capsys.readouterr().err
+    assert (tmp_path / "p" / "notes.txt").read_text() == "mine"
+
+
+def test_cached_pretrain_stage_shares_the_demos_base_model_folder(tmp_path):
+    """A pretrain stage with the demo's pretraining settings and `cache: true` lands in the very folder r1 demo
+    caches its base model in (same hash), so the two never train it twice."""
+    import copy
+
+    import yaml
+
+    from r1.config import DEMO_YAML, load_demo_config
+    from r1.pipeline.demo import pretrain_key
+
+    demo = load_demo_config()
+    p = copy.deepcopy(demo.pretrain)
+    p.run.seed, p.run.threads, p.run.progress = demo.run.seed, demo.run.threads, demo.run.progress
+    section = yaml.safe_load(DEMO_YAML.read_text())["pretrain"]
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"name": "p", "cache_dir": str(tmp_path / "cache"), "seed": 0,
+                                 "stages": {"base": {"command": "pretrain", "cache": True, "set": section}}}))
+    stage = load_pipeline(f).stages[0]
+    assert stage.dir == tmp_path / "cache" / f"base-{pretrain_key(p)}"
