@@ -578,6 +578,12 @@ def validate(cfg: Any, *, environment: bool = True) -> None:
         raise R1Error(problem)
 
 
+def problems(cfg: Any, *, environment: bool = True) -> list[str]:
+    """Every problem :func:`validate` would raise, as one line each (a caller may let some pass, e.g. a pipeline
+    stage's path that an earlier stage will make)."""
+    return list(_problems(cfg, "", environment))
+
+
 def _problems(node: Any, prefix: str, environment: bool):
     """One-line problems of ``node`` (a dataclass instance) and everything below it, in field order."""
     for f in dataclasses.fields(node):
@@ -689,28 +695,40 @@ def _one_line(e: OmegaConfBaseException, schema: Type, where: str) -> R1Error:
     return R1Error(f"bad value for config key {full_key!r} in {where}: {msg}")
 
 
+def read_yaml_mapping(p: str | Path) -> dict:
+    """A YAML file that must hold a mapping; a missing file or malformed YAML is one line naming the file (and
+    line)."""
+    p = Path(p)
+    if not p.is_file():
+        raise R1Error(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f":{mark.line + 1}" if mark else ""
+        raise R1Error(f"malformed YAML in {p}{loc}: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise R1Error(f"cannot read config file {p}: {e}") from None
+    if not isinstance(data, dict):
+        raise R1Error(f"config file {p} must hold a mapping at top level, got {type(data).__name__}")
+    return data
+
+
 def load_config(
-    schema: Type[C], path: str | Path | List[str | Path] | None = None, overrides: list[str] | None = None
+    schema: Type[C], path: str | Path | dict | List[str | Path | dict] | None = None,
+    overrides: list[str] | None = None, *, where: str = "config",
 ) -> C:
     """Build a ``schema`` instance from defaults, then a YAML file (or a list of them, each merged over the ones
-    before), then dotted overrides (``a.b=c``), and :func:`validate` it (without the checks against this machine)."""
+    before; a dict is merged as if read from a file, and errors in it name ``where``), then dotted overrides
+    (``a.b=c``), and :func:`validate` it (without the checks against this machine)."""
     cfg = OmegaConf.structured(schema)
-    paths = [] if path is None else [path] if isinstance(path, (str, Path)) else list(path)
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise R1Error(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            loc = f":{mark.line + 1}" if mark else ""
-            raise R1Error(f"malformed YAML in {p}{loc}: {getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise R1Error(f"config file {p} must hold a mapping at top level, got {type(data).__name__}")
+    paths = [] if path is None else [path] if isinstance(path, (str, Path, dict)) else list(path)
+    for p in paths:
+        data = p if isinstance(p, dict) else read_yaml_mapping(p)
         try:
             cfg = OmegaConf.merge(cfg, data)
         except OmegaConfBaseException as e:
-            raise _one_line(e, schema, str(p)) from None
+            raise _one_line(e, schema, where if isinstance(p, dict) else str(p)) from None
     for ov in overrides or []:
         if "=" not in ov:
             raise R1Error(f"override {ov!r} must look like key=value (e.g. optim.lr=1e-5)")
@@ -730,7 +748,8 @@ def load_config(
     try:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
-        raise _one_line(e, schema, str(paths[-1]) if paths else "defaults") from None
+        last = paths[-1] if paths else "defaults"
+        raise _one_line(e, schema, where if isinstance(last, dict) else str(last)) from None
     validate(obj, environment=False)  # the commands add the machine's files and devices before touching the disk
     return obj  # type: ignore[return-value]
 
