@@ -1,5 +1,6 @@
-"""Run machinery shared by training, evaluation and the pipeline: the run directory, the console and progress bar,
-seeding, the git SHA and the run's metadata.
+"""Run machinery shared by training, evaluation and the pipeline: the run directory, the console and progress
+(rich's bar on a terminal, plain lines in a log file: :func:`make_progress`), seeding, the git SHA and the run's
+metadata.
 
 A run directory is ``<out_dir>/<name>``. A fresh run never deletes an earlier one: :func:`check_run_dir` refuses
 (before any model is loaded) unless ``overwrite``, and :func:`clear_run_dir` then moves it aside. The one thing
