@@ -96,3 +96,13 @@ def test_sft_run_logs_its_final_line_when_stdout_is_a_file(tmp_path, capsys):
     train_sft(cfg)
     out = capsys.readouterr().out  # pytest's capture is not a terminal
     assert re.search(r"^lines 2/2 done in \S+ \| .* \| loss \d", out, re.M), out
+
+
+def test_brackets_in_a_run_name_or_metrics_are_text_not_markup():
+    for terminal in (False, True):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=terminal, width=120)
+        with make_progress(True, console=console, interval=0) as progress:
+            task = progress.add_task("run[/]x[bold", total=2, info="")
+            progress.update(task, advance=2, info="[/] loss 0.5")
+        assert "run[/]x[bold" in out.getvalue() and "[/] loss 0.5" in out.getvalue()

@@ -165,10 +165,11 @@ def make_progress(
     if enabled and not (out.is_terminal or out.is_jupyter):
         return LineProgress(console=out, interval=interval, get_time=get_time)
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        # descriptions (run.name) and metrics are shown as they are: "[/]" in a run name is not rich markup
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=out,
