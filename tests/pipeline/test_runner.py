@@ -166,7 +166,7 @@ def test_hugging_face_checkpoint_directory_as_the_model(tmp_path, in_repo):
     ("name: p\nstages: {a: {command: sft, set: {model.path: '${stages.b.output}'}}, b: {command: sft}}",
      r"stage 'a' reads \$\{stages.b...\}, which is not a stage before it \(stages run in the order"),
     ("name: p\nstages: {a: {command: sft, set: {optim.lr: -1}}}", "optim.lr must be > 0"),
-    ("name: p\nstages: {a: {command: sft, set: {optim.lrr: 1}}}", r"unknown config key 'optim.lrr' in .*stages.a.set"),
+    ("name: p\nstages: {a: {command: sft, set: {optim.lrr: 1}}}", r"unknown config key 'optim.lrr' in stages.a of .*p.yaml"),
     ("name: p\nstages: {a: {command: sft, enabled: false}, b: {command: sft, set: {model.path: '${stages.a.output}'}}}",
      "stage 'a' is disabled but 'b' reads its output"),
     ("name: p\nstages: {a: {command: eval, set: {model.path: /no/such/model}}}", "stage 'a': model.path="),

@@ -9,7 +9,7 @@ A pipeline file names the run and its stages, in the order they run::
     stages:
       sft:
         command: sft                 # pretrain | sft | grpo | generate | eval (r1.pipeline.stages.STAGES)
-        config: configs/distill/sft.yaml        # the command's own config file(s), optional
+        config: configs/distill/sft.yaml        # the command's own config file(s) (FILE#section: a part), optional
         set: {model.path: tiny-qwen2, data.path: "${stages.generate.output}"}   # keys over the file(s)
       ...
 
@@ -196,8 +196,8 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
     set_ = node.get("set") or {}
     if not isinstance(set_, dict):
         raise R1Error(f"{here}: 'set' must be a mapping of config keys to values")
-    layers: list = [*files, {"run": dict(common)} if common else {}, _nest(set_)]
-    cfg = load_config(kind.schema_class(), layers, where=f"{where} (stages.{sname}.set)")
+    layers: list = [*map(_config_layer, files), {"run": dict(common)} if common else {}, _nest(set_)]
+    cfg = load_config(kind.schema_class(), layers, where=f"stages.{sname} of {where} (its config files and set)")
     by_name = {s.name: s for s in before}
     key = config_key(cfg, kind.irrelevant)
     if deps:
@@ -216,6 +216,18 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
     OmegaConf.update(conf, f"stages.{sname}.dir", str(sdir), force_add=True)
     return Stage(sname, command, kind, cfg, deps, digest, sdir, output, cached, bool(node.get("enabled", True)),
                  str(node.get("label") or sname))
+
+
+def _config_layer(spec: Any) -> dict:
+    """A stage's ``config`` entry: a YAML file, or ``FILE#section`` for one section of it (``r1 demo``'s settings
+    file holds its pretrain and grpo configs as sections: ``src/r1/pipeline/demo.yaml#grpo``)."""
+    path, _, section = str(spec).partition("#")
+    data = read_yaml_mapping(path)
+    for part in filter(None, section.split(".")):
+        if not isinstance(data, dict) or not isinstance(data.get(part), dict):
+            raise R1Error(f"config {spec}: {path} has no section {section!r}")
+        data = data[part]
+    return data
 
 
 def _check_environment(stages: list[Stage]) -> None:
@@ -259,7 +271,7 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None, from_stag
         redo = i >= redo_from or any(d in rerun for d in s.deps)
         if not redo and _finished(s, rec):
             console.print(f"{head}: done (config hash {s.hash}), skipped — {s.output}", soft_wrap=True)
-            state["stages"][s.name] = {**rec, **_where(s), "status": "done"}
+            state["stages"][s.name] = {**rec, **_where(s), "status": "done", **_cache_record(s)}
             continue
         interrupted = (not redo and rec.get("status") == "running" and rec.get("hash") == s.hash
                        and s.dir.exists() and s.kind.resumable(s.dir))
@@ -314,6 +326,17 @@ def _finished(s: Stage, rec: dict) -> bool:
     if s.cached:
         return (s.dir / "DONE").is_file()
     return rec.get("status") == "done" and rec.get("hash") == s.hash
+
+
+def _cache_record(s: Stage) -> dict:
+    """What a cached stage's ``DONE`` says it cost (a pipeline that finds it made by another still counts it)."""
+    if not s.cached:
+        return {}
+    try:
+        done = json.loads((s.dir / "DONE").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"seconds": round(float(done.get("seconds", 0.0)), 2), "cached": True}
 
 
 def _where(s: Stage) -> dict:
