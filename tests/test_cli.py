@@ -56,3 +56,13 @@ def test_a_typo_after_a_finished_run_leaves_it_as_it_was(tmp_path):
     assert files() == before and sorted(f.name for f in tmp_path.iterdir()) == ["x"]
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
     assert "task.template: unknown template 'r1zero'; valid: chat, plain, r1_zero" in p.stderr
+
+
+def test_help_lists_config_fields_and_the_hint_names_the_commands_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["sft", "--help"])
+    assert "optim.lr: float = 0.001" in capsys.readouterr().out
+    assert main(["sft"]) == 2 and "-c configs/sft/smoke.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pipeline", "--help"])
+    assert "${stages.NAME.output}" in capsys.readouterr().out

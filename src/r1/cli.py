@@ -32,7 +32,9 @@ def _load(schema, args) -> object:
             raise R1Error("--resume takes its config from the run directory; drop -c (overrides are allowed)")
         config = saved
     elif config is None:
-        raise R1Error("missing -c CONFIG (e.g. -c configs/grpo/smoke.yaml)")
+        from r1.config_help import EXAMPLES
+
+        raise R1Error(f"missing -c CONFIG (e.g. -c {EXAMPLES.get(args.command, EXAMPLES['grpo'])})")
     return load_config(schema, config, args.overrides)
 
 
@@ -98,6 +100,13 @@ def cmd_pipeline(args) -> int:
 
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     _config_args(p, resumable=False)
+    p.epilog = (
+        "example: r1 pipeline -c configs/pipeline/smoke.yaml (seconds), configs/pipeline/distill.yaml (Table 6)\n\n"
+        "pipeline file: name, out_dir, cache_dir, seed/threads/progress (every stage's run.*), vars, report,\n"
+        "stages: {NAME: {command: pretrain|sft|grpo|generate|eval, config: FILE[#section], set: {key: value},\n"
+        "cache, enabled, label}}; ${stages.NAME.output} is an earlier stage's output. Overrides: seed=1,\n"
+        "stages.NAME.set.optim.lr=1e-4, vars.teacher=PATH. A rerun skips finished stages (see r1.pipeline.runner)."
+    )
     p.add_argument("--from", dest="from_stage", metavar="STAGE",
                    help="redo this stage and every stage after it (default: skip finished stages)")
 
@@ -186,9 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     from r1 import __version__
 
     parser.add_argument("--version", action="version", version=f"r1 {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from r1.config_help import CommandParser
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name, (fn, help_, resumable) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, command=name)
         p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
         if name in _ARGUMENTS:
             _ARGUMENTS[name](p)
