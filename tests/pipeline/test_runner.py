@@ -216,3 +216,16 @@ def test_cached_pretrain_stage_shares_the_demos_base_model_folder(tmp_path):
                                  "stages": {"base": {"command": "pretrain", "cache": True, "set": section}}}))
     stage = load_pipeline(f).stages[0]
     assert stage.dir == tmp_path / "cache" / f"base-{pretrain_key(p)}"
+
+
+def test_stage_config_files_are_found_next_to_the_pipeline_and_by_section(tmp_path, monkeypatch):
+    home = tmp_path / "shipped"
+    home.mkdir()
+    (home / "settings.yaml").write_text("sft: {optim: {lr: 0.005}}\nother: {}\n")
+    (home / "p.yaml").write_text("name: p\nstages:\n  a: {command: sft, config: settings.yaml#sft}\n"
+                                 "  b: {command: sft, config: settings.yaml#nope}\n")
+    monkeypatch.chdir(tmp_path)  # not the pipeline's folder
+    with pytest.raises(R1Error, match="settings.yaml has no section 'nope'"):
+        load_pipeline(home / "p.yaml")
+    (home / "p.yaml").write_text("name: p\nstages:\n  a: {command: sft, config: settings.yaml#sft}\n")
+    assert load_pipeline(home / "p.yaml").stages[0].cfg.optim.lr == 0.005

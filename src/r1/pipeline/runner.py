@@ -196,7 +196,8 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
     set_ = node.get("set") or {}
     if not isinstance(set_, dict):
         raise R1Error(f"{here}: 'set' must be a mapping of config keys to values")
-    layers: list = [*map(_config_layer, files), {"run": dict(common)} if common else {}, _nest(set_)]
+    home = Path(where).resolve().parent
+    layers: list = [*(_config_layer(f, home) for f in files), {"run": dict(common)} if common else {}, _nest(set_)]
     cfg = load_config(kind.schema_class(), layers, where=f"stages.{sname} of {where} (its config files and set)")
     by_name = {s.name: s for s in before}
     key = config_key(cfg, kind.irrelevant)
@@ -218,10 +219,14 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
                  str(node.get("label") or sname))
 
 
-def _config_layer(spec: Any) -> dict:
+def _config_layer(spec: Any, home: Path) -> dict:
     """A stage's ``config`` entry: a YAML file, or ``FILE#section`` for one section of it (``r1 demo``'s settings
-    file holds its pretrain and grpo configs as sections: ``src/r1/pipeline/demo.yaml#grpo``)."""
+    file holds its pretrain and grpo configs as sections: ``src/r1/pipeline/demo.yaml#grpo``). A relative path is
+    looked up in the current folder, then in ``home`` (the pipeline file's own folder, so a pipeline shipped with
+    its stage configs finds them from anywhere)."""
     path, _, section = str(spec).partition("#")
+    if not Path(path).is_file() and not Path(path).is_absolute() and (home / path).is_file():
+        path = str(home / path)
     data = read_yaml_mapping(path)
     for part in filter(None, section.split(".")):
         if not isinstance(data, dict) or not isinstance(data.get(part), dict):
