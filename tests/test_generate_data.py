@@ -111,6 +111,28 @@ def test_generate_writes_sft_data_with_counts_that_add_up(tmp_path):
         assert d["filters"] == {"max_per_prompt": True} and d["source_model"] == "tiny-qwen2" and d["index"] == 0
 
 
+def test_every_sample_is_kept_or_dropped_by_exactly_one_filter(tmp_path, capsys):
+    # chained filters: each one sees what the one before kept, so the drops add up to what is not kept
+    summary = run_generate(_cfg(tmp_path, "generate.num_prompts=4", "generate.samples_per_prompt=3",
+                                "filters=[{name: max_length, params: {tokens: 6}}, {name: dedupe, params: {mode: "
+                                "normalised}}, {name: max_per_prompt, params: {n: 1}}]"))
+    counts = summary["filters"]
+    assert summary["samples"] == 12 == counts[0]["in"]
+    assert summary["samples"] == summary["kept"] + sum(c["dropped"] for c in counts)
+    assert [c["in"] for c in counts[1:]] == [c["kept"] for c in counts[:-1]] and counts[-1]["kept"] == summary["kept"]
+    assert summary["kept"] == len(_lines(tmp_path / "generate_smoke" / "data.jsonl")) > 0
+    assert "0 records kept" not in capsys.readouterr().out
+
+
+def test_a_run_that_keeps_nothing_says_so_in_one_line(tmp_path, capsys):
+    # a random-init model never answers an addition correctly
+    summary = run_generate(_cfg(tmp_path, "generate.num_prompts=4", "filters=[{name: dedupe}, {name: correct}]"))
+    assert summary["kept"] == 0 and (tmp_path / "generate_smoke" / "data.jsonl").read_text() == ""
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("0 records kept")]
+    assert line == ["0 records kept; data.jsonl is empty, so r1 sft has nothing to train on: filter 'correct' dropped "
+                    "8 of 8 samples (relax it, or choose filters with filters=[...])"]
+
+
 def test_a_killed_generate_resumes_without_duplicates(tmp_path):
     run_generate(_cfg(tmp_path / "whole"))
     whole = (tmp_path / "whole" / "generate_smoke" / "samples.jsonl").read_text()
@@ -141,6 +163,10 @@ def test_generated_data_trains_with_r1_sft(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.path=/no/such/model", "model.path='/no/such/model': neither a preset"),
     ("generate.split=nope", "no records (empty dataset)"),  # an empty task file
+    ("generate.num_prompts=9", "generate.num_prompts=9 but task 'addition' split 'train' has 8 prompts (0 = all"),
+    ("generate.num_prompts=-1", "generate.num_prompts must be >= 0, got -1"),
+    ("run.workers=0", "run.workers must be >= 1, got 0"),
+    ("model.path=/etc", "/etc is not a Hugging Face model directory (no config.json)"),
     ("filters=[{name: nope}]", "filters.0.name: unknown filter 'nope'"),
     ("filters=[{name: dedupe, params: {n: 3}}]", "filter 'dedupe' has no parameter n"),
     ("filters=[{name: dedupe, params: {mode: fuzzy}}]", "filter dedupe: unknown mode 'fuzzy'"),
@@ -153,6 +179,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, over
     args = ["generate", "-c", SMOKE, f"run.out_dir={tmp_path / 'runs'}", override]
     if "split" in override:
         args += [task, f"task.data={empty}", "task.params={}"]
+    if "num_prompts=9" in override:
+        args.append("task.params={digits: 2, num_train: 8, num_test: 8}")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err

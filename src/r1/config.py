@@ -523,7 +523,10 @@ class GenerateRunConfig:
     """Sampling seed; each batch of prompts draws from its own generator seeded from it (a resumed run samples the
     rest as an uninterrupted run would)."""
     threads: int = checked(0, ge=0)
-    """torch CPU threads (0 = torch default)."""
+    """torch CPU threads in all (0 = torch default); with several workers, each gets threads / workers."""
+    workers: int = checked(1, ge=1)
+    """Sampling processes, each with its own copy of the model, sharing the batches of prompts; the samples are the
+    same for any number. MEASURED"""
     progress: bool = True
     """Show a progress bar."""
     overwrite: bool = False
