@@ -94,3 +94,41 @@ def test_the_demo_settings_come_from_its_yaml(tmp_path):
     (tmp_path / "short.yaml").write_text("grpo: {run: {steps: 5}}\n")
     short = load_demo_config(tmp_path / "short.yaml")
     assert short.grpo.run.steps == 5 and short.grpo.optim.lr == cfg.grpo.optim.lr == 1e-4
+
+
+def test_r1_demo_is_the_shipped_pipeline_file():
+    """`r1 demo` (its settings over r1_zero_demo.yaml) and `r1 pipeline -c configs/pipeline/r1_zero_demo.yaml` build
+    the same stages with the same config hashes: one definition, two commands."""
+    from pathlib import Path
+
+    from r1.pipeline.demo import R1_ZERO_DEMO, pipeline_settings
+    from r1.pipeline.runner import load_pipeline
+
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "pipeline" / "r1_zero_demo.yaml"
+    assert shipped.resolve() == R1_ZERO_DEMO.resolve()
+    plain = load_pipeline(shipped)
+    demo = load_pipeline(R1_ZERO_DEMO, merge=pipeline_settings(load_demo_config()))
+    assert [(s.name, s.hash, s.dir) for s in plain.stages] == [(s.name, s.hash, s.dir) for s in demo.stages]
+    changed = load_pipeline(R1_ZERO_DEMO, merge=pipeline_settings(load_demo_config(None, ["grpo.optim.lr=3e-4"])))
+    assert [s.hash == t.hash for s, t in zip(plain.stages, changed.stages)] == [True, True, False, False]
+    # the base model lands in the folder the demo always cached it in
+    cfg = load_demo_config()
+    cfg.pretrain.run.seed, cfg.pretrain.run.threads, cfg.pretrain.run.progress = 0, 0, True
+    assert plain.stages[0].dir.name == f"base-{pretrain_key(cfg.pretrain)}"
+
+
+def test_a_rerun_skips_the_finished_demo_and_an_old_layout_is_moved_aside(demo_run, capsys):
+    tmp_path, run = demo_run
+    capsys.readouterr()
+    before = json.loads((run / "summary.json").read_text())
+    again = run_demo(micro_cfg(tmp_path))
+    out = capsys.readouterr().out
+    assert again == run and out.count("skipped") == 4
+    after = json.loads((run / "summary.json").read_text())
+    assert after["final_accuracy"] == before["final_accuracy"] and after["rl_seconds"] == before["rl_seconds"]
+    old = tmp_path / "old_demo"
+    old.mkdir()
+    (old / "demo_config.yaml").write_text("{}\n")
+    (old / "eval_base.jsonl").write_text("{}\n")
+    run_demo(micro_cfg(tmp_path, "run.name=old_demo"))
+    assert any(p.name.startswith("old_demo.old-") for p in tmp_path.iterdir())

@@ -229,3 +229,40 @@ def test_stage_config_files_are_found_next_to_the_pipeline_and_by_section(tmp_pa
         load_pipeline(home / "p.yaml")
     (home / "p.yaml").write_text("name: p\nstages:\n  a: {command: sft, config: settings.yaml#sft}\n")
     assert load_pipeline(home / "p.yaml").stages[0].cfg.optim.lr == 0.005
+
+
+def test_a_pipeline_run_in_use_by_another_process_is_refused(tmp_path, in_repo):
+    import fcntl
+
+    run_dir = tmp_path / "pipeline_smoke"
+    run_dir.mkdir()
+    with open(run_dir / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write("pid 4242\n")
+        f.flush()
+        with pytest.raises(R1Error, match=r"pipeline run .*pipeline_smoke is in use by pid 4242; wait for it"):
+            _run(tmp_path)
+    assert not (run_dir / "pipeline.json").exists()  # nothing run
+    assert _run(tmp_path) == run_dir  # the lock's file left behind does not block the next run
+
+
+def test_a_cached_stage_waits_for_the_process_making_it(tmp_path):
+    """Two pipelines that share a cached stage: the second waits for the first, then reuses its output."""
+    import fcntl
+    import threading
+
+    from r1.pipeline.runner import _locked
+
+    target = tmp_path / "cache" / "base-x"
+    lock = target.with_name("base-x.lock")
+    lock.parent.mkdir(parents=True)
+    order = []
+    with open(lock, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: _locked(lock, wait=True, what=str(target)).__enter__()
+                             or order.append("second"))
+        t.start()
+        time.sleep(0.3)
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]

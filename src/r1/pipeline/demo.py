@@ -1,15 +1,19 @@
 """``r1 demo``: R1-Zero's "self-evolution" in miniature, on a laptop CPU, with no downloads.
 
-Stages (artifacts on disk under ``runs/<name>/``):
+The demo is a pipeline (``r1/pipeline/r1_zero_demo.yaml``, run by :mod:`r1.pipeline.runner` like any other) whose
+settings are :class:`r1.config.DemoConfig` (``r1/pipeline/demo.yaml`` + ``-c`` + overrides). Stages, with artifacts
+under ``runs/<name>/``:
 
-1. **pretrain** a tiny base model on the addition corpus (direct answers, often wrong; step-by-step traces, usually
-   right; a few traces with reflection) — or reuse the cached one whose config hash matches
-   (``<cache_dir>/base-<hash>``);
-2. **evaluate** the base model on held-out problems (pass@1 over k samples; accuracy, response length, reflection
-   rate, mode shares) → ``eval_base.jsonl``;
-3. **R1-Zero GRPO** with the accuracy + format rewards → ``grpo/`` (metrics, held-out curves, checkpoints);
-4. **evaluate** the trained model the same way → ``eval_final.jsonl``;
-5. write ``summary.json``, print the before/after table, and build ``report.html`` (``r1 report``).
+1. **base**: pretrain a tiny base model on the addition corpus (direct answers, often wrong; step-by-step traces,
+   usually right; a few traces with reflection), cached under ``<cache_dir>/base-<hash>`` by its config hash;
+2. **eval_base**: ``r1 eval`` of the base model on held-out problems (pass@1 over k samples; response length,
+   reflection rate, mode shares);
+3. **grpo**: R1-Zero GRPO with the accuracy + format rewards (metrics, held-out curves, checkpoints);
+4. **eval_final**: the trained model evaluated the same way;
+
+then ``eval_base.jsonl`` / ``eval_final.jsonl`` (every graded completion with its question), ``summary.json``, the
+before/after table, and ``report.html`` (``r1 report``). A rerun with the same settings skips every finished stage
+(a changed setting reruns its stage and what follows; an interrupted stage continues).
 
 The paper's Figures 2/3 (accuracy and response length rising during RL) and the reflection rate are the curves in
 the report. Left out: anything that needs a checkpoint from a hub.
@@ -17,7 +21,7 @@ the report. Left out: anything that needs a checkpoint from a hub.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -27,100 +31,90 @@ import torch
 
 from r1.config import DemoConfig, save_config, validate
 from r1.errors import R1Error
-from r1.models import load as load_model
+from r1.pipeline.runner import execute, holds_other_files, load_pipeline
 from r1.pipeline.stages import TRAIN_IRRELEVANT, config_key
-from r1.generate import sampling_params
-from r1.rollout import build_engine
-from r1.runs import clear_run_dir, console, make_progress
+from r1.runs import clear_run_dir, console
 from r1.tasks import build_task
-from r1.train.grpo import train_grpo
-from r1.train.quick_eval import quick_eval
-from r1.train.sft import train_sft
+from r1.train.quick_eval import summarize
+
+R1_ZERO_DEMO = Path(__file__).parent / "r1_zero_demo.yaml"
+"""The demo's stages (``configs/pipeline/r1_zero_demo.yaml`` is a link to it)."""
+
 
 def pretrain_key(cfg) -> str:
-    """A hash of everything that determines the pretrained model (the one ``r1 pipeline`` gives a cached pretrain
-    stage with the same config, so the demo and pipelines share one base model)."""
+    """A hash of everything that determines the pretrained model (the folder name of the cached base model)."""
     d = config_key(cfg, TRAIN_IRRELEVANT)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ensure_base_model(cfg: DemoConfig) -> tuple[Path, float, bool]:
-    """Path of the (possibly cached) pretrained base model, seconds spent pretraining, and whether it was cached."""
-    p = copy.deepcopy(cfg.pretrain)
-    p.run.seed = cfg.run.seed
-    p.run.threads = cfg.run.threads
-    p.run.progress = cfg.run.progress
-    key = pretrain_key(p)
-    cache = Path(cfg.run.cache_dir) / f"base-{key}"
-    if (cache / "DONE").is_file():
-        console.print(f"[bold]pretrain[/]: reusing the cached base model {cache} (config hash {key})")
-        return cache, 0.0, True
-    console.print(f"[bold]pretrain[/]: training the base model ({p.run.steps} steps) → {cache}")
-    p.run.out_dir, p.run.name, p.run.overwrite = str(cache.parent), cache.name, True
-    t0 = time.perf_counter()
-    train_sft(p)
-    seconds = time.perf_counter() - t0
-    (cache / "DONE").write_text(json.dumps({"seconds": seconds, "key": key}) + "\n")
-    return cache, seconds, False
+def pipeline_settings(cfg: DemoConfig) -> dict:
+    """``cfg`` as a mapping merged over ``r1_zero_demo.yaml``: each stage's whole config, the run-wide seed, threads
+    and progress in every stage, and the evaluation built from ``cfg.eval`` and the GRPO task."""
+    common = {"seed": cfg.run.seed, "threads": cfg.run.threads, "progress": cfg.run.progress}
+    pretrain = dataclasses.asdict(cfg.pretrain)
+    grpo = dataclasses.asdict(cfg.grpo)
+    del grpo["model"]["path"]  # the base model, wired in the pipeline file
+    for section in (pretrain, grpo):
+        section["run"].update(common)
+    g, e = cfg.grpo, cfg.eval
+    evaluation = {
+        "benchmarks": [{"task": g.task.name, "data": g.task.data, "split": e.split, "limit": e.num_prompts,
+                        "params": dict(g.task.params)}],
+        "rollout": {"engine": g.rollout.engine, "temperature": e.temperature, "top_p": e.top_p, "top_k": 0,
+                    "max_new_tokens": g.rollout.max_new_tokens, "stop": []},
+        "eval": {"samples_per_problem": e.samples_per_prompt, "template": g.task.template},
+    }
+    return {
+        "name": cfg.run.name, "out_dir": cfg.run.out_dir, "cache_dir": cfg.run.cache_dir, **common,
+        "stages": {"base": {"set": pretrain}, "grpo": {"set": grpo},
+                   "eval_base": {"set": evaluation}, "eval_final": {"set": evaluation}},
+    }
 
 
-def evaluate_model(model_path: Path | str, cfg: DemoConfig, label: str, out: Path) -> dict:
-    """Held-out evaluation of ``model_path``; writes one JSON line per completion to ``out``."""
-    g = cfg.grpo
-    task = build_task(g.task.name, g.task.data, **g.task.params)
-    samples = task.load(cfg.eval.split)[: cfg.eval.num_prompts]
-    if len(samples) < cfg.eval.num_prompts:
-        console.print(f"[yellow]note[/]: split {cfg.eval.split!r} has only {len(samples)} problems")
-    model, tok = load_model(str(model_path))
-    model.eval()
-    engine = build_engine(g.rollout.engine, model, tok)
-    # the demo's own temperature and top-p, no top-k and no stop strings; the length is training's
-    sampling = sampling_params(g.rollout, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, top_k=0, stop=[])
-    with make_progress(cfg.run.progress) as progress:
-        metrics, records = quick_eval(
-            engine, tok, task, samples, g.task.template, sampling, k=cfg.eval.samples_per_prompt,
-            seed=cfg.run.seed + 1, progress=progress,
-        )
+def _eval_records(stage, label: str, out: Path) -> dict:
+    """The eval stage's graded completions as the demo's records (with question and gold answer), written to
+    ``out``; returns their metrics (accuracy, mean length, truncated share, the task's own rates)."""
+    ecfg = stage.cfg
+    b = ecfg.benchmarks[0]
+    task = build_task(b.task, b.data, **b.params)
+    problems = {s.id: s for s in task.load(b.split)}
+    name = b.name or b.task
+    rows = [json.loads(line) for line in (stage.dir / name / "samples.jsonl").read_text().splitlines() if line]
+    records = []
+    for r in rows:
+        s = problems[r["id"]]
+        rec = {"id": r["id"], "index": r["index"], "question": task.question(s), "answer": s.answer,
+               "completion": r["completion"], "score": r["score"], "length": r["num_tokens"],
+               "finish_reason": r["finish_reason"]}
+        rec.update({f"task/{n}": v for n, v in task.completion_metrics(r["completion"]).items()})
+        records.append(rec)
     with out.open("w") as f:
-        for r in records:
-            f.write(json.dumps({"model": label, **r}) + "\n")
-    metrics["eval_prompts"] = len(samples)
+        for rec in records:
+            f.write(json.dumps({"model": label, **rec}) + "\n")
+    metrics = summarize(records)
+    metrics["eval_prompts"] = len({r["id"] for r in records})
     return metrics
 
 
 def run_demo(cfg: DemoConfig) -> Path:
-    """Run the whole demo; returns its run directory."""
+    """Run the whole demo (or continue it); returns its run directory."""
     validate(cfg)  # the whole config (pretrain, grpo and eval sections), before anything is written or moved
     t_start = time.perf_counter()
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
-    run_dir = Path(cfg.run.out_dir) / cfg.run.name
-    if run_dir.exists():
-        if not (run_dir / "demo_config.yaml").is_file() and any(run_dir.iterdir()):
+    pipe = load_pipeline(R1_ZERO_DEMO, merge=pipeline_settings(cfg))
+    run_dir = pipe.run_dir
+    if holds_other_files(run_dir):
+        if not (run_dir / "demo_config.yaml").is_file():
             raise R1Error(f"{run_dir} exists and is not a demo run directory; pick another run.name")
-        clear_run_dir(run_dir)  # an earlier demo is moved aside, never deleted
-    run_dir.mkdir(parents=True)
+        clear_run_dir(run_dir)  # a demo from before the pipeline runner: moved aside, never deleted
+    pipe_summary = execute(pipe)
     save_config(cfg, run_dir / "demo_config.yaml")
-
-    base, pretrain_seconds, cached = ensure_base_model(cfg)
-
-    console.rule("[bold]evaluate the base model")
-    base_m = evaluate_model(base, cfg, "base", run_dir / "eval_base.jsonl")
-    console.print(_metrics_line("base", base_m))
-
-    console.rule("[bold]R1-Zero GRPO")
-    g = copy.deepcopy(cfg.grpo)
-    g.model.path = str(base)
-    g.run.out_dir, g.run.name, g.run.overwrite = str(run_dir), "grpo", True
-    g.run.seed, g.run.threads, g.run.progress = cfg.run.seed, cfg.run.threads, cfg.run.progress
-    t0 = time.perf_counter()
-    grpo_dir = train_grpo(g)
-    rl_seconds = time.perf_counter() - t0
-
-    console.rule("[bold]evaluate the trained model")
-    final_m = evaluate_model(grpo_dir, cfg, "final", run_dir / "eval_final.jsonl")
-    console.print(_metrics_line("final", final_m))
-
+    stages = {s.name: s for s in pipe.stages}
+    recs = {s["name"]: s for s in pipe_summary["stages"]}
+    base_m = _eval_records(stages["eval_base"], "base", run_dir / "eval_base.jsonl")
+    final_m = _eval_records(stages["eval_final"], "final", run_dir / "eval_final.jsonl")
+    cached = bool(recs["base"].get("cached"))
     summary = {
         "base_accuracy": base_m["accuracy"],
         "final_accuracy": final_m["accuracy"],
@@ -134,11 +128,12 @@ def run_demo(cfg: DemoConfig) -> Path:
         "eval_top_p": cfg.eval.top_p,
         "base": base_m,
         "final": final_m,
-        "base_model": str(base),
+        "base_model": str(stages["base"].dir),
         "pretrain_cached": cached,
-        "pretrain_seconds": pretrain_seconds,
-        "rl_seconds": rl_seconds,
-        "rl_steps": g.run.steps,
+        "pretrain_seconds": 0.0 if cached else recs["base"].get("seconds", 0.0),
+        "rl_seconds": recs["grpo"].get("seconds", 0.0),
+        "rl_steps": cfg.grpo.run.steps,
+        "stages": pipe_summary["stages"],
     }
     summary["wall_seconds"] = time.perf_counter() - t_start
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -152,13 +147,6 @@ def run_demo(cfg: DemoConfig) -> Path:
     console.print(f"report: {report}")
     console.print(f"demo finished in {summary['wall_seconds']:.0f}s; run directory: {run_dir}")
     return run_dir
-
-
-def _metrics_line(label: str, m: dict) -> str:
-    return (
-        f"{label}: accuracy {m['accuracy']:.3f} | mean length {m['response_length/mean']:.1f} | "
-        f"reflection rate {m.get('task/reflection', 0.0):.3f} | truncated {m['truncated_share']:.3f}"
-    )
 
 
 def print_summary(s: dict) -> None:

@@ -34,6 +34,7 @@ path needs ``--from``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -86,13 +87,16 @@ class Pipeline:
 
 
 # ------------------------------------------------------------------------------------------------------- loading
-def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipeline:
-    """Read a pipeline file, apply dotted overrides (``seed=1``, ``stages.sft.set.optim.lr=1e-4``,
-    ``vars.teacher=/path/to/model``), build and validate every stage's config. Nothing is written."""
+def load_pipeline(path: str | Path, overrides: list[str] | None = None, merge: dict | None = None) -> Pipeline:
+    """Read a pipeline file, merge ``merge`` over it (a mapping of the same shape; ``r1 demo`` passes its settings
+    so), apply dotted overrides (``seed=1``, ``stages.sft.set.optim.lr=1e-4``, ``vars.teacher=/path/to/model``),
+    build and validate every stage's config. Nothing is written."""
     raw = read_yaml_mapping(path)
     where = str(path)
     _unknown(raw, PIPELINE_KEYS, "", where)
     conf = OmegaConf.create(raw)
+    if merge:
+        conf = OmegaConf.merge(conf, OmegaConf.create(merge))
     for ov in overrides or []:
         key, eq, value = ov.partition("=")
         if not eq or not key.strip():
@@ -249,80 +253,144 @@ def _check_environment(stages: list[Stage]) -> None:
 # ------------------------------------------------------------------------------------------------------- running
 def run_pipeline(path: str | Path, overrides: list[str] | None = None, from_stage: Optional[str] = None) -> Path:
     """Run (or continue) the pipeline in ``path``; returns its run directory."""
+    pipe = load_pipeline(path, overrides)
+    execute(pipe, from_stage)
+    return pipe.run_dir
+
+
+def execute(pipe: Pipeline, from_stage: Optional[str] = None) -> dict:
+    """Run (or continue) a loaded pipeline: every stage not finished with its current config, then the summary and
+    report. Returns the summary (``summary.json``)."""
     from r1.runs import console
 
-    pipe = load_pipeline(path, overrides)
     names = [s.name for s in pipe.stages]
     if from_stage is not None and from_stage not in names:
         raise R1Error(f"--from: no stage {from_stage!r}; stages: {', '.join(names)}")
     redo_from = names.index(from_stage) if from_stage is not None else len(names)
     run_dir = pipe.run_dir
     state_path = run_dir / "pipeline.json"
-    if run_dir.exists() and any(run_dir.iterdir()) and not state_path.is_file():
+    if holds_other_files(run_dir):
         raise R1Error(f"{run_dir} exists and is not a pipeline run directory (no pipeline.json); pick another name")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(run_dir / ".lock", wait=False, what=f"pipeline run {run_dir}"):
+        return _execute(pipe, redo_from, state_path)
+
+
+def _execute(pipe: Pipeline, redo_from: int, state_path: Path) -> dict:
+    from r1.runs import console
+
+    run_dir = pipe.run_dir
+    names = [s.name for s in pipe.stages]
     state = _read_state(state_path)
     (run_dir / "pipeline.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(pipe.resolved)))
     save_stage_configs(pipe, run_dir / "configs")  # what `r1 <command> -c` would run, stage by stage
     t_start = time.perf_counter()
     rerun: set[str] = set()  # stages run in this invocation: a stage reading from one runs again
     for i, s in enumerate(pipe.stages):
-        head = f"stage {i + 1}/{len(names)} [bold]{s.name}[/] (r1 {s.command})"
-        if not s.enabled:
-            console.print(f"{head}: disabled, skipped")
-            state["stages"].pop(s.name, None)
-            continue
-        rec = state["stages"].get(s.name, {})
-        redo = i >= redo_from or any(d in rerun for d in s.deps)
-        if not redo and _finished(s, rec):
-            console.print(f"{head}: done (config hash {s.hash}), skipped — {s.output}", soft_wrap=True)
-            state["stages"][s.name] = {**rec, **_where(s), "status": "done", **_cache_record(s)}
-            continue
-        interrupted = (not redo and rec.get("status") == "running" and rec.get("hash") == s.hash
-                       and s.dir.exists() and s.kind.resumable(s.dir))
-        if s.cached and not redo and s.dir.exists() and s.kind.resumable(s.dir):
-            interrupted = True  # the cache folder is named by the hash: what is in it has this config
-        console.rule(head)
-        if rec.get("status") == "done" and rec.get("hash") != s.hash and not redo:
-            console.print(f"{s.name}: the config changed since its last run (hash {rec.get('hash')} → {s.hash}); "
-                          "running it again")
-        cfg = copy.deepcopy(s.cfg)
-        resume = None
-        if interrupted and s.command in ("pretrain", "sft", "grpo"):
-            resume = s.dir
-            console.print(f"{s.name}: continuing the interrupted run in {s.dir}", soft_wrap=True)
-        elif interrupted:
-            cfg.run.overwrite = False  # generate and eval continue from the samples on disk
-            console.print(f"{s.name}: continuing from the samples in {s.dir}", soft_wrap=True)
-        else:
-            cfg.run.overwrite = True  # an earlier run there is moved aside, never deleted
-        try:
-            validate(cfg)  # now the paths earlier stages made exist
-        except R1Error as e:
-            raise R1Error(f"stage {s.name!r}: {e}") from None
-        state["stages"][s.name] = {**_where(s), "status": "running", "hash": s.hash, "started": _now()}
-        _write_state(state_path, state)
-        t0 = time.perf_counter()
-        try:
-            s.kind.run(cfg, resume)
-        except R1Error as e:
-            raise R1Error(f"stage {s.name!r} (r1 {s.command}): {e}; fix it and rerun (finished stages are kept)") \
-                from None
-        seconds = time.perf_counter() - t0
-        if s.cached:
-            (s.dir / "DONE").write_text(json.dumps({"seconds": seconds, "key": s.hash}) + "\n")
-        if s.command == "grpo":
-            _stage_report(s.dir)
-        state["stages"][s.name] = {**_where(s), "status": "done", "hash": s.hash, "seconds": round(seconds, 2),
-                                   "finished": _now()}
-        _write_state(state_path, state)
-        rerun.add(s.name)
+        # a cached stage is shared by every pipeline: one process makes it while the others wait, then reuse it
+        lock = _locked(s.dir.with_name(s.dir.name + ".lock"), wait=True, what=str(s.dir)) if s.cached else None
+        with lock or contextlib.nullcontext():
+            _run_stage(i, s, pipe, state, state_path, redo_from, rerun)
     summary = write_summary(pipe, state, time.perf_counter() - t_start)
     from r1.pipeline.report import print_table
 
     print_table(summary, pipe.report.get("metrics"))
     console.print(f"pipeline {pipe.name} finished; report: {run_dir / 'report.html'}", soft_wrap=True)
-    return run_dir
+    return summary
+
+
+def holds_other_files(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds files but no ``pipeline.json`` (what a start that failed before its first stage
+    leaves — the lock, ``pipeline.yaml``, ``configs/`` — does not count)."""
+    if not run_dir.is_dir() or (run_dir / "pipeline.json").is_file():
+        return False
+    return any(p.name not in (".lock", "pipeline.yaml", "configs") for p in run_dir.iterdir())
+
+
+def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path, redo_from: int,
+               rerun: set[str]) -> None:
+    """Skip, continue or (re)run one stage, recording it in ``state``."""
+    from r1.runs import console
+
+    names = [t.name for t in pipe.stages]
+    head = f"stage {i + 1}/{len(names)} [bold]{s.name}[/] (r1 {s.command})"
+    if not s.enabled:
+        console.print(f"{head}: disabled, skipped")
+        state["stages"].pop(s.name, None)
+        return
+    rec = state["stages"].get(s.name, {})
+    redo = i >= redo_from or any(d in rerun for d in s.deps)
+    if not redo and _finished(s, rec):
+        console.print(f"{head}: done (config hash {s.hash}), skipped — {s.output}", soft_wrap=True)
+        state["stages"][s.name] = {**rec, **_where(s), "status": "done", **_cache_record(s)}
+        return
+    interrupted = (not redo and rec.get("status") == "running" and rec.get("hash") == s.hash
+                   and s.dir.exists() and s.kind.resumable(s.dir))
+    if s.cached and not redo and s.dir.exists() and s.kind.resumable(s.dir):
+        interrupted = True  # the cache folder is named by the hash: what is in it has this config
+    console.rule(head)
+    if rec.get("status") == "done" and rec.get("hash") != s.hash and not redo:
+        console.print(f"{s.name}: the config changed since its last run (hash {rec.get('hash')} → {s.hash}); "
+                      "running it again")
+    cfg = copy.deepcopy(s.cfg)
+    resume = None
+    if interrupted and s.command in ("pretrain", "sft", "grpo"):
+        resume = s.dir
+        console.print(f"{s.name}: continuing the interrupted run in {s.dir}", soft_wrap=True)
+    elif interrupted:
+        cfg.run.overwrite = False  # generate and eval continue from the samples on disk
+        console.print(f"{s.name}: continuing from the samples in {s.dir}", soft_wrap=True)
+    else:
+        cfg.run.overwrite = True  # an earlier run there is moved aside, never deleted
+    try:
+        validate(cfg)  # now the paths earlier stages made exist
+    except R1Error as e:
+        raise R1Error(f"stage {s.name!r}: {e}") from None
+    state["stages"][s.name] = {**_where(s), "status": "running", "hash": s.hash, "started": _now()}
+    _write_state(state_path, state)
+    t0 = time.perf_counter()
+    try:
+        s.kind.run(cfg, resume)
+    except R1Error as e:
+        raise R1Error(f"stage {s.name!r} (r1 {s.command}): {e}; fix it and rerun (finished stages are kept)") \
+            from None
+    seconds = time.perf_counter() - t0
+    if s.cached:
+        (s.dir / "DONE").write_text(json.dumps({"seconds": seconds, "key": s.hash}) + "\n")
+    if s.command == "grpo":
+        _stage_report(s.dir)
+    state["stages"][s.name] = {**_where(s), "status": "done", "hash": s.hash, "seconds": round(seconds, 2),
+                               "finished": _now()}
+    _write_state(state_path, state)
+    rerun.add(s.name)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, wait: bool, what: str):
+    """Hold an exclusive lock on ``path`` (a file beside what it guards: a folder may be moved aside while held).
+    Another process holding it makes this wait (``wait``) or fail with one line naming it."""
+    import fcntl
+    import os
+
+    from r1.runs import console
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            if not wait:
+                raise R1Error(f"{what} is in use by {holder}; wait for it to finish (or stop it), then rerun") \
+                    from None
+            console.print(f"waiting for {holder}, which is making {what}", soft_wrap=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        yield  # closing the file releases the lock, also when the process dies
 
 
 def _finished(s: Stage, rec: dict) -> bool:
@@ -403,4 +471,4 @@ def save_stage_configs(pipe: Pipeline, out: Path) -> None:
         save_config(s.cfg, out / f"{s.name}.yaml")
 
 
-__all__ = ["Pipeline", "Stage", "load_pipeline", "run_pipeline", "save_stage_configs", "write_summary"]
+__all__ = ["Pipeline", "Stage", "execute", "load_pipeline", "run_pipeline", "save_stage_configs", "write_summary"]
