@@ -93,11 +93,10 @@ def test_a_worker_that_fails_or_dies_is_one_line():
         gd._answer(_Child(ChildDied(-9)))
 
 
-def test_a_worker_process_reports_its_error_as_one_frame(monkeypatch):
-    """The worker loop itself, in this process: an exception becomes an ("error", one line) answer."""
-    frames = []
-    monkeypatch.setattr(gd, "serve", lambda handle: frames.extend([handle(("batch", 0, [])), handle(("load", None, 1))]))
-    gd._worker_main()
+def test_a_worker_process_reports_its_error_as_one_frame():
+    """The worker's handler, in this process: an exception becomes an ("error", one line) answer."""
+    handle = gd._worker_handler()
+    frames = [handle(("batch", 0, [])), handle(("load", None, 1))]
     assert frames[0][0] == "error" and frames[0][1].startswith("KeyError")  # a batch before any load
     assert frames[1][0] == "error" and "\n" not in frames[1][1]
 

@@ -9,10 +9,12 @@ Run directory ``<run.out_dir>/<run.name>/``::
 
     config.yaml      resolved config (+ git_sha.txt)
     sampling.json    what the samples were drawn with; a resumed run must match it
-    samples.jsonl    every sample, graded: id, index, completion, num_tokens, finish_reason, score (append-only)
+    samples.jsonl    every sample, graded: id, index, completion, num_tokens, finish_reason, score (appended a batch at
+                     a time, in prompt order at the end)
     data.jsonl       the kept samples, SFT-ready: prompt (rendered with the template), completion, id, index, score,
                      num_tokens, finish_reason, filters (each filter's verdict), source_model
-    summary.json     samples, kept, and per filter: in, kept, dropped (in = kept + dropped)
+    summary.json     samples, kept, and per filter: in, kept, dropped (in = kept + dropped; each filter sees what the
+                     one before kept, so samples = kept + the drops); sampling seconds, tokens/s, workers
 
 Prompts are cut into fixed batches of ``generate.prompts_per_batch``; batch ``b`` draws from its own generator seeded
 from ``run.seed`` and ``b``, so a sample does not depend on which process drew it, nor on where a killed run stopped.
@@ -111,8 +113,16 @@ def _batch_seed(seed: int, b: int) -> int:
 
 
 def _worker_main() -> None:
-    """A worker process's loop: ``("load", cfg, threads)`` then ``("batch", b, samples)`` frames in, ``("ok", result)``
-    or ``("error", one line)`` out. Anything printed goes to stderr: stdout carries the frames."""
+    """A worker process's entry: :func:`_worker_handler`'s answers to its frames until stdin closes."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent too, and it kills its workers
+    serve(_worker_handler())
+
+
+def _worker_handler():
+    """A worker's frame handler: ``("load", cfg, threads)`` then ``("batch", b, samples)`` frames in, ``("ok",
+    result)`` or ``("error", one line)`` out. Anything printed goes to stderr: stdout carries the frames."""
     state: dict[str, _Sampler] = {}
 
     def handle(job):
@@ -125,7 +135,7 @@ def _worker_main() -> None:
         except Exception as e:  # noqa: BLE001 - reported to the parent as one line
             return "error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
-    serve(handle)
+    return handle
 
 
 def _answer(child: ChildProcess):
