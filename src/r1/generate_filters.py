@@ -13,7 +13,8 @@ parameters are the function's keyword arguments (a config's ``filters: [{name, p
 - ``dedupe``: drop exact, normalised-text or n-gram-Jaccard near duplicates of an earlier kept completion, within a
   prompt (``scope="prompt"``) or across the whole set (``scope="all"``).
 - ``readable``: the expected format present, no paragraph over ``max_paragraph_chars``, no code fence in prose,
-  and a language-consistency score >= ``min_language_score`` (:func:`language_consistency`).
+  and a language-consistency score >= ``min_language_score`` (:func:`language_consistency`: the share of the
+  completion's words in its dominant language).
 - ``decontaminate``: drop records whose problem (or other fields) shares a word n-gram with a benchmark problem
   (``r1.eval.decontaminate``'s index).
 """
@@ -111,12 +112,16 @@ def dedupe(
 
 
 def language_consistency(text: str) -> float:
-    """The share of a completion written in one language, in [0, 1]; this version returns 1.0 for every text.
+    """The share of a completion's words in its dominant language, in [0, 1] (1.0 for a text without words): the
+    hook the ``readable`` filter calls (its ``language`` parameter names another callable as ``"module:function"``).
 
-    It is the hook the ``readable`` filter calls (its ``language`` parameter names another callable as
-    ``"module:function"``); the next issue plugs in the measure (the paper's language-consistency reward: the
-    proportion of target-language words)."""
-    return 1.0
+    It is :func:`r1.rewards.language.language_share` with no target, method ``auto`` (script, and the language
+    identifier where the script cannot decide), over the whole completion (tags ignored), so a CoT that drifts into a
+    second language or a summary in another language than the reasoning both count (the paper drops such samples,
+    arXiv 2501.12948 section 2.3.3). Example: ``" <think>所以答案是 twelve</think> <answer>12</answer>"`` → 5/6."""
+    from r1.rewards.language import language_share
+
+    return language_share(text)
 
 
 _FORMATS = ("r1_zero", "think", "none")

@@ -10,5 +10,6 @@ REWARDS.register("accuracy", "r1.rewards.rules:accuracy_reward")
 REWARDS.register("format", "r1.rewards.rules:format_reward")
 REWARDS.register("format_tags", "r1.rewards.rules:format_tags_reward")
 REWARDS.register("code", "r1.rewards.code:code_reward")
+REWARDS.register("language", "r1.rewards.language:language_reward")
 
 __all__ = ["REWARDS", "CompositeReward"]
