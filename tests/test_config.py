@@ -66,11 +66,11 @@ def test_resolved_yaml_roundtrip(tmp_path):
 
 def _schema_for(path):
     """The schema of the command a shipped YAML's first line launches (``# r1 <command> -c ...``)."""
-    from r1.config import DemoConfig, EvalConfig, GenerateConfig, SFTConfig
+    from r1.config import DemoConfig, EvalConfig, GenerateConfig, RMConfig, SFTConfig
 
     command = path.read_text().split()[2]
     return {"grpo": GRPOConfig, "pretrain": SFTConfig, "sft": SFTConfig, "demo": DemoConfig, "eval": EvalConfig,
-            "generate": GenerateConfig, "pipeline": None}[command]
+            "generate": GenerateConfig, "rm": RMConfig, "pipeline": None}[command]
 
 
 @pytest.mark.parametrize(

@@ -371,6 +371,58 @@ class SFTConfig:
             yield "run.workers", self.run.workers, "data-parallel workers are supported by r1 grpo only; use 1"
 
 
+# ---------------------------------------------------------------------------------------------------- reward model
+@dataclass
+class RMDataConfig:
+    source: str = checked("task", choices=("task", "jsonl"))
+    """task (procedural pairs, ``r1.tasks.preference``) | jsonl (records with prompt, chosen, rejected)."""
+    task: str = checked("helpful", registry="r1.tasks.preference:PREFERENCE_TASKS")
+    """source=task: preference task: helpful (answer vs evasive/wrong) | harmless (refusal vs compliance)."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """source=task: the task's parameters (helpful: ``mix`` of rejected kinds; harmless: ``benign_share``)."""
+    num_train: int = checked(2000, ge=1)
+    """source=task: training pairs."""
+    num_test: int = checked(200, ge=1)
+    """source=task: held-out pairs (their prompts are never in train)."""
+    path: Optional[str] = checked(None, env=_file_here)
+    """source=jsonl: the training pairs."""
+    test_path: Optional[str] = checked(None, env=_file_here)
+    """source=jsonl: the held-out pairs; None = ``test_fraction`` of ``path``'s pairs, drawn with run.seed."""
+    test_fraction: float = checked(0.1, gt=0, lt=1)
+    """source=jsonl without test_path: share of the pairs held out."""
+    max_length: int = checked(512, ge=2)
+    """Tokens of prompt + response; longer ones keep their end (the score is read at the last token)."""
+    pairs_per_step: int = checked(32, ge=1)
+    """Preference pairs per optimizer step (2 rows each)."""
+
+
+@dataclass
+class RMEvalConfig:
+    every: int = checked(0, ge=0)
+    """Pairwise accuracy on the held-out pairs every N steps; it is always measured at step 0 and at the end."""
+    pairs_per_batch: int = checked(64, ge=1)
+    """Held-out pairs scored per forward pass."""
+
+
+@dataclass
+class RMConfig:
+    """``r1 rm -c CONFIG``: a reward model (sequence classification, one score) trained on preference pairs with
+    the Bradley-Terry loss (``r1.train.rm``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The backbone: a causal-LM directory or preset (a score head is added), or a reward model to train further."""
+    data: RMDataConfig = field(default_factory=RMDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=10))
+    eval: RMEvalConfig = field(default_factory=RMEvalConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(name="rm", steps=200, sample_every=0))
+
+    def _cross_check(self):
+        if self.data.source == "jsonl" and self.data.path is None:
+            yield "data.path", None, "data.source=jsonl needs data.path (a JSONL file of prompt/chosen/rejected)"
+        if self.run.workers != 1:
+            yield "run.workers", self.run.workers, "data-parallel workers are supported by r1 grpo only; use 1"
+
+
 # ------------------------------------------------------------------------------------------------------------ demo
 @dataclass
 class DemoEvalConfig:

@@ -11,5 +11,6 @@ REWARDS.register("format", "r1.rewards.rules:format_reward")
 REWARDS.register("format_tags", "r1.rewards.rules:format_tags_reward")
 REWARDS.register("code", "r1.rewards.code:code_reward")
 REWARDS.register("language", "r1.rewards.language:language_reward")
+REWARDS.register("reward_model", "r1.rewards.reward_model:reward_model_reward")
 
 __all__ = ["REWARDS", "CompositeReward"]
