@@ -219,7 +219,13 @@ def test_mixed_language_threshold():
     ({"target": "EN"}, "unknown language 'EN'"),
     ({"languages": ["en", "xx"]}, "unknown language 'xx'"),
     ({"languages": "en"}, "must be a list of codes"),
-    ({"min_confidence": 2}, "min_confidence must be in"),
+    ({"min_confidence": 2}, "min_confidence must be a number in"),
+    ({"min_confidence": "high"}, "min_confidence must be a number in"),
+    ({"min_confidence": float("nan")}, "min_confidence must be a number in"),
+    ({"target": 5}, "target must be a language code"),
+    ({"target": ["en"]}, "target must be a language code"),
+    ({"languages": [["en"]]}, "must be a list of codes"),
+    ({"method": "vocab", "vocab": {"en": [1, 2]}}, "vocab must map a language code to a list of words"),
     ({"method": "vocab", "vocab": {"en": "one two"}}, "vocab must map a language code to a list of words"),
     ({"method": "vocab", "vocab": {"xx": ["one"]}}, "unknown language 'xx' in vocab"),
 ])
@@ -234,8 +240,23 @@ def test_bad_reward_params_are_errors_even_without_a_cot():
         language_reward(" <think>x</think>", EN, span="cot")
     with pytest.raises(R1Error, match="unknown method"):
         language_reward(" 12", EN, method="nope")  # no </think>: the reward is None, the bad method still an error
-    with pytest.raises(R1Error, match="threshold must be in"):
+    with pytest.raises(R1Error, match="threshold must be a number in"):
         mixed_language("x", "en", threshold=1.5)
+    with pytest.raises(R1Error, match="threshold must be a number in"):
+        mixed_language("x", "en", threshold="high")
+
+
+def test_a_misspelled_param_is_caught_when_the_config_is_validated():
+    from r1.config import GRPOConfig, load_config
+
+    with pytest.raises(R1Error, match="reward 'language' has no parameter tgt; valid: target, method, span"):
+        load_config(GRPOConfig, None, ["rewards=[{name: accuracy}, {name: language, params: {tgt: en}}]"])
+
+
+@pytest.mark.parametrize("text", ["\ud800 lone surrogate", "\x00\x01", "<" * 5000, "所" * 20000 + " x" * 20000])
+def test_hostile_texts_score_in_the_unit_interval(text):
+    for method in ("auto", "script", "vocab"):
+        assert 0.0 <= language_share(text, "en", method=method) <= 1.0
 
 
 def test_every_supported_language_is_known_to_the_identifier():

@@ -210,8 +210,10 @@ def _check(target: Optional[str], method: str, languages: Optional[Iterable[str]
     """Validate the parameters; the candidate languages (target included), in order."""
     if method not in METHODS:
         raise R1Error(f"language: unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if isinstance(languages, str):
-        raise R1Error(f"language: languages must be a list of codes, got the string {languages!r}")
+    if target is not None and not isinstance(target, str):
+        raise R1Error(f"language: target must be a language code such as 'en', got {target!r}")
+    if isinstance(languages, str) or (languages is not None and not all(isinstance(c, str) for c in languages)):
+        raise R1Error(f"language: languages must be a list of codes, got {languages!r}")
     cands = tuple(dict.fromkeys([*(DEFAULT_LANGUAGES if languages is None else languages),
                                  *([target] if target else [])]))
     bad = [c for c in cands if c not in LANGUAGE_SCRIPTS]
@@ -221,10 +223,19 @@ def _check(target: Optional[str], method: str, languages: Optional[Iterable[str]
     return cands
 
 
+def _check_unit(name: str, value) -> None:
+    """``value`` is a number in [0, 1] (bool and strings are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise R1Error(f"language: {name} must be a number in [0, 1], got {value!r}")
+
+
 def _vocab_lists(vocab: Optional[Mapping[str, Iterable[str]]]) -> dict[str, frozenset[str]]:
     if vocab is None:
         return STEP_WORDS
-    if not isinstance(vocab, Mapping) or any(isinstance(v, str) for v in vocab.values()):
+    if not isinstance(vocab, Mapping) or any(
+        isinstance(v, str) or not isinstance(v, Iterable) or not all(isinstance(w, str) for w in v)
+        for v in vocab.values()
+    ):
         raise R1Error("language: vocab must map a language code to a list of words, e.g. {en: [one, two]}")
     bad = [c for c in vocab if c not in LANGUAGE_SCRIPTS]
     if bad:
@@ -249,8 +260,7 @@ def count_words(
     Example: ``count_words("所以 the answer", "zh", method="script")`` → ``Counter({"zh": 2, "Latin": 2})``.
     """
     cands = _check(target, method, languages)
-    if not 0.0 <= float(min_confidence) <= 1.0:
-        raise R1Error(f"language: min_confidence must be in [0, 1], got {min_confidence!r}")
+    _check_unit("min_confidence", min_confidence)
     lists = _vocab_lists(vocab) if method == "vocab" else {}
     by_script: dict[str, list[str]] = {}
     for c in cands:
@@ -347,8 +357,7 @@ def mixed_language(text: str, target: Optional[str] = None, *, threshold: float 
 
     Example: ``mixed_language("所以答案是 twelve", "zh")`` → True (5/6 < 0.95).
     """
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise R1Error(f"language: threshold must be in [0, 1], got {threshold!r}")
+    _check_unit("threshold", threshold)
     return language_share(text, target, **kwargs) < threshold
 
 
