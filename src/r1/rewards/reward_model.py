@@ -17,7 +17,8 @@ score is the head's output at the last token. ``r1 rm`` stores the separator and
 The reward is ``scale * score + shift``. Each RM directory is loaded once per process (keyed by its path, its weights'
 modification time and the device) and scored without gradients. Left out: batched scoring through the reward
 interface (``fn(completion, sample)`` is called per completion; :func:`score_texts` scores a batch for callers that
-have one), and checking ``path`` when a GRPO config is validated (a bad path is a one-line error at the first call).
+have one). :func:`check_params` (also ``reward_model_reward.check_params``) says what is wrong with the params on this
+machine, for config validation; until the config calls it, a bad path is a one-line error at the first call.
 """
 
 from __future__ import annotations
@@ -197,7 +198,24 @@ def reward_model_reward(
     return scale * score + shift
 
 
+def check_params(params: dict) -> Optional[str]:
+    """What is wrong with a ``reward_model`` reward's params on this machine (None if nothing): a missing or bad
+    ``path``, an unknown ``span``. For config validation, so a bad RM fails before a GRPO run directory is made."""
+    if params.get("span", "summary") not in SPANS:
+        return f"unknown span {params['span']!r}; valid: {', '.join(SPANS)}"
+    if not params.get("path"):
+        return "needs params.path: the reward-model directory (r1 rm's run directory)"
+    try:
+        load_reward_model(params["path"], params.get("device", "cpu"))
+    except R1Error as e:
+        return str(e).removeprefix("reward_model: ")
+    return None
+
+
+reward_model_reward.check_params = check_params  # type: ignore[attr-defined]
+
+
 __all__ = [
-    "SPANS", "encode_texts", "load_reward_model", "load_sequence_classifier", "reward_model_reward", "rm_settings",
+    "SPANS", "check_params", "encode_texts", "load_reward_model", "load_sequence_classifier", "reward_model_reward", "rm_settings",
     "rm_text", "score_ids", "score_texts", "select_span",
 ]
