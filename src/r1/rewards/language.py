@@ -96,7 +96,7 @@ STEP_WORDS: dict[str, frozenset[str]] = {
         "zéro un une deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt "
         "trente quarante cinquante soixante cent plus ajoute retenue je retiens écris égale égal font attends vérifie "
         "ensuite puis donc réponse somme chiffre colonne".split()),
-    "zh": frozenset("零一二三四五六七八九十百加进位写等于是得答案和检查"),
+    "zh": frozenset("零一二三四五六七八九十百加进位写等于是得答案和检查然后"),
 }
 
 #: Words counted for no language: math function names (a Chinese CoT writes ``sin x`` too).

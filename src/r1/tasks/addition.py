@@ -26,6 +26,18 @@ modes, so the base model is mediocre in a way that RL can fix.
   R1-Zero then rewards the completions where it did (the corrected ones are right), which is what should raise the
   reflection rate during RL.
 
+Language mixing (``lang_mix > 0``, for the language-consistency reward of DeepSeek-R1 section 2.3.2): the trace
+steps are joined by a step word, ``then`` (``step_words``), and a share ``lang_mix`` of the traces switch it to another
+language (one of ``mix_languages``: ``dann``, ``puis``, ``然后``) from a random join on, after at least one ``then``
+where the trace has two joins::
+
+    <think>1+9+0=10 then 2+8+1=11 dann 7+6+1=14 dann 4+3+1=08</think><answer>8410</answer>
+
+The switch is free of cost or benefit (the arithmetic is the same), so nothing but a language reward moves it; the
+words are those of :data:`r1.rewards.language.STEP_WORDS`, so ``language_share(method="vocab")`` measures it exactly.
+``wait`` stays English (it is the reflection marker). ``completion_metrics`` then adds ``mixed_language``. With the
+defaults (``lang_mix=0``) the corpus is byte for byte what it was without these parameters.
+
 Mode is chosen independently of the problem, so which mode to use is a free choice of the base policy that GRPO can
 shift (towards the longer, more accurate traces: response length and accuracy rise together).
 
@@ -39,8 +51,12 @@ Measured (``scripts/addition_trial.py``, qwen2-1m, 4 digits, mix 60/35/5, 800 st
 forced, greedy accuracy is 100% when thinking and 0% when answering directly; sampled at T=1 the base model thinks
 42% of the time and is right 28% of the time overall.
 
-Deliberately left out: subtraction/multiplication, natural-language word problems, and partial credit (``grade`` is
-exact match on the last ``<answer>`` block).
+Grading reads the last ``<answer>`` block, or else the last number of the summary of R1's readable format
+(``<|reasoning|>…<|reasoning|>The answer is 8410.``, :data:`r1.data.templates.READABLE_TOKEN`), so a cold-started model
+grades too.
+
+Deliberately left out: subtraction/multiplication, natural-language word problems, partial credit (``grade`` is exact
+match), and number words in the traces (digits carry the arithmetic; only the joins are words).
 """
 
 from __future__ import annotations
@@ -61,10 +77,16 @@ REFLECTION_MARKERS = ("wait", "recheck", "let me check", "mistake")
 SHORT_R1_TEMPLATE = "User: {prompt}. Assistant:"
 """A short R1-Zero-style template (the paper's last line, without the 400-character instructions)."""
 
+STEP_JOINERS = {"en": "then", "de": "dann", "fr": "puis", "zh": "然后"}
+"""The word that joins two trace steps, per language (``step_words``; each is in :data:`r1.rewards.language.STEP_WORDS`).
+The Latin ones have four letters, so a switch keeps every step's offsets (the byte-level layout of the module
+docstring)."""
+
 DEFAULT_MIX = {"direct": 0.6, "cot": 0.35, "reflect": 0.05}
 """Default share of each completion mode in :meth:`AdditionTask.pretrain_corpus`."""
 
 _MARKER_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in REFLECTION_MARKERS) + r")\b", re.IGNORECASE)
+_NUMBER_RE = re.compile(r"\d+")
 _FORMAT_RE = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.DOTALL)
 
 
@@ -84,6 +106,12 @@ class AdditionTask(Task):
             systematic shortcut, so the base model's most likely direct answer is wrong whenever a carry occurs).
         cot_error_rate: corpus only: probability that a ``cot`` completion has one off-by-one step (and so a wrong
             answer).
+        lang_mix: corpus only: share of ``cot``/``reflect`` traces whose step words switch language mid-trace
+            (module docstring); 0 keeps the corpus unchanged.
+        mix_languages: the languages a mixed trace switches to, one drawn per trace (codes of :data:`STEP_JOINERS`
+            other than ``en``).
+        step_words: join trace steps with ``then`` (None: when ``lang_mix > 0``; ``lang_mix > 0`` needs it).
+        language_metrics: add ``mixed_language`` to :meth:`completion_metrics` (None: when steps have words).
 
     Example:
         >>> t = AdditionTask(digits=3, num_train=10, num_test=5)
@@ -108,6 +136,10 @@ class AdditionTask(Task):
         direct_error_rate: float = 0.5,
         cot_error_rate: float = 0.05,
         direct_error: str = "digit",
+        lang_mix: float = 0.0,
+        mix_languages: list[str] | tuple[str, ...] = ("de", "fr", "zh"),
+        step_words: bool | None = None,
+        language_metrics: bool | None = None,
     ):
         min_digits = digits if min_digits is None else min_digits
         if not 1 <= min_digits <= digits:
@@ -127,6 +159,9 @@ class AdditionTask(Task):
         if direct_error not in ("digit", "no_carry"):
             raise R1Error(f"addition: unknown direct_error {direct_error!r}; valid: digit, no_carry")
         self.direct_error = direct_error
+        self.lang_mix, self.mix_languages = _check_language_params(lang_mix, mix_languages, step_words)
+        self.step_words = lang_mix > 0 if step_words is None else bool(step_words)
+        self.language_metrics = self.step_words if language_metrics is None else bool(language_metrics)
         self._splits: dict[str, list[Sample]] | None = None
 
     # ---- the Task contract -------------------------------------------------------------------------------------
@@ -150,10 +185,13 @@ class AdditionTask(Task):
         return 1.0 if answer is not None and answer == sample.answer else 0.0
 
     def completion_metrics(self, completion: str) -> dict[str, float]:
-        """``reflection`` (a reflection marker is present) and the share of each mode (``mode/<name>``)."""
+        """``reflection`` (a reflection marker is present), the share of each mode (``mode/<name>``) and, with
+        ``language_metrics``, ``mixed_language`` (:func:`is_mixed_language`)."""
         mode = completion_mode(completion)
         out = {"reflection": float(has_reflection(completion))}
         out.update({f"mode/{m}": float(mode == m) for m in (*MODES, "other")})
+        if self.language_metrics:
+            out["mixed_language"] = float(is_mixed_language(completion))
         return out
 
     # ---- the pretraining corpus --------------------------------------------------------------------------------
@@ -173,11 +211,11 @@ class AdditionTask(Task):
         if mode == "cot":
             slip = rng.randrange(_num_columns(a, b)) if rng.random() < self.cot_error_rate else None
             steps, value = _column_steps(a, b, slip=slip, rng=rng)
-            return f"<think>{' '.join(steps)}</think><answer>{value}</answer>"
+            return f"<think>{self._join_steps(steps, rng)}</think><answer>{value}</answer>"
         if mode == "reflect":
             at = rng.randrange(_num_columns(a, b))
             steps, value = _column_steps(a, b, reflect_at=at, rng=rng)
-            return f"<think>{' '.join(steps)}</think><answer>{value}</answer>"
+            return f"<think>{self._join_steps(steps, rng)}</think><answer>{value}</answer>"
         raise R1Error(f"addition: unknown completion mode {mode!r}; valid: {', '.join(MODES)}")
 
     def pretrain_corpus(
@@ -218,6 +256,20 @@ class AdditionTask(Task):
 
     # ---- helpers -----------------------------------------------------------------------------------------------
 
+    def _join_steps(self, steps: list[str], rng: random.Random) -> str:
+        """The trace's steps joined by spaces, or, with ``step_words``, by the step word (none after a ``wait``:
+        it joins on its own). A share ``lang_mix`` of traces switch the word to a ``mix_languages`` one from a
+        random join on (after the first, where there are two). Draws from ``rng`` only when ``lang_mix > 0``."""
+        if not self.step_words:
+            return " ".join(steps)
+        joins = [i for i in range(1, len(steps)) if not steps[i - 1].endswith(" wait")]
+        words = {i: STEP_JOINERS["en"] for i in joins}
+        if joins and self.lang_mix > 0 and rng.random() < self.lang_mix:
+            other = STEP_JOINERS[rng.choice(self.mix_languages)]
+            first = rng.randrange(1, len(joins)) if len(joins) > 1 else 0
+            words.update({i: other for i in joins[first:]})
+        return steps[0] + "".join(f" {words[i]} {s}" if i in words else f" {s}" for i, s in enumerate(steps) if i)
+
     def _random_pair(self, rng: random.Random) -> tuple[int, int]:
         lo = 0 if self.min_digits == 1 else 10 ** (self.min_digits - 1)
         hi = 10**self.digits - 1
@@ -237,14 +289,21 @@ class AdditionTask(Task):
 
 
 def extract_answer(completion: str) -> str | None:
-    """The stripped content of the last complete ``<answer>…</answer>`` block, or ``None`` when there is none.
+    """The stripped content of the last complete ``<answer>…</answer>`` block; without one, the last number in the
+    summary of R1's readable format (the text after the last of at least two :data:`READABLE_TOKEN`); else ``None``.
 
     >>> extract_answer("<answer>1</answer> <answer> 2 </answer>")
     '2'
+    >>> extract_answer("<|reasoning|>1+9+0=10<|reasoning|>The answer is 10.")
+    '10'
     """
     end = completion.rfind("</answer>")
     if end < 0:
-        return None
+        from r1.data.templates import READABLE_TOKEN
+
+        parts = completion.split(READABLE_TOKEN)
+        numbers = _NUMBER_RE.findall(parts[-1]) if len(parts) >= 3 else []
+        return numbers[-1] if numbers else None
     start = completion.rfind("<answer>", 0, end)
     if start < 0:
         return None
@@ -254,6 +313,21 @@ def extract_answer(completion: str) -> str | None:
 def has_reflection(completion: str) -> bool:
     """True when the completion contains one of :data:`REFLECTION_MARKERS` as a whole word (any case)."""
     return _MARKER_RE.search(completion) is not None
+
+
+def is_mixed_language(completion: str, threshold: float = 0.95) -> bool:
+    """True when the reasoning (before the last ``</think>``, else before the last readable-format token) has a share
+    of English words below ``threshold``, by the step-word lists (``language_share(method="vocab", target="en")``).
+    A completion without reasoning mixes nothing.
+
+    >>> is_mixed_language("<think>2+8+1=11 then 7+6+1=14 dann 4+3+1=08</think><answer>8410</answer>")
+    True
+    """
+    from r1.data.templates import READABLE_TOKEN
+    from r1.rewards.language import mixed_language, select_span
+
+    text = select_span(completion, "think", "</think>") or select_span(completion, "think", READABLE_TOKEN)
+    return text is not None and mixed_language(text, "en", method="vocab", threshold=threshold)
 
 
 def completion_mode(completion: str) -> str:
@@ -270,6 +344,19 @@ def completion_mode(completion: str) -> str:
     if not think.strip():
         return "direct"
     return "reflect" if has_reflection(think) else "cot"
+
+
+def _check_language_params(lang_mix, mix_languages, step_words) -> tuple[float, tuple[str, ...]]:
+    """``lang_mix`` and ``mix_languages`` checked (one-line R1Errors), the languages as a tuple."""
+    if isinstance(lang_mix, bool) or not isinstance(lang_mix, (int, float)) or not 0.0 <= lang_mix <= 1.0:
+        raise R1Error(f"addition: lang_mix must be a number in [0, 1], got {lang_mix!r}")
+    others = sorted(set(STEP_JOINERS) - {"en"})
+    if (isinstance(mix_languages, str) or not isinstance(mix_languages, (list, tuple)) or not mix_languages
+            or any(lang not in others for lang in mix_languages)):
+        raise R1Error(f"addition: mix_languages must be a non-empty list of {', '.join(others)}, got {mix_languages!r}")
+    if lang_mix > 0 and step_words is not None and not step_words:
+        raise R1Error("addition: lang_mix > 0 switches the trace's step words, so it needs step_words (true or unset)")
+    return float(lang_mix), tuple(mix_languages)
 
 
 def _operands(sample: Sample) -> tuple[int, int]:
@@ -341,8 +428,10 @@ __all__ = [
     "MODES",
     "REFLECTION_MARKERS",
     "SHORT_R1_TEMPLATE",
+    "STEP_JOINERS",
     "TASKS_TABLE",
     "completion_mode",
     "extract_answer",
     "has_reflection",
+    "is_mixed_language",
 ]
