@@ -9,6 +9,7 @@ from r1.rewards.base import REWARDS, CompositeReward
 REWARDS.register("accuracy", "r1.rewards.rules:accuracy_reward")
 REWARDS.register("format", "r1.rewards.rules:format_reward")
 REWARDS.register("format_tags", "r1.rewards.rules:format_tags_reward")
+REWARDS.register("readable_format", "r1.rewards.rules:readable_format_reward")
 REWARDS.register("code", "r1.rewards.code:code_reward")
 REWARDS.register("language", "r1.rewards.language:language_reward")
 REWARDS.register("reward_model", "r1.rewards.reward_model:reward_model_reward")

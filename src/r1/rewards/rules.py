@@ -9,6 +9,9 @@ reward for format.
   the format (a random-init smoke model writes a tag now and then), so a group's rewards differ and GRPO has a
   gradient (``configs/grpo/smoke.yaml``). It is gameable by tags alone, so it belongs at a small weight next to
   ``accuracy``, never alone.
+- ``readable_format``: 1 if the completion is in DeepSeek-R1's readable cold-start format (section 2.3.1),
+  ``|special_token|<reasoning_process>|special_token|<summary>`` (:data:`r1.data.templates.READABLE_TOKEN`), with a
+  non-empty reasoning and a summary that states the gold answer; else 0. The R1 counterpart of ``format``.
 
 Deliberately left out: neural reward models and the language-consistency reward (separate modules).
 """
@@ -19,6 +22,7 @@ import re
 from typing import Optional
 
 from r1.data.sample import Sample
+from r1.data.templates import READABLE_TOKEN, split_readable
 from r1.errors import R1Error
 
 #: End-of-sequence texts stripped from the end of a completion before the format check (when decoded with special
@@ -59,15 +63,31 @@ def format_reward(
     """
     if params:
         raise R1Error(f"unknown parameter(s) for reward 'format': {', '.join(sorted(params))}; valid: eos_texts")
+    return 1.0 if parse_r1_zero(completion, eos_texts) is not None else 0.0
+
+
+def strip_eos(completion: str, eos_texts: tuple[str, ...] | list[str] = DEFAULT_EOS_TEXTS) -> str:
+    """``completion`` stripped of surrounding whitespace and then of one trailing EOS text (the first that matches)."""
     text = completion.strip()
     for eos in eos_texts:
         if eos and text.endswith(eos):
-            text = text[: -len(eos)].rstrip()
-            break
+            return text[: -len(eos)].rstrip()
+    return text
+
+
+def parse_r1_zero(
+    completion: str, eos_texts: tuple[str, ...] | list[str] = DEFAULT_EOS_TEXTS
+) -> tuple[str, str] | None:
+    """``(think, answer)`` of a completion in the strict R1-Zero format (:func:`format_reward`), both as written
+    (not stripped); None when it is not in that format or the answer is blank.
+
+    Example: ``parse_r1_zero(" <think>2+2=4</think> <answer>4</answer>")`` → ``("2+2=4", "4")``.
+    """
+    text = strip_eos(completion, eos_texts)
     if any(text.count(tag) != 1 for tag in _TAGS):
-        return 0.0
+        return None
     m = _R1_ZERO_FORMAT.fullmatch(text)
-    return 1.0 if m is not None and m.group(2).strip() else 0.0
+    return (m.group(1), m.group(2)) if m is not None and m.group(2).strip() else None
 
 
 def format_tags_reward(completion: str, sample: Sample, *, task=None, **params) -> float:
@@ -81,4 +101,42 @@ def format_tags_reward(completion: str, sample: Sample, *, task=None, **params) 
     return sum(0.25 for tag in _TAGS if completion.count(tag) == 1)
 
 
-__all__ = ["DEFAULT_EOS_TEXTS", "accuracy_reward", "format_reward", "format_tags_reward"]
+def readable_format_reward(
+    completion: str,
+    sample: Sample,
+    *,
+    task=None,
+    token: str = READABLE_TOKEN,
+    require_answer: bool = True,
+    eos_texts: tuple[str, ...] | list[str] = DEFAULT_EOS_TEXTS,
+    **params,
+) -> float:
+    """1.0 if ``completion`` is in R1's readable format, else 0.0.
+
+    After stripping surrounding whitespace and one trailing EOS text, the completion must be ``token R token S``
+    (:func:`r1.data.templates.split_readable`: exactly two tokens, nothing before the first) with ``R`` not blank and
+    ``S`` stating the gold answer: ``sample.answer`` standing alone (not inside a longer word or number: ``8410`` is
+    not in ``84100``). ``require_answer=False`` asks only for a non-blank ``S`` (an answer stated another way, e.g.
+    ``1/2`` for ``\\frac{1}{2}``, is the accuracy reward's business).
+
+    Examples (gold ``8410``): ``"<|reasoning|>1+9+0=10 …<|reasoning|>The answer is 8410."`` → 1.0;
+    ``"<|reasoning|> <|reasoning|>8410"`` → 0.0 (no reasoning); ``"<think>…</think><answer>8410</answer>"`` → 0.0.
+    """
+    if params:
+        raise R1Error(f"unknown parameter(s) for reward 'readable_format': {', '.join(sorted(params))}; "
+                      "valid: token, require_answer, eos_texts")
+    if not isinstance(require_answer, bool):
+        raise R1Error(f"reward 'readable_format': require_answer must be true or false, got {require_answer!r}")
+    parts = split_readable(strip_eos(completion, eos_texts), token)
+    if parts is None or not parts[0] or not parts[1]:
+        return 0.0
+    if not require_answer or not sample.answer:
+        return 1.0
+    answer = re.escape(sample.answer.strip())
+    return 1.0 if re.search(rf"(?<![\w.]){answer}(?!\w)", parts[1]) else 0.0
+
+
+__all__ = [
+    "DEFAULT_EOS_TEXTS", "accuracy_reward", "format_reward", "format_tags_reward", "parse_r1_zero",
+    "readable_format_reward", "strip_eos",
+]
