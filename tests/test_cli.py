@@ -55,7 +55,7 @@ def test_a_typo_after_a_finished_run_leaves_it_as_it_was(tmp_path):
     p = run_cli("grpo", "-c", "configs/grpo/smoke.yaml", f"run.out_dir={tmp_path}", "run.name=x", "task.template=r1zero")
     assert files() == before and sorted(f.name for f in tmp_path.iterdir()) == ["x"]
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
-    assert "task.template: unknown template 'r1zero'; valid: chat, plain, r1_zero" in p.stderr
+    assert "task.template: unknown template 'r1zero'; valid: chat, plain, " in p.stderr and "r1_zero" in p.stderr
 
 
 def test_help_lists_config_fields_and_the_hint_names_the_commands_example(capsys):

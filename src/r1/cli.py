@@ -56,6 +56,14 @@ def cmd_sft(args) -> int:
     return 0
 
 
+def cmd_rm(args) -> int:
+    from r1.config import RMConfig
+    from r1.train.rm import train_rm
+
+    train_rm(_load(RMConfig, args), resume=args.resume)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from r1.config import load_demo_config
     from r1.pipeline.demo import run_demo
@@ -179,6 +187,7 @@ COMMANDS = {
     "grpo": (cmd_grpo, "GRPO reinforcement learning (R1-Zero, reasoning RL)", True),
     "pretrain": (cmd_sft, "train a tiny base model from scratch (causal LM on a generated corpus)", True),
     "sft": (cmd_sft, "supervised fine-tuning (cold start, distillation), completion-only loss", True),
+    "rm": (cmd_rm, "train a reward model on preference pairs (Bradley-Terry loss), held-out pairwise accuracy", True),
     "demo": (cmd_demo, "R1-Zero self-evolution in miniature: pretrain, evaluate, GRPO, evaluate, report", False),
     "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
     "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
