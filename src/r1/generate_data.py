@@ -209,6 +209,7 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
 
     validate(cfg)  # the whole config, with the machine's files, before anything is loaded or written
     from r1.generate_filters import apply_filters
+    from r1.generate_rewrite import rewrite_records
 
     # a bad filter value (dedupe mode=fuzzy) fails here, on no records, before anything is written
     apply_filters([], [(f.name, dict(f.params)) for f in cfg.filters])
@@ -271,6 +272,7 @@ def run_generate(cfg: GenerateConfig) -> dict[str, Any]:
         for s, recs in zip(samples, outs) for j, r in enumerate(recs)
     ]
     kept, counts = apply_filters(records, [(f.name, dict(f.params)) for f in cfg.filters])
+    kept, counts = rewrite_records(kept, counts, cfg.rewrite)  # R1's readable format; a no-op without a rewrite
     with open(run_dir / "data.jsonl", "w", encoding="utf-8") as f:
         for r in kept:
             row = {k_: v for k_, v in r.items() if k_ != "problem"}
