@@ -150,6 +150,12 @@ class RewardConfig:
     """Weight of this part in the composite reward (any finite number; negative = a penalty)."""
     params: Dict[str, Any] = field(default_factory=dict)
     """Reward-specific parameters: the reward function's keyword arguments (e.g. ``partial`` for code)."""
+    label: str = ""
+    """This part's name in the composite and the logs (``reward/<label>``); "" = ``name``. Tells apart two parts
+    with one reward (a helpfulness and a harmlessness ``reward_model``)."""
+    source: str = ""
+    """With the ``mixture`` task: the prompt source whose completions this part scores (the others get no value from
+    it, as a reward returning None); "" = every source."""
 
 
 @dataclass
@@ -317,10 +323,16 @@ class GRPOConfig:
             )
         if not self.rewards:
             yield "rewards", [], "list at least one reward, e.g. rewards=[{name: accuracy}]"
-        names = [r.name for r in self.rewards]
+        labels = [r.label or r.name for r in self.rewards]
+        sources = _mixture_sources(self.task)
         for i, r in enumerate(self.rewards):
-            if r.name in names[:i]:
-                yield f"rewards.{i}.name", r.name, "reward names must be unique in a composite"
+            if labels[i] in labels[:i]:
+                yield f"rewards.{i}.name", labels[i], (
+                    "reward names must be unique in a composite (give a second use its own label)")
+            if r.source and sources is None:
+                yield f"rewards.{i}.source", r.source, "a reward's source needs task.name=mixture"
+            elif r.source and r.source not in sources:
+                yield f"rewards.{i}.source", r.source, f"not a source of the mixture; valid: {', '.join(sources)}"
             yield from _reward_params(f"rewards.{i}", r)
 
 
@@ -695,6 +707,13 @@ def _field_problems(key: str, value: Any, check: Optional[Check], environment: b
         if problem:
             yield f"{key}={value!r}: {problem}"
             return
+
+
+def _mixture_sources(task: "TaskConfig") -> Optional[list[str]]:
+    """The source names of a ``mixture`` task (None for any other task)."""
+    if task.name != "mixture":
+        return None
+    return [str(s.get("name", "")) for s in task.params.get("sources", []) if isinstance(s, dict)]
 
 
 def _reward_params(key: str, r: "RewardConfig"):

@@ -44,14 +44,18 @@ class CompositeReward:
     """``total = Σ weight_i * part_i`` (a ``None`` part adds 0). Parts are returned for logging as ``reward/<name>``.
 
     Args:
-        parts: list of ``(name, weight, params)``; each name is looked up in ``REWARDS`` at construction.
+        parts: list of ``(name, weight, params)``, optionally ``+ (label, source)``: the part's name in the details
+            (default ``name``) and the prompt source it scores (``sample.meta["source"]``; "" = every sample). Each
+            name is looked up in ``REWARDS`` at construction.
         task: the task whose grader the accuracy reward calls; its ``grading_budget_s`` (seconds per completion,
             None = unbounded) sets :meth:`budget`.
     """
 
-    def __init__(self, parts: list[tuple[str, float, dict[str, Any]]], task):
+    def __init__(self, parts: list[tuple], task):
         self.task = task
-        self.parts = [(name, float(weight), dict(params), REWARDS.get(name)) for name, weight, params in parts]
+        # (label, weight, params, fn, source): a part is (name, weight, params[, label[, source]])
+        self.parts = [(p[3] if len(p) > 3 and p[3] else p[0], float(p[1]), dict(p[2]), REWARDS.get(p[0]),
+                       p[4] if len(p) > 4 else "") for p in parts]
         names = [p[0] for p in self.parts]
         if len(set(names)) != len(names):
             from r1.errors import R1Error
@@ -99,7 +103,10 @@ class CompositeReward:
             self.num_over_budget += 1
             return 0.0, {name: None for name in self.names}
         total, detail = 0.0, {}
-        for name, weight, params, fn in self.parts:
+        for name, weight, params, fn, source in self.parts:
+            if source and sample.meta.get("source") != source:
+                detail[name] = None  # this part scores another prompt source (a mixture task's)
+                continue
             r = fn(completion, sample, task=self.task, **params)
             detail[name] = None if r is None else float(r)
             if r is not None:

@@ -18,5 +18,7 @@ TASKS.register("gpqa", "r1.tasks.gpqa:MultipleChoiceTask")
 TASKS.register("humaneval", "r1.tasks.code:HumanEvalTask")
 TASKS.register("mbpp", "r1.tasks.code:MBPPTask")
 TASKS.register("stdio", "r1.tasks.code:StdioTask")
+TASKS.register("mixture", "r1.tasks.mixture:MixtureTask")
+TASKS.register("preference_prompts", "r1.tasks.mixture:PreferencePromptTask")
 
 __all__ = ["TASKS", "Task", "build_task"]

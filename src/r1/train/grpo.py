@@ -208,7 +208,7 @@ class GRPOTrainer:
         self.samples = self.task.load(c.task.train_split)
         if not self.samples:
             raise R1Error(f"task {c.task.name!r} split {c.task.train_split!r} is empty")
-        self.reward = CompositeReward([(r.name, r.weight, r.params) for r in c.rewards], self.task)
+        self.reward = CompositeReward([(r.name, r.weight, r.params, r.label, r.source) for r in c.rewards], self.task)
         ENGINES.get(c.rollout.engine)  # an unknown engine name fails here, before anything is loaded or written
 
         # --- run directory, model, optimizer
@@ -547,6 +547,11 @@ class GRPOTrainer:
         per_completion = [self.task.completion_metrics(t) for t in r.texts]
         for key in sorted({k for d in per_completion for k in d}):
             m[f"task/{key}"] = sum(d.get(key, 0.0) for d in per_completion) / len(per_completion)
+        sources = [self.samples[i].meta.get("source") for i in r.sample_idx]
+        for name in sorted({s for s in sources if s is not None}):  # a mixture task's prompt sources
+            mine = [k for k, s in enumerate(sources) if s == name]
+            m[f"source/{name}/reward"] = r.rewards[mine].mean().item()
+            m[f"source/{name}/share"] = len(mine) / len(sources)
         if "accuracy" in r.reward_parts:
             m["accuracy"] = m["reward/accuracy"]
         else:

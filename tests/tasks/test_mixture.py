@@ -1,0 +1,93 @@
+"""The mixture task (all-scenario RL's prompt sources, each with its own rewards) and general preference prompts."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from r1.config import GRPOConfig, load_config
+from r1.errors import R1Error
+from r1.rewards import CompositeReward
+from r1.tasks import build_task
+
+SOURCES = [
+    {"name": "reasoning", "task": "addition", "weight": 3, "params": {"digits": 2, "num_train": 60, "num_test": 10}},
+    {"name": "helpful", "task": "preference_prompts", "weight": 1, "params": {"kind": "helpful", "num_train": 20,
+                                                                             "num_test": 5}},
+]
+
+
+def test_load_draws_sources_by_weight_and_dispatches_grading():
+    task = build_task("mixture", sources=SOURCES)
+    train = task.load("train")
+    counts = Counter(s.meta["source"] for s in train)
+    assert counts == {"reasoning": 60, "helpful": 20}  # 3:1 of the 80 samples
+    assert len({s.id for s in train}) == len(train)
+    add = next(s for s in train if s.meta["source"] == "reasoning")
+    assert task.grade(f"<think>x</think> <answer>{add.answer}</answer>", add) == 1.0
+    assert task.grade("<think>x</think> <answer>-1</answer>", add) == 0.0
+    general = next(s for s in train if s.meta["source"] == "helpful")
+    assert task.question(general) == general.problem and task.grade(general.answer, general) == 0.0
+    # weights that ask for more than a source holds cycle through its (shuffled) samples
+    heavy = build_task("mixture", sources=[{**SOURCES[0], "weight": 1}, {**SOURCES[1], "weight": 3}])
+    c2 = Counter(s.meta["source"] for s in heavy.load("train"))
+    assert c2 == {"reasoning": 20, "helpful": 60}
+
+
+@pytest.mark.parametrize("sources, match", [
+    ([], "must list at least one"),
+    ([{"name": "a"}], "needs a name and a task"),
+    ([{"name": "a", "task": "addition", "wieght": 1}], "unknown key"),
+    ([{"name": "a", "task": "addition"}, {"name": "a", "task": "addition"}], "used twice"),
+    ([{"name": "a", "task": "addition", "weight": 0}], "weight must be a number > 0"),
+    ([{"name": "a", "task": "nope"}], "unknown task 'nope'"),
+])
+def test_bad_mixtures_are_one_line(sources, match):
+    with pytest.raises(R1Error, match=match):
+        build_task("mixture", sources=sources)
+
+
+def test_a_reward_part_scores_only_its_source():
+    task = build_task("mixture", sources=SOURCES)
+    train = task.load("train")
+    reward = CompositeReward([("accuracy", 1.0, {}, "", "reasoning"), ("format", 0.5, {}, "fmt_helpful", "helpful")],
+                             task)
+    assert reward.names == ["accuracy", "fmt_helpful"]
+    add = next(s for s in train if s.meta["source"] == "reasoning")
+    total, parts = reward(f"<think>a</think> <answer>{add.answer}</answer>", add)
+    assert parts == {"accuracy": 1.0, "fmt_helpful": None} and total == 1.0
+    gen = next(s for s in train if s.meta["source"] == "helpful")
+    total, parts = reward("<think>a</think> <answer>b</answer>", gen)
+    assert parts["accuracy"] is None and parts["fmt_helpful"] == 1.0 and total == 0.5
+
+
+def test_config_checks_sources_and_labels():
+    base = ["task.name=mixture", f"task.params={{sources: {json.dumps(SOURCES)}}}"]
+    ok = load_config(GRPOConfig, None, base + [
+        "rewards=[{name: accuracy, source: reasoning}, {name: format, source: helpful},"
+        " {name: format, label: fmt2, source: reasoning}]"])
+    assert [r.label or r.name for r in ok.rewards] == ["accuracy", "format", "fmt2"]
+    with pytest.raises(R1Error, match="not a source of the mixture; valid: reasoning, helpful"):
+        load_config(GRPOConfig, None, base + ["rewards=[{name: accuracy, source: general}]"])
+    with pytest.raises(R1Error, match="a reward's source needs task.name=mixture"):
+        load_config(GRPOConfig, None, ["rewards=[{name: accuracy, source: reasoning}]"])
+    with pytest.raises(R1Error, match="give a second use its own label"):
+        load_config(GRPOConfig, None, ["rewards=[{name: format}, {name: format}]"])
+
+
+def test_grpo_on_a_mixture_logs_each_source(tmp_path):
+    from r1.train.grpo import train_grpo
+
+    cfg = load_config(GRPOConfig, None, [
+        "model.path=tiny-qwen2", "task.name=mixture", "task.template=plain",
+        f"task.params={{sources: {json.dumps(SOURCES)}}}",
+        "rewards=[{name: accuracy, source: reasoning}, {name: format, label: fmt_helpful, source: helpful}]",
+        "grpo.prompts_per_step=8", "grpo.samples_per_prompt=2", "rollout.max_new_tokens=8", "run.steps=2",
+        f"run.out_dir={tmp_path}", "run.name=mix", "run.progress=false", "run.log_every=0", "run.sample_every=0",
+    ])
+    run = train_grpo(cfg)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    step = [r for r in rows if r.get("step", 0) > 0][-1]
+    assert "reward/accuracy" in step and "reward/fmt_helpful" in step
+    shares = {k: v for k, v in step.items() if k.startswith("source/") and k.endswith("/share")}
+    assert shares and sum(shares.values()) == pytest.approx(1.0)
