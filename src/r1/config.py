@@ -517,6 +517,9 @@ class EvalProtocolConfig:
     """Problems per engine call; each brings samples_per_problem rows."""
     grade_workers: int = checked(0, ge=0)
     """Processes that grade distinct answers (0 = in this process)."""
+    scores: List[RewardConfig] = field(default_factory=list)
+    """Rewards averaged over the completions as extra metrics ``score/<label>`` (a reward model's score, the
+    readable-format share, the language share); a reward returning None for a completion leaves it out."""
 
 
 @dataclass
@@ -551,6 +554,15 @@ class EvalConfig:
     """Sampling; defaults are the R1 report's (temperature 0.6, top-p 0.95, at most 32,768 generated tokens)."""
     eval: EvalProtocolConfig = field(default_factory=EvalProtocolConfig)
     run: EvalRunConfig = field(default_factory=EvalRunConfig)
+
+    def _cross_check(self):
+        labels = [r.label or r.name for r in self.eval.scores]
+        for i, r in enumerate(self.eval.scores):
+            if labels[i] in labels[:i]:
+                yield f"eval.scores.{i}.name", labels[i], "score names must be unique (give a second use a label)"
+            if r.source:
+                yield f"eval.scores.{i}.source", r.source, "an eval score scores every completion; drop source"
+            yield from _reward_params(f"eval.scores.{i}", r)
 
 
 # -------------------------------------------------------------------------------------------------------- generate

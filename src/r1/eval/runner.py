@@ -176,6 +176,23 @@ def _check_resume(bench_dir: Path, key: dict[str, Any]) -> None:
     check_same_sampling(bench_dir, key)
 
 
+def _scores(cfg: EvalConfig, task, samples, rows) -> dict[str, float]:
+    """``eval.scores``: each reward's mean over the graded completions, as ``score/<label>``."""
+    if not cfg.eval.scores:
+        return {}
+    from r1.rewards import CompositeReward
+
+    reward = CompositeReward([(r.name, r.weight, r.params, r.label) for r in cfg.eval.scores], task)
+    by_id = {s.id: s for s in samples}
+    values: dict[str, list[float]] = {name: [] for name in reward.names}
+    for row in rows:
+        _, parts = reward(row.completion, by_id[row.id])
+        for name, v in parts.items():
+            if v is not None:
+                values[name].append(v)
+    return {f"score/{k}": sum(v) / len(v) for k, v in values.items() if v}
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run ``r1 eval``: sample, grade, write the run directory (module docstring), print the table.
 
@@ -235,6 +252,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 progress=progress,
                 label=f"grade {name}",
             )
+            metrics.update(_scores(cfg, task, samples, rows))
             metrics["time/sample_s"] = round(sample_s, 2)
             metrics["time/grade_s"] = round(time.perf_counter() - t0, 2)
             write_samples(bench_dir / "samples.jsonl", rows, include_completion=True)
