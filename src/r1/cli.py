@@ -111,7 +111,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "example: r1 pipeline -c configs/pipeline/smoke.yaml (seconds), configs/pipeline/distill.yaml (Table 6)\n\n"
         "pipeline file: name, out_dir, cache_dir, seed/threads/progress (every stage's run.*), vars, report,\n"
-        "stages: {NAME: {command: pretrain|sft|grpo|generate|eval, config: FILE[#section], set: {key: value},\n"
+        "stages: {NAME: {command: pretrain|sft|grpo|rm|generate|eval, config: FILE[#section], set: {key: value},\n"
         "cache, enabled, label}}; ${stages.NAME.output} is an earlier stage's output. Overrides: seed=1,\n"
         "stages.NAME.set.optim.lr=1e-4, vars.teacher=PATH. A rerun skips finished stages (see r1.pipeline.runner)."
     )
@@ -192,7 +192,7 @@ COMMANDS = {
     "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
     "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
     "generate": (cmd_generate, "rejection sampling: k samples per prompt, graded, filtered, written as SFT data", False),
-    "pipeline": (cmd_pipeline, "stages (pretrain, sft, grpo, generate, eval) as one resumable run + report", False),
+    "pipeline": (cmd_pipeline, "stages (pretrain, sft, grpo, rm, generate, eval) as one resumable run + report", False),
     "grade": (cmd_grade, "grade completions made elsewhere with r1's graders and metrics", False),
     "decontaminate": (cmd_decontaminate, "n-gram overlap between a training JSONL and the benchmarks", False),
 }

@@ -119,8 +119,8 @@ stages:
     command: pretrain
     set:
       model.path: tiny-qwen2
-      data: {{source: task, task: {{name: addition, template: plain, params: {{digits: 2, num_train: 1000, num_test: 100}}}}, num_examples: 256, max_length: 64,
-             examples_per_step: 4}}
+      data: {{source: task, num_examples: 256, max_length: 64, examples_per_step: 4,
+             task: {{name: addition, template: plain, params: {{digits: 2, num_train: 1000, num_test: 100}}}}}}
       run: {{steps: 30, save_every: 5, keep_checkpoints: 1, log_every: 0, sample_every: 0}}
 """)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -266,3 +266,31 @@ def test_a_cached_stage_waits_for_the_process_making_it(tmp_path):
         order.append("first done")
     t.join(5)
     assert order == ["first done", "second"]
+
+
+def test_reward_model_stage_feeds_an_eval_score(tmp_path):
+    """An `rm` stage's output is a reward model path: an eval stage scores completions with it (score/<label>)."""
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"""
+name: rmp
+out_dir: {tmp_path}
+progress: false
+stages:
+  rm:
+    command: rm
+    set: {{model.path: tiny-qwen2, data: {{task: harmless, num_train: 64, num_test: 16, pairs_per_step: 8}},
+          run: {{steps: 2, log_every: 0}}}}
+  eval:
+    command: eval
+    set:
+      model.path: tiny-qwen2
+      benchmarks: [{{task: addition, split: test, limit: 2, params: {{digits: 2, num_train: 16, num_test: 4}}}}]
+      rollout: {{max_new_tokens: 4}}
+      eval: {{samples_per_problem: 1, template: plain,
+             scores: [{{name: reward_model, label: harmless, params: {{path: "${{stages.rm.output}}", span: response}}}}]}}
+""")
+    run_dir = run_pipeline(pipe)
+    m = json.loads((run_dir / "eval" / "results.json").read_text())["benchmarks"]["addition"]["metrics"]
+    assert isinstance(m["score/harmless"], float)
+    assert _state(run_dir)["eval"]["hash"] and "rm" in json.loads((run_dir / "summary.json").read_text())[
+        "stages"][1]["deps"]

@@ -8,7 +8,7 @@ A pipeline file names the run and its stages, in the order they run::
     vars: {teacher: "${stages.teacher.output}"}   # free values to interpolate (a user may override them)
     stages:
       sft:
-        command: sft                 # pretrain | sft | grpo | generate | eval (r1.pipeline.stages.STAGES)
+        command: sft                 # pretrain | sft | grpo | rm | generate | eval (STAGES)
         config: configs/distill/sft.yaml        # the command's own config file(s) (FILE#section: a part), optional
         set: {model.path: tiny-qwen2, data.path: "${stages.generate.output}"}   # keys over the file(s)
       ...

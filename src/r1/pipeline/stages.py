@@ -1,7 +1,8 @@
 """The commands a pipeline stage can run: each is one of ``r1``'s commands with its own config schema.
 
 A :class:`StageKind` says how to build the command's config, run it, resume it, and where its output lies: a
-training stage's output is its run directory (a model path: ``r1.models`` loads a run directory's newest checkpoint),
+training stage's output is its run directory (a model path: ``r1.models`` and the ``reward_model`` reward load a run
+directory's newest checkpoint),
 ``generate``'s is its ``data.jsonl`` (what ``r1 sft`` reads), ``eval``'s is its run directory (``results.json``).
 Registered in :data:`STAGES`; the runner (``r1.pipeline.runner``) dispatches through it.
 """
@@ -48,6 +49,12 @@ def _train_grpo(cfg, resume):
     return train_grpo(cfg, resume=resume)
 
 
+def _train_rm(cfg, resume):
+    from r1.train.rm import train_rm
+
+    return train_rm(cfg, resume=resume)
+
+
 def _generate(cfg, resume):
     from r1.generate_data import run_generate
 
@@ -81,6 +88,7 @@ STAGES: Registry[StageKind] = Registry("pipeline stage command")
 STAGES.register("pretrain", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
 STAGES.register("sft", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
 STAGES.register("grpo", StageKind("r1.config:GRPOConfig", _train_grpo, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
+STAGES.register("rm", StageKind("r1.config:RMConfig", _train_rm, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
 STAGES.register("generate", StageKind("r1.config:GenerateConfig", _generate, lambda d: d / "data.jsonl", _always,
                                       _RUN_IRRELEVANT))
 STAGES.register("eval", StageKind("r1.config:EvalConfig", _evaluate, _same_dir, _always, _RUN_IRRELEVANT))
