@@ -601,12 +601,13 @@ class GenerateRunConfig:
     threads: int = checked(0, ge=0)
     """torch CPU threads in all (0 = torch default); with several workers, each gets threads / workers."""
     workers: int = checked(1, ge=1)
-    """Sampling processes, each with its own copy of the model, sharing the batches of prompts; the samples are the
-    same for any number. Each costs a start (torch import and model load, ~5 s of CPU). Measured on the 2-core CPU
-    machine with other jobs running (load ~6), the demo's model size (qwen2-1m), 32 GSM8K prompts x 4 samples x 128
-    tokens: workers=2 (1 thread each) 287-305 tokens/s, beating workers=1 with threads=2 (90-105 tokens/s); but
-    workers=1 with threads=1 gave 493 tokens/s: on a busy 2-core machine fewer threads win, and a second process
-    pays off only once its start is amortised."""
+    """Sampling processes, each with its own copy of the model and threads / workers torch threads, sharing the
+    batches of prompts; the samples are the same for any number. Each costs a start (torch import and model load,
+    ~5 s of CPU). Measured on the 2-core CPU machine with other jobs running (load 4.6-6), the demo's model
+    (runs/demo/grpo, qwen2-1m), 32 GSM8K prompts x 4 samples x 128 tokens, two runs each: workers=2 (1 thread each)
+    585-762 tokens/s beats workers=1 with threads=2 (169-252 tokens/s), but workers=1 with threads=1 is faster still
+    (1188-1595 tokens/s): on a shared 2-core machine one thread per process wins, and a second process pays off only
+    where its start is small next to the sampling."""
     progress: bool = True
     """Show a progress bar."""
     overwrite: bool = False
