@@ -338,6 +338,26 @@ class GRPOConfig:
 
 # ------------------------------------------------------------------------------------------------------------- SFT
 @dataclass
+class SFTMixConfig:
+    path: Optional[str] = checked(None, env=_file_here)
+    """A JSONL file of records (the main data's fields), or None with ``task``."""
+    task: str = checked("", test=lambda v: None if not v or _task_known(v) else "unknown task")
+    """A task whose generated corpus is mixed in (``Task.pretrain_corpus``; e.g. preference_prompts: general,
+    non-reasoning answers); "" = use ``path``."""
+    params: Dict[str, Any] = field(default_factory=dict)
+    """``task``'s parameters."""
+    ratio: float = checked(1.0, gt=0)
+    """Records of this source per record of the main data (0.33 = one for every three), drawn without replacement
+    while the source lasts, then again from the start (seeded)."""
+
+
+def _task_known(name: str) -> bool:
+    from r1.tasks import TASKS
+
+    return name in TASKS
+
+
+@dataclass
 class SFTDataConfig:
     source: str = checked("task", choices=("task", "jsonl"))
     """task (the task's generated corpus, ``Task.pretrain_corpus``) | jsonl (records with prompt/completion, or text)."""
@@ -365,6 +385,9 @@ class SFTDataConfig:
     """bucket (batches of similar length, shuffled) | pack (concatenate into max_length rows) | random."""
     examples_per_step: int = checked(64, ge=1)
     """Examples per optimizer step (rows per step with batching=pack)."""
+    mix: List[SFTMixConfig] = field(default_factory=list)
+    """Other data mixed into the main data in a set ratio (DeepSeek-R1's SFT round 2: reasoning samples plus
+    non-reasoning data), each a JSONL file or a task's corpus."""
 
 
 @dataclass

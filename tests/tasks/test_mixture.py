@@ -91,3 +91,29 @@ def test_grpo_on_a_mixture_logs_each_source(tmp_path):
     assert "reward/accuracy" in step and "reward/fmt_helpful" in step
     shares = {k: v for k, v in step.items() if k.startswith("source/") and k.endswith("/share")}
     assert shares and sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_sft_mixes_non_reasoning_data_in_a_ratio(tmp_path):
+    from r1.train.sft import load_records
+
+    main = tmp_path / "reasoning.jsonl"
+    main.write_text("".join(json.dumps({"prompt": f"q{i}", "completion": f"<think>t{i}</think>"}) + "\n"
+                            for i in range(30)))
+    other = tmp_path / "chat.jsonl"
+    other.write_text("".join(json.dumps({"prompt": f"hi {i}", "completion": "hello"}) + "\n" for i in range(4)))
+    from r1.config import SFTConfig
+
+    cfg = load_config(SFTConfig, None, [
+        "data.source=jsonl", f"data.path={main}",
+        f"data.mix=[{{path: {other}, ratio: 0.5}}, {{task: preference_prompts, params: {{kind: harmless, "
+        "num_train: 8, num_test: 2}, ratio: 0.2}]"])
+    recs = load_records(cfg, tokenizer=None)
+    assert len(recs) == 30 + 15 + 6
+    assert sum(r["completion"] == "hello" for r in recs) == 15  # 4 records drawn again after the first 4
+    assert sum(r["prompt"].startswith("q") for r in recs) == 30
+    assert recs != sorted(recs, key=lambda r: r["prompt"])  # shuffled together
+    with pytest.raises(R1Error, match="give either path"):
+        load_records(load_config(SFTConfig, None, ["data.source=jsonl", f"data.path={main}", "data.mix=[{ratio: 1}]"]),
+                     tokenizer=None)
+    with pytest.raises(R1Error, match="data.mix.0.task='nope'"):
+        load_config(SFTConfig, None, ["data.mix=[{task: nope}]"])

@@ -120,6 +120,17 @@ class PreferencePromptTask(Task):
     def grade(self, completion: str, sample: Sample) -> float:
         return 0.0  # no rule grades a general prompt: a reward model does
 
+    def pretrain_corpus(self, n: int, seed: int = 0, template: str = "plain", tokenizer=None) -> list[dict[str, str]]:
+        """``n`` SFT records ``{"prompt", "completion"}``: the train prompts (rendered with ``template``) with their
+        chosen responses, cycled — the tiny pipeline's non-reasoning SFT data."""
+        from r1.data.templates import render_prompt
+
+        samples = self.load("train")
+        rng = random.Random(f"preference_prompts/{self.kind}/{seed}")
+        order = [i for _ in range(n // len(samples) + 1) for i in rng.sample(range(len(samples)), len(samples))]
+        return [{"prompt": render_prompt(template, samples[i].problem, tokenizer), "completion": samples[i].answer}
+                for i in order[:n]]
+
 
 TASKS_TABLE = {"mixture": MixtureTask, "preference_prompts": PreferencePromptTask}
 

@@ -11,6 +11,8 @@ pretraining setups; use ``bucket`` when that matters), multi-process training.
 
 from __future__ import annotations
 
+import copy
+
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,7 +40,41 @@ from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, cli
 
 
 def load_records(cfg: SFTConfig, tokenizer) -> list[dict]:
-    """``[{"prompt": str, "completion": str}]`` from the configured source (prompt may be "")."""
+    """``[{"prompt": str, "completion": str}]`` from the configured source (prompt may be ""), with ``data.mix``'s
+    sources mixed in at their ratios (shuffled together, seeded)."""
+    main = _source_records(cfg, tokenizer)
+    if not cfg.data.mix:
+        return main
+    import random
+
+    out = list(main)
+    for i, m in enumerate(cfg.data.mix):
+        want = max(1, round(m.ratio * len(main)))
+        pool = _mix_records(cfg, m, tokenizer, f"data.mix.{i}", want)
+        rng = random.Random(f"sft-mix/{cfg.run.seed}/{i}")
+        drawn: list[dict] = []
+        while len(drawn) < want:  # without replacement while the pool lasts, then again from the start
+            order = list(range(len(pool)))
+            rng.shuffle(order)
+            drawn.extend(pool[j] for j in order[: want - len(drawn)])
+        out.extend(drawn)
+    random.Random(f"sft-mix/{cfg.run.seed}").shuffle(out)
+    return out
+
+
+def _mix_records(cfg: SFTConfig, m, tokenizer, key: str, want: int) -> list[dict]:
+    if bool(m.path) == bool(m.task):
+        raise R1Error(f"{key}: give either path (a JSONL file) or task, not {'both' if m.path else 'neither'}")
+    sub = copy.deepcopy(cfg)
+    if m.path:
+        sub.data.source, sub.data.path = "jsonl", m.path
+    else:
+        sub.data.source, sub.data.task.name, sub.data.task.data = "task", m.task, None
+        sub.data.task.params, sub.data.corpus, sub.data.num_examples = dict(m.params), {}, want
+    return _source_records(sub, tokenizer)
+
+
+def _source_records(cfg: SFTConfig, tokenizer) -> list[dict]:
     d = cfg.data
     if d.source == "task":
         task = build_task(d.task.name, d.task.data, **d.task.params)
