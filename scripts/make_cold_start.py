@@ -68,7 +68,7 @@ def make_records(params: dict, num: int, seed: int, mix: dict[str, float], templ
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the JSONL file to write")
-    p.add_argument("--num", type=int, default=300, help="records to keep")
+    p.add_argument("--num", type=int, default=500, help="records to keep")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--params", type=json.loads, default=DEFAULT_PARAMS, help="AdditionTask parameters, as JSON")
     p.add_argument("--mix", type=json.loads, default={"cot": 0.85, "reflect": 0.15},

@@ -44,7 +44,7 @@ def test_the_script_makes_exactly_the_shipped_file(tmp_path, capsys):
     out = tmp_path / "cold.jsonl"
     _script().main(["--out", str(out)])
     assert out.read_bytes() == COLD_START.read_bytes()
-    assert "300 records" in capsys.readouterr().out
+    assert "500 records" in capsys.readouterr().out
 
 
 def test_wrong_and_mixed_traces_are_dropped():
