@@ -345,7 +345,7 @@ def test_parsing_leaves_the_machine_out_but_commands_do_not():
 
 
 def test_registry_miss_lists_the_valid_names():
-    with pytest.raises(R1Error, match=r"^task\.template: unknown template 'r1zero'; valid: chat, plain, r1_zero$"):
+    with pytest.raises(R1Error, match=r"^task\.template: unknown template 'r1zero'; valid: chat, plain, r1_readable, r1_zero$"):
         load_config(GRPOConfig, None, ["task.template=r1zero"])
     with pytest.raises(R1Error, match=r"unknown optim\.schedule 'linear'; valid: cosine, constant"):
         load_config(SFTConfig, None, ["optim.schedule=linear"])

@@ -79,10 +79,12 @@ def _always(run_dir: Path) -> bool:
     return True
 
 
-# Fields that change how a run looks or how often it saves, not the model or data it makes. The same list decides
+# Fields that change how a run looks, how often it saves or how many CPU threads it uses, not the model or data it
+# makes (threads change only the order of float sums). The same list decides
 # r1 demo's cache key for its base model (r1.pipeline.demo.pretrain_key), so the two share one cache.
-TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints")
-_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite")
+TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints",
+                    "threads")
+_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads")
 
 STAGES: Registry[StageKind] = Registry("pipeline stage command")
 STAGES.register("pretrain", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
@@ -95,11 +97,22 @@ STAGES.register("eval", StageKind("r1.config:EvalConfig", _evaluate, _same_dir, 
 
 
 def config_key(cfg: Any, irrelevant: tuple[str, ...]) -> dict:
-    """The config as a plain dict without the ``run.*`` fields in ``irrelevant`` (what a stage's hash is made of)."""
+    """The config as a plain dict without the ``run.*`` fields in ``irrelevant`` and without empty values (None,
+    "", [], {}): what a stage's hash is made of. Leaving out empty values keeps every hash, and so every cached
+    stage, when a new optional field (off by default) joins a schema."""
     d = dataclasses.asdict(cfg)
     for f in irrelevant:
         d.get("run", {}).pop(f, None)
-    return d
+    return _without_empty(d)
+
+
+def _without_empty(x: Any) -> Any:
+    if isinstance(x, dict):
+        out = {k: _without_empty(v) for k, v in x.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(x, list):
+        return [_without_empty(v) for v in x]
+    return x
 
 
 __all__ = ["STAGES", "StageKind", "TRAIN_IRRELEVANT", "config_key"]
