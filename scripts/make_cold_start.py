@@ -15,6 +15,14 @@ The shipped file ``data/cold_start/addition_readable.jsonl`` is exactly::
 
 The other way of the paper, an R1-Zero checkpoint's correct samples rewritten: ``r1 generate`` with
 ``rewrite=readable`` and ``filters=[{name: correct}]``; its ``data.jsonl`` is the same kind of file.
+
+``--general`` makes the tiny pipeline's non-reasoning SFT data instead (configs/pipeline/r1.yaml, SFT round 2's
+``data.mix``): the train prompts of the procedural ``helpful`` and ``harmless`` preference tasks with their chosen
+responses as the summary, after a one-line reasoning of the request's kind (:data:`GENERAL_REASONING`), so the
+helpfulness RM's ``span: summary`` finds a summary (the paper's V3 pipeline writes a short CoT before such answers).
+``data/cold_start/general_readable.jsonl`` is exactly::
+
+    python scripts/make_cold_start.py --general --num 256 --out data/cold_start/general_readable.jsonl
 """
 
 from __future__ import annotations
@@ -34,6 +42,14 @@ from r1.tasks.addition import AdditionTask, is_mixed_language
 #: The shipped set's task: the demo's 4-digit problems, steps joined by the English step word (the language-mixing
 #: pipeline's traces; a trace with ``lang_mix`` switched would be dropped as mixed anyway).
 DEFAULT_PARAMS = {"digits": 4, "step_words": True}
+
+#: The reasoning of a general record, by preference task and pair kind (the way the rejected response fails;
+#: harmless ``comply`` = a request about what is someone else's, ``over_refusal`` = a benign one).
+GENERAL_REASONING = {
+    "helpful": "One answer: state it.",
+    "comply": "Not theirs: refuse.",
+    "over_refusal": "Harmless: help.",
+}
 
 
 def make_records(params: dict, num: int, seed: int, mix: dict[str, float], template: str, split: str,
@@ -65,6 +81,25 @@ def make_records(params: dict, num: int, seed: int, mix: dict[str, float], templ
     return out, counts
 
 
+def make_general_records(num: int, seed: int = 0, template: str = "plain",
+                         kinds: tuple[str, ...] = ("helpful", "harmless")) -> list[dict]:
+    """``num`` readable records per preference task of ``kinds``: its train pairs' prompts (as the
+    ``preference_prompts`` task draws them: 512 train, 64 test, ``seed``; harmless with its default benign share)
+    with ``token reasoning token chosen``, every record checked with ``readable_format``."""
+    from r1.data.templates import READABLE_TOKEN
+    from r1.tasks.preference import make_pairs
+
+    out = []
+    for kind in kinds:
+        pairs = make_pairs(kind, "train", num_train=512, num_test=64, seed=seed)
+        for p in pairs[:num]:
+            reasoning = GENERAL_REASONING["helpful" if kind == "helpful" else p["kind"]]
+            completion = f"{READABLE_TOKEN}{reasoning}{READABLE_TOKEN}{p['chosen']}"
+            assert readable_format_reward(completion, Sample("g", p["prompt"], p["chosen"])) == 1.0, completion
+            out.append({"prompt": render_prompt(template, p["prompt"]), "completion": completion})
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the JSONL file to write")
@@ -75,8 +110,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="share of cot and reflect traces, as JSON")
     p.add_argument("--template", default="plain")
     p.add_argument("--split", default="train")
+    p.add_argument("--general", action="store_true",
+                   help="make the non-reasoning set (helpful + harmless, --num of each) instead")
     args = p.parse_args(argv)
-    records, counts = make_records(args.params, args.num, args.seed, args.mix, args.template, args.split)
+    if args.general:
+        records = make_general_records(args.num, args.seed, args.template)
+        counts = Counter(kept=len(records))
+    else:
+        records, counts = make_records(args.params, args.num, args.seed, args.mix, args.template, args.split)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
