@@ -294,3 +294,30 @@ stages:
     assert isinstance(m["score/harmless"], float)
     assert _state(run_dir)["eval"]["hash"] and "rm" in json.loads((run_dir / "summary.json").read_text())[
         "stages"][1]["deps"]
+
+
+def test_an_interrupted_from_still_redoes_every_stage_after_it(tmp_path, in_repo, monkeypatch, capsys):
+    """--from marks the stages it redoes; killed before the redone stage moved its old run aside (or after), a rerun
+    without --from redoes them all, never resuming the finished run they replace."""
+    run_dir = _run(tmp_path)
+    old_latest = (run_dir / "sft" / "checkpoints" / "latest").read_text()
+    import r1.train.sft as sft
+
+    def killed(cfg, resume=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sft, "train_sft", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, from_stage="sft")
+    st = _state(run_dir)
+    assert st["sft"]["status"] == "running" and st["eval_sft"]["status"] == "redo" and st["eval_base"]["status"] \
+        == "redo"
+    assert any(p.name.startswith("sft.old-") for p in run_dir.iterdir())  # moved aside before "running"
+    monkeypatch.undo()
+    capsys.readouterr()
+    _run(tmp_path)
+    out = capsys.readouterr().out
+    assert "continuing the interrupted run" not in out  # nothing of the new attempt to continue: started afresh
+    assert "generate (r1 generate): done" in out and out.count("skipped") == 1
+    assert all(r["status"] == "done" for r in _state(run_dir).values())
+    assert (run_dir / "sft" / "checkpoints" / "latest").read_text() == old_latest  # same steps, a new run

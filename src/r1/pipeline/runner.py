@@ -282,6 +282,10 @@ def _execute(pipe: Pipeline, redo_from: int, state_path: Path) -> dict:
     run_dir = pipe.run_dir
     names = [s.name for s in pipe.stages]
     state = _read_state(state_path)
+    for s in pipe.stages[redo_from:]:  # --from: remembered, so a rerun after an interruption still redoes them
+        if s.name in state["stages"]:
+            state["stages"][s.name]["status"] = "redo"
+    _write_state(state_path, state)
     (run_dir / "pipeline.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(pipe.resolved)))
     save_stage_configs(pipe, run_dir / "configs")  # what `r1 <command> -c` would run, stage by stage
     t_start = time.perf_counter()
@@ -329,23 +333,30 @@ def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path, 
     if s.cached and not redo and s.dir.exists() and s.kind.resumable(s.dir):
         interrupted = True  # the cache folder is named by the hash: what is in it has this config
     console.rule(head)
-    if rec.get("status") == "done" and rec.get("hash") != s.hash and not redo:
+    if rec.get("status") == "redo":
+        console.print(f"{s.name}: redone (--from)")
+    elif rec.get("status") == "done" and rec.get("hash") != s.hash and not redo:
         console.print(f"{s.name}: the config changed since its last run (hash {rec.get('hash')} → {s.hash}); "
                       "running it again")
     cfg = copy.deepcopy(s.cfg)
     resume = None
-    if interrupted and s.command in ("pretrain", "sft", "grpo"):
+    if interrupted and s.kind.trains:
         resume = s.dir
         console.print(f"{s.name}: continuing the interrupted run in {s.dir}", soft_wrap=True)
     elif interrupted:
         cfg.run.overwrite = False  # generate and eval continue from the samples on disk
         console.print(f"{s.name}: continuing from the samples in {s.dir}", soft_wrap=True)
-    else:
-        cfg.run.overwrite = True  # an earlier run there is moved aside, never deleted
     try:
         validate(cfg)  # now the paths earlier stages made exist
     except R1Error as e:
         raise R1Error(f"stage {s.name!r}: {e}") from None
+    if not interrupted:
+        # an earlier run there is moved aside (never deleted) before the state says "running": a stage found
+        # "running" after a kill is always this attempt, never the run it replaces
+        from r1.runs import clear_run_dir
+
+        clear_run_dir(s.dir)
+        cfg.run.overwrite = True
     state["stages"][s.name] = {**_where(s), "status": "running", "hash": s.hash, "started": _now()}
     _write_state(state_path, state)
     t0 = time.perf_counter()

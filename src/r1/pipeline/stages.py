@@ -29,6 +29,9 @@ class StageKind:
     """Whether an interrupted run directory can be continued (else the stage starts over)."""
     irrelevant: tuple[str, ...] = ()
     """``run.*`` fields that do not change what the stage produces (left out of its config hash)."""
+    trains: bool = False
+    """A training command: an interrupted run continues from its latest checkpoint (``--resume``); otherwise a
+    rerun continues from the samples on disk by itself."""
 
     def schema_class(self) -> type:
         import importlib
@@ -87,10 +90,16 @@ TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "sa
 _RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads")
 
 STAGES: Registry[StageKind] = Registry("pipeline stage command")
-STAGES.register("pretrain", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
-STAGES.register("sft", StageKind("r1.config:SFTConfig", _train_sft, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
-STAGES.register("grpo", StageKind("r1.config:GRPOConfig", _train_grpo, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
-STAGES.register("rm", StageKind("r1.config:RMConfig", _train_rm, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT))
+
+
+def _training(schema: str, run) -> StageKind:
+    return StageKind(schema, run, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT, trains=True)
+
+
+STAGES.register("pretrain", _training("r1.config:SFTConfig", _train_sft))
+STAGES.register("sft", _training("r1.config:SFTConfig", _train_sft))
+STAGES.register("grpo", _training("r1.config:GRPOConfig", _train_grpo))
+STAGES.register("rm", _training("r1.config:RMConfig", _train_rm))
 STAGES.register("generate", StageKind("r1.config:GenerateConfig", _generate, lambda d: d / "data.jsonl", _always,
                                       _RUN_IRRELEVANT))
 STAGES.register("eval", StageKind("r1.config:EvalConfig", _evaluate, _same_dir, _always, _RUN_IRRELEVANT))
