@@ -321,3 +321,23 @@ def test_an_interrupted_from_still_redoes_every_stage_after_it(tmp_path, in_repo
     assert "generate (r1 generate): done" in out and out.count("skipped") == 1
     assert all(r["status"] == "done" for r in _state(run_dir).values())
     assert (run_dir / "sft" / "checkpoints" / "latest").read_text() == old_latest  # same steps, a new run
+
+
+def test_distill_pipeline_takes_hugging_face_checkpoints_unchanged(tmp_path, in_repo):
+    """configs/pipeline/distill.yaml with a local HF teacher and student (saved by the test) in place of its own
+    stages: every remaining stage reads them, and the whole pipeline validates against this machine."""
+    from r1.models import build_preset, save
+
+    teacher = save(*build_preset("qwen2-1m", seed=1), tmp_path / "teacher")
+    student = save(*build_preset("tiny-qwen2", seed=2), tmp_path / "student")
+    pipe = load_pipeline(REPO / "configs" / "pipeline" / "distill.yaml", [
+        f"out_dir={tmp_path}", f"vars.teacher={teacher}", f"vars.student={student}",
+        "stages.teacher_base.enabled=false", "stages.teacher_rl.enabled=false", "stages.student_base.enabled=false"])
+    by = {s.name: s for s in pipe.stages}
+    assert by["generate"].cfg.model.path == str(teacher) and by["generate"].deps == []
+    assert by["student_rl"].cfg.model.path == str(student) and by["eval_base"].cfg.model.path == str(student)
+    assert by["distilled"].cfg.data.path == str(tmp_path / "distill" / "generate" / "data.jsonl")
+    assert [s.name for s in pipe.stages if s.enabled][0] == "generate"
+    with pytest.raises(R1Error, match="stage 'teacher_rl' is disabled but 'generate' reads its output"):
+        load_pipeline(REPO / "configs" / "pipeline" / "distill.yaml", [f"out_dir={tmp_path}",
+                                                                     "stages.teacher_rl.enabled=false"])
