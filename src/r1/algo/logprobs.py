@@ -10,8 +10,16 @@ the sampler's logprobs are taken before top-k/top-p truncation, see :mod:`r1.rol
 backward recomputes each block's softmax from the saved logits and per-position ``logsumexp``, so neither pass
 holds more than a few blocks of full-vocabulary fp32 values besides the logits and their gradient.
 
-Left out: double backward (the custom backward is once-differentiable), top-k/top-p renormalisation, and fused or
-compiled kernels (e.g. Liger's fused linear cross-entropy, which never materialises the logits either).
+:func:`head_logprobs` goes one step further and never holds the ``(N, T, V)`` logits at all: it takes the final
+hidden states and the output head's weight and runs "lm_head product → log-softmax → gathered logprob → entropy" on
+blocks of positions, keeping only each position's ``logsumexp`` and entropy; the backward recomputes a block's logits
+from the saved hidden states and gives the gradients of the hidden states and of the head's weight (Liger's fused
+linear cross-entropy, Cut Cross-Entropy arXiv:2411.09009, with the temperature and the entropy added). Peak extra
+memory: a few ``(chunk, V)`` float32 blocks, whatever the vocabulary and the completion length. The logits-based
+functions above are its slow, obvious reference (``tests/algo/test_chunked_head.py``).
+
+Left out: double backward (the custom backwards are once-differentiable), top-k/top-p renormalisation, and fused or
+compiled kernels (the blocks are plain PyTorch products and reductions).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -125,6 +134,148 @@ def entropy_from_logits(logits: Tensor, temperature: float = 1.0, chunk_size: in
         # 0 · log 0 = 0: a -inf logit (a banned token) adds nothing instead of NaN, in value and gradient
         out[r, c] = -(logp.exp() * torch.where(logp > -torch.inf, logp, 0.0)).sum(dim=-1)  # (rows, cols)
     return out
+
+
+HEAD_BLOCK_ELEMENTS = 1 << 24
+"""``head_logprobs``' default block: as many positions as keep one ``(positions, V)`` float32 block at about 64 MiB
+(110 positions of a 151,936-token vocabulary; every position at once for a small one)."""
+
+
+def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, low: torch.dtype | None,
+                temperature: float) -> Tensor:
+    """``(h @ w.T + b) / τ`` for one block of positions, in ``z_dtype``; the product in ``low`` when given (as
+    autocast runs it), accumulated there and cast up afterwards."""
+    if low is not None:
+        z = F.linear(h.to(low), w.to(low), None if b is None else b.to(low))
+    else:
+        z = F.linear(h, w, b)
+    return z.to(z_dtype) / temperature
+
+
+class _HeadLogprobs(torch.autograd.Function):
+    """(M, H) hidden states → (M,) ``log_softmax(h W^T / τ)[y]`` and (M,) entropies, block by block of positions,
+    the backward recomputing each block's logits."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, token_ids, temperature, chunk, low):
+        m = hidden.shape[0]
+        dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
+        w = weight if low is None else weight.to(low)  # cast once, not at every block
+        logps = hidden.new_empty((m,), dtype=dtype)
+        lse = hidden.new_empty((m,), dtype=dtype)
+        ent = hidden.new_empty((m,), dtype=dtype)
+        for i in range(0, m, chunk):
+            z = _head_block(dtype, hidden[i : i + chunk], w, bias, low, temperature)  # (c, V)
+            lse[i : i + chunk] = torch.logsumexp(z, dim=-1)
+            logp = z - lse[i : i + chunk, None]  # (c, V)
+            logps[i : i + chunk] = logp.gather(-1, token_ids[i : i + chunk, None]).squeeze(-1)
+            ent[i : i + chunk] = -(logp.exp() * logp).sum(-1)  # z is finite: no 0 · log 0 here
+        ctx.save_for_backward(hidden, weight, bias, token_ids, lse, ent)
+        ctx.temperature, ctx.chunk, ctx.low = temperature, chunk, low
+        ctx.mark_non_differentiable(token_ids)
+        return logps, ent
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_logps, g_ent):
+        hidden, weight, bias, token_ids, lse, ent = ctx.saved_tensors
+        temperature, chunk, low = ctx.temperature, ctx.chunk, ctx.low
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        w = weight if low is None else weight.to(low)
+        dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
+        dw = torch.zeros(weight.shape, dtype=lse.dtype, device=weight.device) if need_w else None  # (V, H)
+        db = torch.zeros(bias.shape, dtype=lse.dtype, device=bias.device) if need_b else None  # (V,)
+        for i in range(0, hidden.shape[0], chunk):
+            s = slice(i, i + chunk)
+            h = hidden[s]
+            logp = _head_block(lse.dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
+            p = logp.exp()
+            # d logp_y / dz_v = 1[v = y] - p_v;  dH / dz_v = -p_v (log p_v + H)
+            dz = torch.zeros_like(p)
+            if g_logps is not None:
+                g = g_logps[s].to(lse.dtype)
+                dz.addcmul_(p, g[:, None], value=-1)
+                dz.scatter_add_(-1, token_ids[s, None], g[:, None])
+            if g_ent is not None:
+                dz.addcmul_(p, (logp + ent[s, None]) * g_ent[s, None].to(lse.dtype), value=-1)
+            dz /= temperature  # (c, V): gradient of the block's logits
+            if low is not None:
+                dz = dz.to(low)
+            if need_h:
+                dh[s] = (dz @ w).to(dh.dtype)
+            if need_w:
+                dw += (dz.t() @ (h if low is None else h.to(low))).to(dw.dtype)
+            if need_b:
+                db += dz.sum(0, dtype=db.dtype)
+        dw = None if dw is None else dw.to(weight.dtype)
+        db = None if db is None else db.to(bias.dtype)
+        return dh, dw, db, None, None, None, None
+
+
+def head_logprobs(
+    hidden: Tensor,
+    weight: Tensor,
+    token_ids: Tensor,
+    temperature: float = 1.0,
+    bias: Tensor | None = None,
+    mask: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Log-prob of each ``token_ids`` entry and the entropy under ``softmax((hidden @ weight.T + bias) / τ)``,
+    without ever holding the ``(N, T, V)`` logits; differentiable w.r.t. ``hidden``, ``weight`` and ``bias``.
+
+    Plain equivalent (the reference in ``tests/algo/test_chunked_head.py``)::
+
+        logits = hidden @ weight.T + bias
+        logps = gather_logprobs(logits, token_ids, τ); entropy = entropy_from_logits(logits, τ)
+
+    Under autocast (a low-precision dtype enabled on ``hidden``'s device) the products run in that dtype, as autocast
+    would run the head's ``linear``, and the softmax in float32; the backward's products too.
+
+    Args:
+        hidden: (N, T, H) final hidden states (after the model's last norm), any float dtype.
+        weight: (V, H) the output head's weight (tied to the embedding or not).
+        token_ids: (N, T) ids in ``[0, V)``.
+        temperature: τ > 0.
+        bias: (V,) or None.
+        mask: (N, T) bool, or None (every position): positions outside it are not computed, and read 0 in both
+            outputs (padding).
+        chunk_size: positions per block; None: ``HEAD_BLOCK_ELEMENTS // V``. Peak extra memory is a few
+            ``chunk_size × V`` float32 blocks.
+
+    Returns:
+        (logps, entropy): (N, T) each, float32 (fp64 for fp64 inputs without autocast).
+
+    Example: ``hidden = [[[1.0]]]``, ``weight = [[0], [ln 3]]``, ``token_ids = [[1]]`` → logps ``log(3/4) =
+    -0.2877``, entropy ``0.5623`` (the logits ``[0, ln 3]`` of :func:`gather_logprobs`' example).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for logprobs, got {temperature}")
+    if hidden.dim() != 3 or hidden.shape[:-1] != token_ids.shape or weight.dim() != 2:
+        shapes = f"{tuple(hidden.shape)}, {tuple(weight.shape)} vs {tuple(token_ids.shape)}"
+        raise ValueError(f"hidden (N, T, H), weight (V, H) and token_ids (N, T) disagree: {shapes}")
+    if weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"hidden size {hidden.shape[-1]} and head weight {tuple(weight.shape)} disagree")
+    n, t, _ = hidden.shape
+    device = hidden.device.type
+    low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    low = low if low in (torch.bfloat16, torch.float16) else None
+    if low is None and hidden.dtype in (torch.bfloat16, torch.float16):
+        low = hidden.dtype  # a low-precision model without autocast: its products in its dtype
+    chunk = max(1, chunk_size if chunk_size is not None else HEAD_BLOCK_ELEMENTS // max(1, weight.shape[0]))
+    ids = token_ids.long()
+    if mask is None:
+        h, y = hidden.reshape(n * t, -1), ids.reshape(-1)  # (M, H), (M,)
+    else:
+        mask = mask.bool()
+        h, y = hidden[mask], ids[mask]  # only the real positions (a differentiable gather)
+    with torch.autocast(device, enabled=False):  # the products' dtype is chosen above, explicitly
+        logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low)
+    if mask is None:
+        return logps.view(n, t), ent.view(n, t)
+    full_lp = logps.new_zeros((n, t)).masked_scatter(mask, logps)
+    full_ent = ent.new_zeros((n, t)).masked_scatter(mask, ent)
+    return full_lp, full_ent
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:

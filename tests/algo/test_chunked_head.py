@@ -1,0 +1,181 @@
+"""The fused head (``r1.algo.logprobs.head_logprobs``) against the plain ``log_softmax(h @ W.T / τ)`` path.
+
+Run: ``python -m pytest tests/algo/test_chunked_head.py -q``.
+
+Logprobs, entropies and the gradients of the hidden states and of the head's weight (tied to the embedding or not,
+with a bias or not) must equal those of full logits through ``gather_logprobs`` / ``entropy_from_logits`` (and the
+textbook formula), with a temperature, padding, blocks that do not divide the positions, and under bf16 autocast;
+and no tensor the size of the full logits may ever be made.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from r1.algo.logprobs import entropy_from_logits, gather_logprobs, head_logprobs
+
+LN3 = math.log(3.0)
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the element count of the largest tensor any operator returns while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def plain(hidden, weight, ids, temperature, bias=None, mask=None):
+    """The textbook path: full logits, full log-softmax."""
+    logits = hidden @ weight.t() + (0 if bias is None else bias)  # (N, T, V)
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logps = logp.gather(-1, ids[..., None]).squeeze(-1)
+    ent = -(logp.exp() * logp).sum(-1)
+    if mask is not None:
+        logps, ent = logps * mask, ent * mask
+    return logps, ent
+
+
+def problem(seed, tied, with_bias, n=3, t=7, hid=6, v=13, dtype=torch.float32):
+    """Hidden states computed from an embedding (so a tied head's weight gets gradients from both uses)."""
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(v, hid, generator=g, dtype=dtype, requires_grad=True)
+    mix = torch.randn(hid, hid, generator=g, dtype=dtype, requires_grad=True)
+    head = emb if tied else torch.randn(v, hid, generator=g, dtype=dtype, requires_grad=True)
+    bias = torch.randn(v, generator=g, dtype=dtype, requires_grad=True) if with_bias else None
+    inputs = torch.randint(0, v, (n, t), generator=g)
+    ids = torch.randint(0, v, (n, t), generator=g)
+    lengths = torch.tensor([t, t - 3, 1][:n])
+    mask = torch.arange(t)[None, :] < lengths[:, None]  # right padding
+    leaves = [emb, mix] + ([] if tied else [head]) + ([] if bias is None else [bias])
+
+    def hidden():
+        return torch.tanh(emb[inputs] @ mix) * 2  # (N, T, H)
+
+    return hidden, head, bias, ids, mask, leaves, g
+
+
+def grads_of(fn, leaves, g_lp, g_ent):
+    for p in leaves:
+        p.grad = None
+    logps, ent = fn()
+    ((logps * g_lp).sum() + (ent * g_ent).sum()).backward()
+    return logps.detach(), ent.detach(), [p.grad.clone() for p in leaves]
+
+
+def test_hand_computed():
+    # logits [0, ln 3] -> p = [1/4, 3/4]: log p_1 = -0.28768, H = 0.56233 (as gather_logprobs' / entropy's examples)
+    logps, ent = head_logprobs(torch.tensor([[[1.0]]]), torch.tensor([[0.0], [LN3]]), torch.tensor([[1]]))
+    torch.testing.assert_close(logps, torch.tensor([[-0.28768]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent, torch.tensor([[0.56233]]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("temperature,chunk_size", [(1.0, None), (0.7, 4), (1.6, 1), (0.9, 1000)])
+def test_matches_full_logits(tied, with_bias, temperature, chunk_size):
+    """Values and gradients (hidden-state path, head weight, bias) of logprobs and entropy, with padding masked:
+    chunk 4 does not divide the 3 × 7 positions (nor the 12 real ones)."""
+    hidden, head, bias, ids, mask, leaves, g = problem(0, tied, with_bias)
+    g_lp, g_ent = torch.randn(ids.shape, generator=g), torch.randn(ids.shape, generator=g)
+    ref_lp, ref_ent, ref_grads = grads_of(lambda: plain(hidden(), head, ids, temperature, bias, mask), leaves, g_lp,
+                                          g_ent)
+    lp, ent, grads = grads_of(
+        lambda: head_logprobs(hidden(), head, ids, temperature, bias, mask, chunk_size), leaves, g_lp, g_ent
+    )
+    torch.testing.assert_close(lp, ref_lp, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ent, ref_ent, rtol=1e-5, atol=1e-5)
+    assert bool((lp[~mask] == 0).all()) and bool((ent[~mask] == 0).all())
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # the existing logits-based functions agree at the real positions
+    logits = hidden().detach() @ head.detach().t() + (0 if bias is None else bias.detach())
+    torch.testing.assert_close(lp[mask], gather_logprobs(logits, ids, temperature)[mask], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ent[mask], entropy_from_logits(logits, temperature)[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_without_a_mask_and_logprobs_alone():
+    """No mask: every position computed; a loss on the logprobs alone (entropy unused, its gradient None)."""
+    hidden, head, bias, ids, _, leaves, g = problem(1, tied=False, with_bias=False)
+    g_lp = torch.randn(ids.shape, generator=g)
+    ref = grads_of(lambda: plain(hidden(), head, ids, 1.3), leaves, g_lp, 0.0)
+    for p in leaves:
+        p.grad = None
+    lp, _ = head_logprobs(hidden(), head, ids, 1.3, chunk_size=5)
+    (lp * g_lp).sum().backward()
+    torch.testing.assert_close(lp.detach(), ref[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip([p.grad for p in leaves], ref[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gradcheck_in_double():
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(2, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, generator=g, requires_grad=True)
+    ids = torch.randint(0, 5, (2, 3), generator=g)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    assert torch.autograd.gradcheck(lambda *x: head_logprobs(*x[:2], ids, 0.8, x[2], mask, 2), (h, w, b))
+
+
+def test_bf16_autocast_runs_the_products_in_bf16():
+    """Under CPU bf16 autocast: the plain path's head product in bf16, softmax in float32; the fused head matches
+    it to bfloat16's precision, and stays close to the float32 values."""
+    hidden, head, bias, ids, mask, leaves, g = problem(3, tied=True, with_bias=False, hid=16, v=50)
+    g_lp, g_ent = torch.randn(ids.shape, generator=g), torch.randn(ids.shape, generator=g)
+
+    def plain_autocast():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = torch.nn.functional.linear(hidden(), head)  # bf16
+        return plain(logits.float(), torch.eye(logits.shape[-1]), ids, 0.8, None, mask)
+
+    def fused_autocast():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return head_logprobs(hidden(), head, ids, 0.8, mask=mask, chunk_size=5)
+
+    ref_lp, ref_ent, ref_grads = grads_of(plain_autocast, leaves, g_lp, g_ent)
+    lp, ent, grads = grads_of(fused_autocast, leaves, g_lp, g_ent)
+    assert lp.dtype == torch.float32
+    torch.testing.assert_close(lp, ref_lp, rtol=1e-3, atol=1e-3)  # the same bf16 logits
+    torch.testing.assert_close(ent, ref_ent, rtol=1e-3, atol=1e-3)
+    for a, b in zip(grads, ref_grads):
+        assert (a - b).norm() / b.norm() < 0.02
+    fp32_lp = grads_of(lambda: plain(hidden(), head, ids, 0.8, None, mask), leaves, g_lp, g_ent)[0]
+    torch.testing.assert_close(lp, fp32_lp, rtol=0.05, atol=0.1)
+
+
+def test_never_makes_a_tensor_the_size_of_the_logits():
+    """Forward and backward: no operator returns more than a block of logits or the head's weight (the plain path
+    makes (N, T, V) ones)."""
+    n, t, hid, v, chunk = 4, 32, 8, 500, 16
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(n, t, hid, generator=g, requires_grad=True)
+    w = torch.randn(v, hid, generator=g, requires_grad=True)
+    ids = torch.randint(0, v, (n, t), generator=g)
+    with LargestTensor() as mode:
+        lp, ent = head_logprobs(h, w, ids, 0.9, chunk_size=chunk)
+        (lp.sum() + ent.sum()).backward()
+    assert mode.largest <= max(chunk * v, v * hid), mode.largest
+    with LargestTensor() as mode:
+        lp, ent = plain(h, w, ids, 0.9)
+        (lp.sum() + ent.sum()).backward()
+    assert mode.largest >= n * t * v  # the check sees the full logits where they are made
+
+
+def test_bad_shapes_and_temperature_are_errors():
+    h, w, ids = torch.zeros(2, 3, 4), torch.zeros(5, 4), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="temperature"):
+        head_logprobs(h, w, ids, 0.0)
+    with pytest.raises(ValueError, match="disagree"):
+        head_logprobs(h, w, ids[:, :2])
+    with pytest.raises(ValueError, match="hidden size 4"):
+        head_logprobs(h, torch.zeros(5, 3), ids)
