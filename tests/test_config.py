@@ -79,7 +79,7 @@ def _schema_for(path):
 def test_every_shipped_config_validates(path, monkeypatch):
     assert path.read_text().startswith("# r1 "), "each shipped YAML opens with its launch command"
     schema = _schema_for(path)
-    if schema is None:  # a pipeline: every stage's config is built and validated (paths relative to the checkout)
+    if schema is None:  # a pipeline: every stage's config is built and validated (data paths: the checkout's)
         from r1.pipeline.runner import load_pipeline
 
         monkeypatch.chdir(REPO)

@@ -141,6 +141,9 @@ class TaskConfig:
     params: Dict[str, Any] = field(default_factory=dict)
     """Task-specific parameters (e.g. ``digits`` for addition)."""
 
+    def _cross_check(self):
+        yield from _task_params("params", self.name, self.params)
+
 
 @dataclass
 class RewardConfig:
@@ -402,6 +405,11 @@ class SFTConfig:
     def _cross_check(self):
         if self.data.source == "jsonl" and self.data.path is None:
             yield "data.path", None, "data.source=jsonl needs data.path (a JSONL file)"
+        for i, m in enumerate(self.data.mix):
+            if bool(m.path) == bool(m.task):
+                yield f"data.mix.{i}", {"path": m.path, "task": m.task}, "give either path (a JSONL file) or task"
+            elif m.task:
+                yield from _task_params(f"data.mix.{i}.params", m.task, m.params)
         if self.run.workers != 1:
             yield "run.workers", self.run.workers, "data-parallel workers are supported by r1 grpo only; use 1"
 
@@ -526,6 +534,9 @@ class BenchmarkConfig:
     final answer within \\boxed{}." for chat models); "" = none."""
     params: Dict[str, Any] = field(default_factory=dict)
     """Task constructor parameters (e.g. ``timeout_s`` for math tasks, ``instruction`` for gpqa)."""
+
+    def _cross_check(self):
+        yield from _task_params("params", self.task, self.params)
 
 
 @dataclass
@@ -743,6 +754,48 @@ def _field_problems(key: str, value: Any, check: Optional[Check], environment: b
         if problem:
             yield f"{key}={value!r}: {problem}"
             return
+
+
+def _task_params(key: str, name: str, params: dict):
+    """A task's parameters are its constructor's keyword arguments (checked before anything runs; a task that takes
+    ``**kwargs`` accepts any); a mixture's sources are checked the same way, each against its own task."""
+    from r1.tasks import TASKS
+
+    if name not in TASKS:
+        return
+    cls = TASKS.get(name)
+    sig = inspect.signature(cls.__init__)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        named = None
+    else:
+        named = [p for p in sig.parameters if p != "self"]
+    unknown = sorted(set(params) - set(named)) if named is not None else []
+    if unknown:
+        yield key, dict(params), f"task {name!r} has no parameter {', '.join(unknown)}; valid: {', '.join(named)}"
+    if name == "mixture":
+        sources = params.get("sources")
+        if not isinstance(sources, list) or not sources:
+            yield f"{key}.sources", sources, "list at least one source: {name, task, weight[, params, data]}"
+            return
+        seen: set = set()
+        for i, src in enumerate(sources):
+            where = f"{key}.sources.{i}"
+            if not isinstance(src, dict) or not src.get("name") or src.get("task") not in TASKS:
+                yield where, src, "each source needs a name and a known task"
+                continue
+            unknown = sorted(set(src) - {"name", "task", "weight", "params", "data"})
+            weight = src.get("weight", 1.0)
+            if unknown:
+                yield where, src, f"unknown key(s) {', '.join(unknown)}; valid: name, task, weight, params, data"
+            elif src["name"] in seen:
+                yield f"{where}.name", src["name"], "source names must be unique"
+            elif not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
+                yield f"{where}.weight", weight, "must be a number > 0"
+            elif src["task"] == "mixture":
+                yield f"{where}.task", "mixture", "a source cannot be a mixture itself"
+            else:
+                yield from _task_params(f"{where}.params", src["task"], dict(src.get("params") or {}))
+            seen.add(src["name"])
 
 
 def _mixture_sources(task: "TaskConfig") -> Optional[list[str]]:

@@ -77,15 +77,17 @@ def test_rerun_skips_finished_stages_and_a_change_reruns_it_and_what_reads_it(tm
     assert any(p.name.startswith("sft.old-") for p in run_dir.iterdir())  # moved aside, not deleted
 
 
-def test_from_redoes_that_stage_and_everything_after(tmp_path, in_repo, capsys):
+def test_from_redoes_that_stage_and_every_stage_reading_from_it(tmp_path, in_repo, capsys):
     run_dir = _run(tmp_path)
     capsys.readouterr()
-    _run(tmp_path, from_stage="eval_base")
+    _run(tmp_path, from_stage="sft")
     out = capsys.readouterr().out
-    assert "generate (r1 generate): done" in out and "sft (r1 sft): done" in out
-    assert "eval_base (r1 eval): done" not in out and "eval_sft (r1 eval): done" not in out
+    assert "generate (r1 generate): done" in out and "eval_base (r1 eval): done" in out  # it reads no sft output
+    assert "sft (r1 sft): done" not in out and "eval_sft (r1 eval): done" not in out
+    assert out.count("redone (--from)") == 2
     with pytest.raises(R1Error, match="--from: no stage 'nope'; stages: generate, sft, eval_base, eval_sft"):
         _run(tmp_path, from_stage="nope")
+    assert run_dir.is_dir()
 
 
 def test_interrupted_training_stage_continues_from_its_checkpoint(tmp_path, in_repo, monkeypatch, capsys):
@@ -170,7 +172,7 @@ def test_hugging_face_checkpoint_directory_as_the_model(tmp_path, in_repo):
     ("name: p\nstages: {a: {command: sft, enabled: false}, b: {command: sft, set: {model.path: '${stages.a.output}'}}}",
      "stage 'a' is disabled but 'b' reads its output"),
     ("name: p\nstages: {a: {command: eval, set: {model.path: /no/such/model}}}", "stage 'a': model.path="),
-    ("name: ../p\nstages: {a: {command: sft}}", "'name' must be a name of letters"),
+    ("name: ../p\nstages: {a: {command: sft}}", "'name' must be a folder name of letters"),
     ("name: p\nstages: []", "'stages' must be a mapping"),
 ])
 def test_bad_pipeline_is_one_line_and_writes_nothing(tmp_path, body, match):
@@ -225,7 +227,7 @@ def test_stage_config_files_are_found_next_to_the_pipeline_and_by_section(tmp_pa
     (home / "p.yaml").write_text("name: p\nstages:\n  a: {command: sft, config: settings.yaml#sft}\n"
                                  "  b: {command: sft, config: settings.yaml#nope}\n")
     monkeypatch.chdir(tmp_path)  # not the pipeline's folder
-    with pytest.raises(R1Error, match="settings.yaml has no section 'nope'"):
+    with pytest.raises(R1Error, match="settings.yaml has no mapping 'nope'"):
         load_pipeline(home / "p.yaml")
     (home / "p.yaml").write_text("name: p\nstages:\n  a: {command: sft, config: settings.yaml#sft}\n")
     assert load_pipeline(home / "p.yaml").stages[0].cfg.optim.lr == 0.005
@@ -297,7 +299,7 @@ stages:
 
 
 def test_an_interrupted_from_still_redoes_every_stage_after_it(tmp_path, in_repo, monkeypatch, capsys):
-    """--from marks the stages it redoes; killed before the redone stage moved its old run aside (or after), a rerun
+    """--from marks the stages it redoes (the stage and those reading from it); killed in the middle, a rerun
     without --from redoes them all, never resuming the finished run they replace."""
     run_dir = _run(tmp_path)
     old_latest = (run_dir / "sft" / "checkpoints" / "latest").read_text()
@@ -310,15 +312,15 @@ def test_an_interrupted_from_still_redoes_every_stage_after_it(tmp_path, in_repo
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, from_stage="sft")
     st = _state(run_dir)
-    assert st["sft"]["status"] == "running" and st["eval_sft"]["status"] == "redo" and st["eval_base"]["status"] \
-        == "redo"
+    assert st["sft"]["status"] == "running" and st["eval_sft"]["status"] == "redo"
+    assert st["eval_base"]["status"] == "done"  # it does not read from sft
     assert any(p.name.startswith("sft.old-") for p in run_dir.iterdir())  # moved aside before "running"
     monkeypatch.undo()
     capsys.readouterr()
     _run(tmp_path)
     out = capsys.readouterr().out
     assert "continuing the interrupted run" not in out  # nothing of the new attempt to continue: started afresh
-    assert "generate (r1 generate): done" in out and out.count("skipped") == 1
+    assert "generate (r1 generate): done" in out and out.count("skipped") == 2
     assert all(r["status"] == "done" for r in _state(run_dir).values())
     assert (run_dir / "sft" / "checkpoints" / "latest").read_text() == old_latest  # same steps, a new run
 
@@ -341,3 +343,86 @@ def test_distill_pipeline_takes_hugging_face_checkpoints_unchanged(tmp_path, in_
     with pytest.raises(R1Error, match="stage 'teacher_rl' is disabled but 'generate' reads its output"):
         load_pipeline(REPO / "configs" / "pipeline" / "distill.yaml", [f"out_dir={tmp_path}",
                                                                      "stages.teacher_rl.enabled=false"])
+
+
+@pytest.mark.parametrize("body, match", [
+    ("name: p\nstages: {on: {command: sft}}", "a stage name is letters"),
+    ("name: p\nstages: {a: {command: sft, config: 5}}", "'config' must be a file path"),
+    ("name: p\nreport: [task/reflection]\nstages: {a: {command: sft}}", "'report' must be a mapping"),
+    ("name: p\nreport: {metrix: [a]}\nstages: {a: {command: sft}}", "unknown key 'report.metrix'"),
+    ("name: p\nreport: {metrics: task/reflection}\nstages: {a: {command: sft}}", "report.metrics must be a list"),
+    ("name: p\nvars: [teacher]\nstages: {a: {command: sft}}", "'vars' must be a mapping"),
+    ("name: p\nstages: {a: {command: grpo, set: {rewards.1.weight: 0.5}}}", "names a list item; give the whole list"),
+    ("name: p\nstages: {a: {command: sft, enabled: 'false'}}", "'enabled' must be true or false"),
+    ("name: p\nout_dir: ''\nstages: {a: {command: sft}}", "'out_dir' must be a folder path"),
+    ("name: p\nstages: {configs: {command: sft}}", "a stage name is letters"),
+    ("name: p\nstages: {a: {command: sft, set: {optim.lr: -1}}, b: {command: sft}}", "stage 'a': optim.lr must be > 0"),
+    ("name: p\nstages: {a: {command: sft, set: {data.task.params: {digitz: 2}}}}",
+     "task 'addition' has no parameter digitz"),
+    ("name: p\nstages: {a: {command: sft, set: {data.mix: [{ratio: 0.5}]}}}", "give either path"),
+])
+def test_hostile_pipeline_files_are_one_line(tmp_path, body, match):
+    f = tmp_path / "p.yaml"
+    f.write_text(body + ("" if "out_dir" in body else f"\nout_dir: {tmp_path / 'runs'}") + "\n")
+    with pytest.raises(R1Error, match=match):
+        run_pipeline(f)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_shipped_pipelines_run_from_any_folder_and_ignore_a_local_demo_yaml(tmp_path, monkeypatch):
+    from r1.config import load_demo_config
+    from r1.pipeline.demo import R1_ZERO_DEMO, pipeline_settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.yaml").write_text("pretrain: {optim: {lr: 0.5}}\n")  # a user's own file of that name
+    demo = load_pipeline(R1_ZERO_DEMO, merge=pipeline_settings(load_demo_config()))
+    assert demo.stages[0].cfg.optim.lr == 1e-3
+    run_dir = run_pipeline(SMOKE, [f"out_dir={tmp_path / 'runs'}", "progress=false"])
+    assert all(r["status"] == "done" for r in _state(run_dir).values())
+
+
+def test_a_stage_rebuilt_with_the_same_hash_makes_its_readers_stale(tmp_path, in_repo, capsys):
+    """generate's output deleted: it runs again (same hash) and marks sft and eval_sft to be redone before they start,
+    so a kill in between cannot leave them 'done' on the old data."""
+    run_dir = _run(tmp_path)
+    (run_dir / "generate" / "data.jsonl").unlink()
+    import r1.train.sft as sft
+
+    real = sft.train_sft
+
+    def killed(cfg, resume=None):
+        raise KeyboardInterrupt
+
+    sft.train_sft = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(tmp_path)
+    finally:
+        sft.train_sft = real
+    st = _state(run_dir)
+    assert st["generate"]["status"] == "done" and st["eval_sft"]["status"] == "redo"
+    capsys.readouterr()
+    _run(tmp_path)
+    out = capsys.readouterr().out
+    assert "eval_sft (r1 eval): done" not in out and "eval_base (r1 eval): done" in out
+
+
+def test_editing_a_stage_config_file_reruns_the_stage(tmp_path, in_repo, capsys):
+    settings = tmp_path / "eval.yaml"
+    settings.write_text((REPO / "configs" / "eval" / "smoke.yaml").read_text())
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"""name: edit
+out_dir: {tmp_path}
+progress: false
+stages:
+  ev:
+    command: eval
+    config: eval.yaml
+    set: {{benchmarks: [{{task: addition, split: test, limit: 2, params: {{digits: 2, num_train: 16, num_test: 4}}}}],
+          eval: {{template: plain, samples_per_problem: 1}}, rollout: {{max_new_tokens: 4}}}}
+""")
+    run_pipeline(pipe)
+    capsys.readouterr()
+    settings.write_text(settings.read_text().replace("temperature: 0.6", "temperature: 0.7"))
+    run_pipeline(pipe)
+    assert "the config changed since its last run" in capsys.readouterr().out

@@ -55,6 +55,8 @@ PIPELINE_KEYS = ("name", "description", "out_dir", "cache_dir", "seed", "threads
                  "report")
 STAGE_KEYS = ("command", "config", "set", "cache", "enabled", "label", "description")
 _STAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_RESERVED = ("configs",)  # a folder of the pipeline's run directory
 _REF = re.compile(r"\$\{\s*(stages|vars)\.([A-Za-z0-9_]+)")
 
 
@@ -108,13 +110,24 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, merge: d
     plain = OmegaConf.to_container(conf, resolve=False)
     _unknown(plain, PIPELINE_KEYS, "", where)
     name = plain.get("name")
-    if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
-        raise R1Error(f"{where}: 'name' must be a name of letters, digits and _ (the run folder), got {name!r}")
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise R1Error(f"{where}: 'name' must be a folder name of letters, digits, '_', '-' and '.' (the run folder), "
+                      f"got {name!r}")
     stages_raw = plain.get("stages")
     if not isinstance(stages_raw, dict) or not stages_raw:
         raise R1Error(f"{where}: 'stages' must be a mapping of stage names to stages, in the order they run")
-    out_dir = Path(str(plain.get("out_dir", "runs")))
-    cache_dir = Path(str(plain.get("cache_dir", out_dir / "_cache")))
+    for key in ("vars", "report"):
+        if not isinstance(plain.get(key) or {}, dict):
+            raise R1Error(f"{where}: '{key}' must be a mapping, got {plain[key]!r}")
+    report = dict(plain.get("report") or {})
+    _unknown(report, ("metrics",), "report.", where)
+    if not isinstance(report.get("metrics", []), list) or not all(isinstance(m, str) for m in report.get("metrics", [])):
+        raise R1Error(f"{where}: report.metrics must be a list of metric names, e.g. [task/reflection]")
+    for key in ("out_dir", "cache_dir"):
+        if key in plain and (not isinstance(plain[key], str) or not plain[key].strip()):
+            raise R1Error(f"{where}: '{key}' must be a folder path, got {plain[key]!r}")
+    out_dir = Path(plain.get("out_dir", "runs"))
+    cache_dir = Path(plain.get("cache_dir") or out_dir / "_cache")
     run_dir = out_dir / name
     common = {k: plain[k] for k in ("seed", "threads", "progress") if plain.get(k) is not None}
 
@@ -131,7 +144,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, merge: d
         resolved = OmegaConf.to_container(conf, resolve=True)
     except OmegaConfBaseException as e:
         raise R1Error(f"{where}: {str(e).splitlines()[0]}") from None
-    return Pipeline(name, run_dir, built, resolved, dict(plain.get("report") or {}))
+    return Pipeline(name, run_dir, built, resolved, report)
 
 
 def _unknown(d: dict, valid: tuple[str, ...], prefix: str, where: str) -> None:
@@ -156,37 +169,51 @@ def _deps(sraw: dict, conf: Any, seen: Optional[set] = None) -> set[str]:
     return out
 
 
-def _nest(set_: dict) -> dict:
+def _nest(set_: dict, here: str = "set") -> dict:
     """``{"model.path": x, "optim": {"lr": y}}`` → ``{"model": {"path": x}, "optim": {"lr": y}}``."""
     out: dict = {}
     for k, v in set_.items():
         parts = str(k).split(".")
+        if any(p.isdigit() for p in parts):
+            raise R1Error(f"{here}: set key {k!r} names a list item; give the whole list instead "
+                          "(e.g. rewards: [{name: accuracy}, {name: format, weight: 0.5}])")
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise R1Error(f"set: {k!r} goes below {p!r}, which is given a plain value")
         if isinstance(v, dict) and isinstance(node.get(parts[-1]), dict):
-            node[parts[-1]] = {**node[parts[-1]], **_nest(v)}
+            node[parts[-1]] = {**node[parts[-1]], **_nest(v, here)}
         else:
-            node[parts[-1]] = _nest(v) if isinstance(v, dict) else v
+            node[parts[-1]] = _nest(v, here) if isinstance(v, dict) else v
     return out
 
 
 def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict, run_dir: Path, cache_dir: Path,
                  where: str) -> Stage:
     here = f"{where}: stage {sname!r}"
-    if not _STAGE_NAME.fullmatch(str(sname)):
-        raise R1Error(f"{here}: a stage name is letters, digits and _ (it is a folder and an interpolation key)")
+    if not isinstance(sname, str) or not _STAGE_NAME.fullmatch(sname) or sname in _RESERVED:
+        raise R1Error(f"{here}: a stage name is letters, digits and _ (it is a folder and an interpolation key; "
+                      f"not {', '.join(_RESERVED)}; quote YAML words such as on/off/yes/no)")
     if not isinstance(sraw, dict):
         raise R1Error(f"{here} must be a mapping with 'command' (and 'config', 'set', ...)")
     _unknown(sraw, STAGE_KEYS, f"stages.{sname}.", where)
+    for key in ("enabled", "cache"):
+        if key in sraw and not isinstance(sraw[key], bool):
+            raise R1Error(f"{here}: '{key}' must be true or false, got {sraw[key]!r}")
+    files_raw = sraw.get("config", [])
+    if not (isinstance(files_raw, str) or (isinstance(files_raw, list)
+                                           and all(isinstance(f, str) for f in files_raw))):
+        raise R1Error(f"{here}: 'config' must be a file path (FILE or FILE#section) or a list of them")
     command = sraw.get("command")
     if command not in STAGES:
         raise R1Error(f"{here}: unknown command {command!r}; valid: {', '.join(STAGES.names())}")
     kind = STAGES.get(command)
     names = [s.name for s in before]
-    deps = sorted(_deps(sraw, conf))
+    if not isinstance(sraw.get("set") or {}, dict):
+        raise R1Error(f"{here}: 'set' must be a mapping of config keys to values")
+    # the stages it reads from, in the keys that take effect (an override of model.path replaces "model.path")
+    deps = sorted(_deps({**sraw, "set": _nest(sraw.get("set") or {}, here)}, conf))
     for d in deps:
         if d not in names:
             later = " (stages run in the order they are listed)" if d in (conf.stages or {}) else ""
@@ -201,8 +228,12 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
     if not isinstance(set_, dict):
         raise R1Error(f"{here}: 'set' must be a mapping of config keys to values")
     home = Path(where).resolve().parent
-    layers: list = [*(_config_layer(f, home) for f in files), {"run": dict(common)} if common else {}, _nest(set_)]
-    cfg = load_config(kind.schema_class(), layers, where=f"stages.{sname} of {where} (its config files and set)")
+    layers: list = [*(_config_layer(f, home) for f in files), {"run": dict(common)} if common else {},
+                    _nest(set_, here)]
+    try:
+        cfg = load_config(kind.schema_class(), layers, where=f"stages.{sname} of {where} (its config files and set)")
+    except R1Error as e:
+        raise R1Error(f"stage {sname!r}: {e}") from None
     by_name = {s.name: s for s in before}
     key = config_key(cfg, kind.irrelevant)
     if deps:
@@ -211,7 +242,7 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
     cached = bool(node.get("cache", False))
     if cached:
         # the same folder name r1 demo uses for its base model (r1.pipeline.demo.ensure_base_model)
-        sdir = cache_dir / f"{'base' if command == 'pretrain' else command}-{digest}"
+        sdir = cache_dir / f"{kind.cache_prefix or command}-{digest}"
     else:
         sdir = run_dir / sname
     cfg.run.out_dir, cfg.run.name = str(sdir.parent), sdir.name
@@ -225,28 +256,29 @@ def _build_stage(conf, sname: str, sraw: Any, before: list[Stage], common: dict,
 
 def _config_layer(spec: Any, home: Path) -> dict:
     """A stage's ``config`` entry: a YAML file, or ``FILE#section`` for one section of it (``r1 demo``'s settings
-    file holds its pretrain and grpo configs as sections: ``src/r1/pipeline/demo.yaml#grpo``). A relative path is
-    looked up in the current folder, then in ``home`` (the pipeline file's own folder, so a pipeline shipped with
-    its stage configs finds them from anywhere)."""
+    file holds its pretrain and grpo configs as sections: ``demo.yaml#grpo``). A relative path is looked up next to
+    the pipeline file first (``home``: a shipped pipeline finds its stage configs from any folder), then in the
+    current folder."""
     path, _, section = str(spec).partition("#")
-    if not Path(path).is_file() and not Path(path).is_absolute() and (home / path).is_file():
-        path = str(home / path)
+    if not Path(path).is_absolute() and (home / path).is_file():
+        path = str(home / path)  # next to the pipeline file first: a user's own demo.yaml in "." is not the demo's
     data = read_yaml_mapping(path)
     for part in filter(None, section.split(".")):
         if not isinstance(data, dict) or not isinstance(data.get(part), dict):
-            raise R1Error(f"config {spec}: {path} has no section {section!r}")
+            raise R1Error(f"config {spec}: {path} has no mapping {section!r}")
         data = data[part]
     return data
 
 
 def _check_environment(stages: list[Stage]) -> None:
     """This machine's files and devices for every enabled stage; a path an earlier stage makes is checked later."""
-    made = [str(s.dir) for s in stages]
-    for s in stages:
+    for i, s in enumerate(stages):
         if not s.enabled:
             continue
+        made = [t.dir for t in stages[:i] if t.enabled]
         for problem in problems(s.cfg, environment=True):
-            if not any(m in problem for m in made):
+            paths = [Path(p) for p in re.findall(r"=['\"]([^'\"]+)['\"]", problem)]
+            if not any(m == p or m in p.parents for p in paths for m in made):
                 raise R1Error(f"stage {s.name!r}: {problem}")
 
 
@@ -266,35 +298,47 @@ def execute(pipe: Pipeline, from_stage: Optional[str] = None) -> dict:
     names = [s.name for s in pipe.stages]
     if from_stage is not None and from_stage not in names:
         raise R1Error(f"--from: no stage {from_stage!r}; stages: {', '.join(names)}")
-    redo_from = names.index(from_stage) if from_stage is not None else len(names)
+    redo = [] if from_stage is None else [from_stage, *_dependents(pipe, from_stage)]
     run_dir = pipe.run_dir
     state_path = run_dir / "pipeline.json"
     if holds_other_files(run_dir):
         raise R1Error(f"{run_dir} exists and is not a pipeline run directory (no pipeline.json); pick another name")
     run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(run_dir / ".lock", wait=False, what=f"pipeline run {run_dir}"):
-        return _execute(pipe, redo_from, state_path)
+        return _execute(pipe, redo, state_path)
 
 
-def _execute(pipe: Pipeline, redo_from: int, state_path: Path) -> dict:
+def _dependents(pipe: Pipeline, name: str) -> list[str]:
+    """The stages that read from ``name``, directly or through others, in pipeline order."""
+    out: set[str] = {name}
+    for s in pipe.stages:
+        if any(d in out for d in s.deps):
+            out.add(s.name)
+    return [s.name for s in pipe.stages if s.name in out and s.name != name]
+
+
+def _mark_redo(state: dict, names: list[str]) -> None:
+    for n in names:
+        if n in state["stages"]:
+            state["stages"][n]["status"] = "redo"
+
+
+def _execute(pipe: Pipeline, redo: list[str], state_path: Path) -> dict:
     from r1.runs import console
 
     run_dir = pipe.run_dir
     names = [s.name for s in pipe.stages]
     state = _read_state(state_path)
-    for s in pipe.stages[redo_from:]:  # --from: remembered, so a rerun after an interruption still redoes them
-        if s.name in state["stages"]:
-            state["stages"][s.name]["status"] = "redo"
+    _mark_redo(state, redo)  # --from: remembered, so a rerun after an interruption still redoes them
     _write_state(state_path, state)
     (run_dir / "pipeline.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(pipe.resolved)))
     save_stage_configs(pipe, run_dir / "configs")  # what `r1 <command> -c` would run, stage by stage
     t_start = time.perf_counter()
-    rerun: set[str] = set()  # stages run in this invocation: a stage reading from one runs again
     for i, s in enumerate(pipe.stages):
         # a cached stage is shared by every pipeline: one process makes it while the others wait, then reuse it
         lock = _locked(s.dir.with_name(s.dir.name + ".lock"), wait=True, what=str(s.dir)) if s.cached else None
         with lock or contextlib.nullcontext():
-            _run_stage(i, s, pipe, state, state_path, redo_from, rerun)
+            _run_stage(i, s, pipe, state, state_path)
     summary = write_summary(pipe, state, time.perf_counter() - t_start)
     from r1.pipeline.report import print_table
 
@@ -311,19 +355,17 @@ def holds_other_files(run_dir: Path) -> bool:
     return any(p.name not in (".lock", "pipeline.yaml", "configs") for p in run_dir.iterdir())
 
 
-def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path, redo_from: int,
-               rerun: set[str]) -> None:
+def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path) -> None:
     """Skip, continue or (re)run one stage, recording it in ``state``."""
     from r1.runs import console
 
     names = [t.name for t in pipe.stages]
     head = f"stage {i + 1}/{len(names)} [bold]{s.name}[/] (r1 {s.command})"
     if not s.enabled:
-        console.print(f"{head}: disabled, skipped")
-        state["stages"].pop(s.name, None)
+        console.print(f"{head}: disabled, skipped")  # its record stays: enabled again, it is still done
         return
     rec = state["stages"].get(s.name, {})
-    redo = i >= redo_from or any(d in rerun for d in s.deps)
+    redo = rec.get("status") == "redo"
     if not redo and _finished(s, rec):
         console.print(f"{head}: done (config hash {s.hash}), skipped — {s.output}", soft_wrap=True)
         state["stages"][s.name] = {**rec, **_where(s), "status": "done", **_cache_record(s)}
@@ -352,11 +394,13 @@ def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path, 
         raise R1Error(f"stage {s.name!r}: {e}") from None
     if not interrupted:
         # an earlier run there is moved aside (never deleted) before the state says "running": a stage found
-        # "running" after a kill is always this attempt, never the run it replaces
+        # "running" after a kill is always this attempt, never the run it replaces; and every stage that reads
+        # from it is marked to be redone, even if this run is killed before they start
         from r1.runs import clear_run_dir
 
         clear_run_dir(s.dir)
         cfg.run.overwrite = True
+        _mark_redo(state, _dependents(pipe, s.name))
     state["stages"][s.name] = {**_where(s), "status": "running", "hash": s.hash, "started": _now()}
     _write_state(state_path, state)
     t0 = time.perf_counter()
@@ -368,12 +412,11 @@ def _run_stage(i: int, s: Stage, pipe: Pipeline, state: dict, state_path: Path, 
     seconds = time.perf_counter() - t0
     if s.cached:
         (s.dir / "DONE").write_text(json.dumps({"seconds": seconds, "key": s.hash}) + "\n")
-    if s.command == "grpo":
+    if s.kind.report:
         _stage_report(s.dir)
     state["stages"][s.name] = {**_where(s), "status": "done", "hash": s.hash, "seconds": round(seconds, 2),
                                "finished": _now()}
     _write_state(state_path, state)
-    rerun.add(s.name)
 
 
 @contextlib.contextmanager
@@ -407,7 +450,7 @@ def _locked(path: Path, *, wait: bool, what: str):
 def _finished(s: Stage, rec: dict) -> bool:
     if not s.output.exists():
         return False
-    if s.cached:
+    if s.cached:  # made by any pipeline: its DONE says so
         return (s.dir / "DONE").is_file()
     return rec.get("status") == "done" and rec.get("hash") == s.hash
 
@@ -465,8 +508,8 @@ def write_summary(pipe: Pipeline, state: dict, seconds: float) -> dict:
 
     summary = {
         "pipeline": pipe.name,
-        "stages": [{"name": s.name, "label": s.label, **state["stages"].get(s.name, {"status": "disabled"}),
-                    "deps": s.deps} for s in pipe.stages],
+        "stages": [{"name": s.name, "label": s.label, **state["stages"].get(s.name, {}),
+                    **({} if s.enabled else {"status": "disabled"}), "deps": s.deps} for s in pipe.stages],
         "evals": eval_rows(pipe, state),
         "wall_seconds": round(seconds, 2),
     }

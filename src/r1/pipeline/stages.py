@@ -32,6 +32,10 @@ class StageKind:
     trains: bool = False
     """A training command: an interrupted run continues from its latest checkpoint (``--resume``); otherwise a
     rerun continues from the samples on disk by itself."""
+    cache_prefix: str = ""
+    """Folder name prefix of a cached output (``<prefix>-<hash>``); "" = the command's name."""
+    report: bool = False
+    """Build the run's own ``report.html`` (``r1 report``) when the stage finishes."""
 
     def schema_class(self) -> type:
         import importlib
@@ -86,19 +90,21 @@ def _always(run_dir: Path) -> bool:
 # makes (threads change only the order of float sums). The same list decides
 # r1 demo's cache key for its base model (r1.pipeline.demo.pretrain_key), so the two share one cache.
 TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints",
-                    "threads")
-_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads")
+                    "threads", "keep_freed_memory", "sample_every", "num_samples_shown")
+# generate's workers: batch seeds make the samples the same for any number
+_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads", "workers")
 
 STAGES: Registry[StageKind] = Registry("pipeline stage command")
 
 
-def _training(schema: str, run) -> StageKind:
-    return StageKind(schema, run, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT, trains=True)
+def _training(schema: str, run, **kw: Any) -> StageKind:
+    return StageKind(schema, run, _same_dir, _has_checkpoint, TRAIN_IRRELEVANT, trains=True, **kw)
 
 
-STAGES.register("pretrain", _training("r1.config:SFTConfig", _train_sft))
+# a cached base model is base-<hash>: the folder r1 demo has always cached it in
+STAGES.register("pretrain", _training("r1.config:SFTConfig", _train_sft, cache_prefix="base"))
 STAGES.register("sft", _training("r1.config:SFTConfig", _train_sft))
-STAGES.register("grpo", _training("r1.config:GRPOConfig", _train_grpo))
+STAGES.register("grpo", _training("r1.config:GRPOConfig", _train_grpo, report=True))
 STAGES.register("rm", _training("r1.config:RMConfig", _train_rm))
 STAGES.register("generate", StageKind("r1.config:GenerateConfig", _generate, lambda d: d / "data.jsonl", _always,
                                       _RUN_IRRELEVANT))
@@ -108,7 +114,8 @@ STAGES.register("eval", StageKind("r1.config:EvalConfig", _evaluate, _same_dir, 
 def config_key(cfg: Any, irrelevant: tuple[str, ...]) -> dict:
     """The config as a plain dict without the ``run.*`` fields in ``irrelevant`` and without empty values (None,
     "", [], {}): what a stage's hash is made of. Leaving out empty values keeps every hash, and so every cached
-    stage, when a new optional field (off by default) joins a schema."""
+    stage, when a new optional field whose default is empty joins a schema (a new field with any other default,
+    e.g. False, changes every hash of its schema)."""
     d = dataclasses.asdict(cfg)
     for f in irrelevant:
         d.get("run", {}).pop(f, None)

@@ -43,6 +43,8 @@ def locate(run_dir: Path) -> dict[str, Any]:
         before = _read_jsonl(run_dir / "eval_base.jsonl")
         after = _read_jsonl(run_dir / "eval_final.jsonl")
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else None
+        if summary is not None and "base" not in summary:
+            summary = None  # r1 pipeline's own summary (the demo's stages run as a plain pipeline), not the demo's
     elif (run_dir / "metrics.jsonl").is_file():
         grpo = run_dir
         evals = sorted((run_dir / "samples").glob("eval_step_*.jsonl"))
