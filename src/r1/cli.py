@@ -116,7 +116,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         "stages.NAME.set.optim.lr=1e-4, vars.teacher=PATH. A rerun skips finished stages (see r1.pipeline.runner)."
     )
     p.add_argument("--from", dest="from_stage", metavar="STAGE",
-                   help="redo this stage and every stage after it (default: skip finished stages)")
+                   help="redo this stage and every stage reading from it (default: skip finished stages)")
 
 
 def _int_list(text: str | None, flag: str) -> list[int] | None:

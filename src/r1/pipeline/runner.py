@@ -22,7 +22,7 @@ Resumption: ``<out_dir>/<name>/pipeline.json`` records each stage's config hash 
 ``run.*`` fields that change only how it looks, plus the hashes of the stages it reads from) and whether it
 finished. A rerun skips a finished stage whose hash is unchanged; a changed stage runs again, and with it every stage
 that reads from it; an interrupted stage continues (training from its latest checkpoint, generate and eval from the
-samples on disk); ``--from STAGE`` redoes that stage and every stage after it. An earlier run of a stage is moved
+samples on disk); ``--from STAGE`` redoes that stage and every stage reading from it. An earlier run of a stage is moved
 aside (``<stage>.old-<time>``), never deleted. ``cache: true`` keeps a stage's output under ``cache_dir`` keyed by
 its hash, shared by every pipeline (``r1 demo``'s base model lives there too).
 
