@@ -70,8 +70,9 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     token), then ``gen_len - 1`` decode steps of ``rows`` rows. Reference and train passes (``train_logits``): the
     prompts once, then ``gen_len - 1`` completion tokens per row, LM head on every predicting position; train adds
     the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). With ``replay`` (``grpo.replay_rollout``, the
-    default) the train pass is that backward alone, over the prompt and completion tokens as one matrix (the LM head
-    on every one of them; the gate and up projections as two products). Attention scores, norms and activations are left out, so the time these products take is
+    default) the train pass is that backward alone, over the prompt and completion tokens as one matrix (the gate and
+    up projections as two products), and the LM head's forward and backward on the ``rows * gen_len`` predicting
+    positions. Attention scores, norms and activations are left out, so the time these products take is
     a floor under the step's time, not an estimate of it.
     """
     from collections import Counter
@@ -99,10 +100,15 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
         if phase == "train" and replay:
             m = prompts * prompt_len + c
             I = config.intermediate_size
-            for k, n in [w for w in weights if w[1] != 2 * I] + [(E, I), (E, I), (E, V)]:  # gate and up apart
-                times = 1 if n == V else L
-                phases[phase][(m, n, k)] += times  # dX
-                phases[phase][(n, m, k)] += times  # dW
+            for k, n in [w for w in weights if w[1] != 2 * I] + [(E, I), (E, I)]:  # gate and up apart
+                phases[phase][(m, n, k)] += L  # dX
+                phases[phase][(n, m, k)] += L  # dW
+            # the LM head (r1.algo.logprobs.head_logprobs) on the predicting positions' recorded hidden states:
+            # forward, dX, dW (a block at a time for a large vocabulary, its forward recomputed in the backward)
+            h = rows * gen_len
+            phases[phase][(h, E, V)] += 1
+            phases[phase][(h, V, E)] += 1
+            phases[phase][(V, h, E)] += 1
             continue
         forward(phases[phase], prompts * prompt_len, prompts, backward=backward)
         forward(phases[phase], c, c, backward=backward)

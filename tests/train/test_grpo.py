@@ -12,7 +12,7 @@ import torch
 
 from r1.config import GRPOConfig, load_config
 from r1.errors import R1Error
-from r1.models.replay import replay_logits
+from r1.models.replay import replay_hidden
 from r1.algo import compute_group_advantages
 from r1.train.common import PhaseTimer
 from r1.algo.overlong import overlong_soft_penalty
@@ -213,7 +213,7 @@ def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, micro, dtyp
     grads = []
     t.optimizer.step = lambda: grads.append([p.grad.clone() for p in t.model.parameters()])  # capture, no update
     calls = []
-    monkeypatch.setattr(policy_mod, "replay_logits", lambda *a: calls.append(1) or replay_logits(*a))
+    monkeypatch.setattr(policy_mod, "replay_hidden", lambda *a: calls.append(1) or replay_hidden(*a))
     stats_replay = t.train_on(r, adv, PhaseTimer())
     assert len(calls) > 1 if micro else calls == [1]
     n = len(calls)
@@ -243,7 +243,7 @@ def test_workers_exchange_the_rows_not_the_forward_record(tmp_path, monkeypatch)
     sent, replays = [], []
     gather = grpo_mod.dist.all_gather_objects
     monkeypatch.setattr(grpo_mod.dist, "all_gather_objects", lambda obj: sent.append(obj) or gather(obj))
-    monkeypatch.setattr(policy_mod, "replay_logits", lambda *a: replays.append(1) or replay_logits(*a))
+    monkeypatch.setattr(policy_mod, "replay_hidden", lambda *a: replays.append(1) or replay_hidden(*a))
     t.step(1)
     rows = sent[0][0]
     assert rows.record is None and rows.record_rows is None and rows.old_logps == []

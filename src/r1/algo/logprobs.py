@@ -164,12 +164,15 @@ class _HeadLogprobs(torch.autograd.Function):
         logps = hidden.new_empty((m,), dtype=dtype)
         lse = hidden.new_empty((m,), dtype=dtype)
         ent = hidden.new_empty((m,), dtype=dtype)
+        logp = None
         for i in range(0, m, chunk):
             z = _head_block(dtype, hidden[i : i + chunk], w, bias, low, temperature)  # (c, V)
             lse[i : i + chunk] = torch.logsumexp(z, dim=-1)
             logp = z - lse[i : i + chunk, None]  # (c, V)
             logps[i : i + chunk] = logp.gather(-1, token_ids[i : i + chunk, None]).squeeze(-1)
             ent[i : i + chunk] = -(logp.exp() * logp).sum(-1)  # z is finite: no 0 · log 0 here
+        # One block (a small vocabulary): its log-probs are kept, and the backward needs no second head product.
+        ctx.one_block = logp if m <= chunk and any(ctx.needs_input_grad[:3]) else None
         ctx.save_for_backward(hidden, weight, bias, token_ids, lse, ent)
         ctx.temperature, ctx.chunk, ctx.low = temperature, chunk, low
         ctx.mark_non_differentiable(token_ids)
@@ -188,7 +191,10 @@ class _HeadLogprobs(torch.autograd.Function):
         for i in range(0, hidden.shape[0], chunk):
             s = slice(i, i + chunk)
             h = hidden[s]
-            logp = _head_block(lse.dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
+            if ctx.one_block is not None:
+                logp, ctx.one_block = ctx.one_block, None
+            else:
+                logp = _head_block(lse.dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
             p = logp.exp()
             # d logp_y / dz_v = 1[v = y] - p_v;  dH / dz_v = -p_v (log p_v + H)
             dz = torch.zeros_like(p)

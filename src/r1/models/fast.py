@@ -729,8 +729,28 @@ class FastLM:
 
         ``prompts``: the U distinct prompts; ``group[i]``: the prompt of completion i. Row i, position t holds the
         logits of ``completions[i][t]`` given ``prompts[group[i]] + completions[i][:t]`` (beyond a completion's
-        length: padding, not to be read). Differentiable with respect to the model's parameters.
+        length: padding, not to be read). Differentiable with respect to the model's parameters. The output head
+        over :meth:`train_hidden` (the fused head's reference: ``r1.algo.logprobs.head_logprobs``).
         """
+        first, grp, rest, w, b = self._train_hidden(prompts, group, completions, pad_id)
+        first = linear(first, w, b)[grp]  # (N, V): the head once per prompt
+        if rest is None:
+            return first[:, None]
+        return torch.cat([first[:, None], linear(rest, w, b)], dim=1)  # (N, Tc, V)
+
+    def train_hidden(
+        self, prompts: list[list[int]], group: list[int], completions: list[list[int]], pad_id: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`train_logits` without the output head: the final-norm hidden states (N, Tc, E) at the positions
+        that predict each completion token, and the head's weight (V, E) and bias (V,) or None, the matrices the
+        forward multiplies by (a cached low-precision copy for a frozen model under autocast)."""
+        first, grp, rest, w, b = self._train_hidden(prompts, group, completions, pad_id)
+        first = first[grp][:, None]  # (N, 1, E)
+        return (first if rest is None else torch.cat([first, rest], dim=1)), w, b
+
+    def _train_hidden(self, prompts, group, completions, pad_id):
+        """The shared-prompt pass up to the final norm: (U, E) at each prompt's last position, the (N,) prompt of
+        each row, (N, Tc - 1, E) at the completion positions (None when Tc = 1), the head's weight and bias."""
         device = self.model.model.embed_tokens.weight.device
         U, N = len(prompts), len(completions)
         H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
@@ -764,9 +784,12 @@ class FastLM:
             else:
                 o = self._attend(q, k, v, p_attn)
             xp = self._finish_layer(w, xp, o)
-        first = self._logits(xp[:, -1], weights)[grp]  # (N, V): predicts completion token 0
+        norm = self.model.model.norm
+        eps = norm_eps(norm)
+        head = (weights.head, weights.head_bias)
+        first = rms_norm(xp[:, -1], norm.weight, eps)  # (U, E): predicts each row's completion token 0
         if Tc == 1:
-            return first[:, None]
+            return first, grp, None, *head
         xc = F.embedding(c_ids, embed, padding_idx=pad_row)  # (N, Tc-1, E)
         cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
         for w, (pk, pv) in zip(weights, prompt_kv):
@@ -774,5 +797,4 @@ class FastLM:
             k_all = torch.cat([pk[grp], k], dim=2)  # (N, KV, P + Tc-1, D)
             v_all = torch.cat([pv[grp], v], dim=2)
             xc = self._finish_layer(w, xc, self._attend(q, k_all, v_all, c_attn))
-        rest = self._logits(xc, weights)  # (N, Tc-1, V)
-        return torch.cat([first[:, None], rest], dim=1)  # (N, Tc, V)
+        return first, grp, rms_norm(xc, norm.weight, eps), *head  # rest: (N, Tc-1, E)

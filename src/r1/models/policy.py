@@ -12,17 +12,29 @@ passes compute them, equal up to float rounding, and ``PolicyForward`` picks one
 3. **the ``transformers`` forward**, for every other model, and the reference the other two are tested against
    (``tests/train/test_grpo.py``): rows are prompt + completion, right-padded.
 
-The trainer never sees which one ran. Left out: deciding *whether* to record a rollout (the trainer's call: only the
-step's algorithm knows that the train pass will differentiate the policy that sampled) and micro-batching.
+The trainer never sees which one ran. It asks for logprobs (and entropies): ``policy_logprobs`` /
+``reference_logprobs`` take each pass's final hidden states and run the output head, log-softmax, gather and
+entropy a block of positions at a time (``r1.algo.logprobs.head_logprobs``), so the ``(rows, tokens, vocabulary)``
+logits never exist whole, in the forward or the backward. ``policy_logits`` / ``reference_logits`` give the full
+logits: the plain path, kept as the fused one's reference (``fused_head = False`` makes the logprob methods use it).
+
+Left out: deciding *whether* to record a rollout (the trainer's call: only the step's algorithm knows that the train
+pass will differentiate the policy that sampled) and micro-batching.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
+from r1.algo.logprobs import entropy_from_logits, gather_logprobs, head_logprobs
 from r1.data.batching import right_pad
-from r1.models.fast import FastLM, unsupported_reason
-from r1.models.replay import replay_logits
+from r1.models.fast import SUPPORTED_MODEL_TYPES, FastLM, unsupported_reason
+from r1.models.replay import replay_hidden, replay_logits
+
+HEAD_MODEL_TYPES = (*SUPPORTED_MODEL_TYPES, "gpt2", "gpt_neox")
+"""Model types whose ``transformers`` logits are exactly ``lm_head(last_hidden_state)`` (no soft-capping or logit
+scale), so their plain forward can hand the fused head its hidden states; other models' logits are computed whole."""
 
 
 def lean_forward(model) -> FastLM | None:
@@ -46,6 +58,7 @@ class PolicyForward:
         self.lean_policy = lean_forward(policy)
         self.lean_reference = lean_forward(reference)
         self.use_lean = True  # False: the transformers forward (or the replay), the lean forward's reference
+        self.fused_head = True  # False: logprobs from the full logits (policy_logits), the fused head's reference
 
     def policy_logits(self, batch, rows: list[int], comp_len: int) -> torch.Tensor:
         """(n, comp_len, V) logits of the policy for ``rows`` of ``batch``, differentiable with respect to its
@@ -58,6 +71,67 @@ class PolicyForward:
     def reference_logits(self, batch, rows: list[int], comp_len: int) -> torch.Tensor:
         """(n, comp_len, V) logits of the reference model for ``rows`` of ``batch``."""
         return self._forward(self.reference, self.lean_reference, batch, rows, comp_len)
+
+    def policy_logprobs(
+        self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float, chunk_size: int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(n, comp_len) logprobs of ``token_ids`` and entropies under the policy's ``softmax(logits / temperature)``
+        for ``rows``, differentiable with respect to its parameters; 0 beyond each row's completion. The head runs
+        block by block over the pass's hidden states (the replay's, when the rollout's record holds the policy)."""
+        if not self.fused_head:
+            return self._from_logits(self.policy_logits(batch, rows, comp_len), batch, rows, token_ids, temperature)
+        record = batch.record
+        if record is not None and record.usable(self.policy, comp_len):
+            hidden = replay_hidden(record, [batch.record_rows[i] for i in rows], comp_len)  # (n, comp_len, E)
+            head = self.policy.lm_head
+            return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size)
+        return self._logprobs(self.policy, self.lean_policy, batch, rows, comp_len, token_ids, temperature, chunk_size)
+
+    def reference_logprobs(
+        self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float, chunk_size: int | None = None
+    ) -> Tensor:
+        """(n, comp_len) logprobs of ``token_ids`` under the reference model, as ``policy_logprobs``."""
+        if not self.fused_head:
+            logits = self.reference_logits(batch, rows, comp_len)
+            return self._from_logits(logits, batch, rows, token_ids, temperature)[0]
+        args = (batch, rows, comp_len, token_ids, temperature, chunk_size)
+        return self._logprobs(self.reference, self.lean_reference, *args)[0]
+
+    def _logprobs(self, model, lean, batch, rows, comp_len, token_ids, temperature, chunk_size):
+        if lean is not None and self.use_lean:
+            distinct: dict[tuple[int, ...], int] = {}
+            group = [distinct.setdefault(tuple(batch.prompt_ids[i]), len(distinct)) for i in rows]
+            hidden, w, b = lean.train_hidden(
+                [list(p) for p in distinct], group, [batch.completion_ids[i] for i in rows], self.pad_id
+            )  # (n, longest completion, E)
+            return self._head(hidden[:, :comp_len], w, b, batch, rows, token_ids, temperature, chunk_size)
+        head = model.get_output_embeddings()
+        backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+        if getattr(model.config, "model_type", None) not in HEAD_MODEL_TYPES or backbone is None or not isinstance(
+            head, torch.nn.Linear
+        ):
+            logits = self._forward(model, lean, batch, rows, comp_len)
+            return self._from_logits(logits, batch, rows, token_ids, temperature)
+        hidden = self._positions(backbone, batch, rows, comp_len, lambda out: out.last_hidden_state)  # (n, comp_len, E)
+        return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size)
+
+    def _real(self, batch, rows: list[int], comp_len: int) -> Tensor:
+        """(n, comp_len) bool: the positions of each row's completion tokens (the rest is padding)."""
+        lengths = torch.tensor([len(batch.completion_ids[i]) for i in rows], device=self.device)
+        return torch.arange(comp_len, device=self.device)[None, :] < lengths[:, None]
+
+    def _head(self, hidden, weight, bias, batch, rows, token_ids, temperature, chunk_size) -> tuple[Tensor, Tensor]:
+        mask = self._real(batch, rows, hidden.shape[1])
+        return head_logprobs(hidden, weight, token_ids, temperature, bias, mask, chunk_size)
+
+    def _from_logits(self, logits, batch, rows, token_ids, temperature) -> tuple[Tensor, Tensor]:
+        """The plain path: logprobs and entropies from the full (n, comp_len, V) logits, 0 at padding."""
+        logits = logits.float()
+        mask = self._real(batch, rows, logits.shape[1])
+        logps = gather_logprobs(logits, token_ids, temperature)
+        with torch.no_grad():  # the entropy is a metric on this path (the fused one differentiates it too)
+            entropy = entropy_from_logits(logits, temperature)
+        return logps * mask, entropy * mask
 
     def _forward(self, model, lean: FastLM | None, batch, rows: list[int], comp_len: int) -> torch.Tensor:
         """Logits at the positions that predict each row's completion tokens: (n, comp_len, V).
@@ -73,13 +147,19 @@ class PolicyForward:
                 [list(p) for p in distinct], group, [batch.completion_ids[i] for i in rows], self.pad_id
             )  # (n, longest completion, V)
             return logits[:, :comp_len]
+        return self._positions(model, batch, rows, comp_len, lambda out: out.logits)
+
+    def _positions(self, module, batch, rows: list[int], comp_len: int, read) -> torch.Tensor:
+        """``read(module(...))`` (n, L, F) at the positions that predict each row's completion: (n, comp_len, F).
+        Rows are prompt + completion, right-padded; row i's completion token t is predicted at position
+        ``len(prompt_i) - 1 + t``."""
         seqs = [batch.prompt_ids[i] + batch.completion_ids[i] for i in rows]
         input_ids = right_pad(seqs, self.pad_id, torch.long).to(self.device)  # (n, L)
         attn = right_pad([[1] * len(s) for s in seqs], 0, torch.long).to(self.device)  # (n, L)
-        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (n, L, V)
+        out = read(module(input_ids=input_ids, attention_mask=attn, use_cache=False))  # (n, L, F)
         starts = torch.tensor([len(batch.prompt_ids[i]) - 1 for i in rows], device=self.device)  # (n,)
-        pos = (starts[:, None] + torch.arange(comp_len, device=self.device)[None, :]).clamp(max=logits.shape[1] - 1)
-        return logits.gather(1, pos[:, :, None].expand(-1, -1, logits.shape[-1]))  # (n, comp_len, V)
+        pos = (starts[:, None] + torch.arange(comp_len, device=self.device)[None, :]).clamp(max=out.shape[1] - 1)
+        return out.gather(1, pos[:, :, None].expand(-1, -1, out.shape[-1]))  # (n, comp_len, F)
 
 
 __all__ = ["PolicyForward", "lean_forward"]

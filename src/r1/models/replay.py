@@ -4,8 +4,9 @@ Why: with μ = 1 and one minibatch (the default, and the setting benchmarked aga
 comes after the rollout, so the policy the trainer differentiates is exactly the policy that just sampled. The rollout
 already ran its forward over every token the loss sees (the prompt prefill, then one decode step per completion
 token), so the train pass's forward repeats it. ``NativeEngine.generate(..., record=True)`` keeps the activations of
-that forward (:class:`ForwardRecord`); :func:`replay_logits` hands the trainer the logits it recorded, and its backward
-is this module's hand-written backward of ``FastLM``'s layer (RMSNorm, fused q/k/v, RoPE, grouped-query attention,
+that forward (:class:`ForwardRecord`); :func:`replay_hidden` hands the trainer the final-norm hidden states of the
+recorded positions (the output head is applied by the trainer, block by block: ``r1.algo.logprobs.head_logprobs``),
+and its backward is this module's hand-written backward of ``FastLM``'s layer (RMSNorm, fused q/k/v, RoPE, grouped-query attention,
 o-projection, SwiGLU) over those activations. The train pass drops from forward + backward (~3 forward-FLOPs) to
 the backward alone (~2). Peers cannot do this: their rollout runs in a separate engine (vLLM, HF ``generate``) whose
 activations are gone.
@@ -15,7 +16,8 @@ prompts' P positions (left-padded), then the N rows' first T1 = max_new_tokens �
 the decode steps; the last token is never fed), step-major: completion position t of row r is row ``U·P + t·N + r``.
 So a decode step's activations are one contiguous block, which the forward writes straight into (``dest``): no copy
 at record time. With every row and every step in use, the backward's matrices are these buffers themselves, with no
-copy either.
+copy either. The logits are not recorded: at a real vocabulary they would be the record's largest part by far
+(16 rows × 1024 tokens × 151,936 × 4 B = 10 GB), and the last layer's output ``x`` gives them back a block at a time.
 
 Exactness: the recorded forward is the decode-time forward (per step, over the KV cache), equal to the training
 forward up to float rounding (``tests/models/test_replay.py``: gradients vs autograd through ``train_logits``). A
@@ -56,8 +58,8 @@ class ForwardRecord:
     """Activations of one ``NativeEngine`` generation through ``FastLM`` (see the module docstring).
 
     The engine calls :meth:`at_prefill` / :meth:`at_step` before each forward, the forward calls :meth:`put`,
-    the engine stores logits with :meth:`put_logits`, rows leaving the batch with :meth:`drop_rows`, and the end with
-    :meth:`finish`.
+    the engine reports each forward's logits with :meth:`put_logits`, rows leaving the batch with :meth:`drop_rows`,
+    and the end with :meth:`finish`.
     """
 
     def __init__(self, fast: FastLM, weights: list[LayerWeights], prompt_ids: Tensor, prompt_mask: Tensor, source: Tensor,
@@ -76,11 +78,9 @@ class ForwardRecord:
         E, L = emb.shape[1], len(weights)
         widths = {"x": E, "qkv": (H + 2 * KV) * D, "o": H * D, "x2": E, "gu": weights[0].wgu.shape[0]}
         M = self.U * self.P + self.T1 * self.N
-        V = model.lm_head.weight.shape[0]
         shapes = {k: (L + (k == "x"), M, f) for k, f in widths.items()}  # kind -> (L (+1), M, F)
-        shapes.update(first_logits=(self.U, V), logits=(self.N, self.T1, V))
         # Under mixed precision the products' outputs (q/k/v, attention output as the o-projection takes it,
-        # gate/up) are kept in their low dtype, exactly; the residual stream and the logits in float32.
+        # gate/up) are kept in their low dtype, exactly; the residual stream in float32.
         low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else emb.dtype
         dtypes = {k: low if k in ("qkv", "o", "gu") else emb.dtype for k in shapes}
         old = reuse.storage if reuse is not None else {}
@@ -91,7 +91,6 @@ class ForwardRecord:
         else:
             self.storage = {k: emb.new_empty(shape, dtype=dtypes[k]) for k, shape in shapes.items()}
         self.buffers = {k: self.storage[k] for k in KINDS}
-        self.first_logits, self.logits = self.storage["first_logits"], self.storage["logits"]
         self.comp_ids = torch.zeros((self.N, self.T1), dtype=torch.long, device=emb.device)
         self._t = 0  # 0: prefill; t >= 1: decode step t (writes completion position t - 1)
         self._slot_rows: Tensor | None = None
@@ -151,12 +150,9 @@ class ForwardRecord:
             self._put_rows(buf[UP:].view(self.T1, self.N, -1)[self._t - 1], value[:, 0])
 
     def put_logits(self, logits: Tensor) -> None:
-        """(U, V) after the prefill, (R_batch, V) after decode step t."""
-        logits = logits.to(self.logits.dtype)
-        if self._t == 0:
-            self.first_logits.copy_(logits)
-        else:
-            self._put_rows(self.logits[:, self._t - 1], logits)
+        """(U, V) after the prefill, (R_batch, V) after decode step t: the step is complete. The logits themselves
+        are not kept (the module docstring says why)."""
+        if self._t > 0:
             self.steps = self._t
 
     def drop_rows(self, rows: Tensor, t: int) -> None:
@@ -174,7 +170,6 @@ class ForwardRecord:
             rows = rows.to(self.comp_ids.device)
             for bufs in self.buffers.values():
                 bufs[:, UP:].view(bufs.shape[0], self.T1, self.N, -1)[:, t : self.steps, rows] = 0
-            self.logits[rows, t : self.steps] = 0
         self._dropped = []
 
     # ------------------------------------------------------------------------------------------ use
@@ -188,23 +183,37 @@ class ForwardRecord:
         )
 
 
-def replay_logits(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
-    """(n, comp_len, V) logits predicting the completion tokens of record rows ``rows`` (as ``FastLM.train_logits``
-    returns them), differentiable with respect to the model's parameters through the recorded activations."""
+def replay_hidden(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
+    """(n, comp_len, E) final-norm hidden states at the positions that predict the completion tokens of record rows
+    ``rows`` (as ``FastLM.train_hidden`` returns them), differentiable with respect to the model's parameters through
+    the recorded activations. The output head is the caller's (``r1.algo.logprobs.head_logprobs``: a block of
+    logits at a time)."""
     model = record.fast.model
     if not record.usable(model, comp_len):
         raise ValueError("the record does not hold the model's current forward (parameters changed or too short)")
     params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))  # tied weights once
-    rows_t = torch.as_tensor(rows, dtype=torch.long, device=record.logits.device)
+    rows_t = torch.as_tensor(rows, dtype=torch.long, device=record.comp_ids.device)
     return _Replay.apply(record, rows_t, comp_len, *params)
+
+
+def replay_logits(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
+    """(n, comp_len, V) logits predicting the completion tokens of record rows ``rows`` (as ``FastLM.train_logits``
+    returns them): the output head over :func:`replay_hidden`, every position at once (the plain reference)."""
+    head = record.fast.model.lm_head
+    return F.linear(replay_hidden(record, rows, comp_len), head.weight, head.bias)
 
 
 class _Replay(torch.autograd.Function):
     @staticmethod
     def forward(ctx, record: ForwardRecord, rows: Tensor, comp_len: int, *params: Tensor) -> Tensor:
         ctx.record, ctx.rows, ctx.params = record, rows, params
-        first = record.first_logits[record.source[rows]][:, None]  # (n, 1, V)
-        return torch.cat([first, record.logits[rows, : comp_len - 1]], dim=1)  # (n, comp_len, V)
+        norm = record.fast.model.model.norm
+        U, P, N, UP = record.U, record.P, record.N, record.U * record.P
+        xL = record.buffers["x"][len(record.weights)]  # (M, E): the last layer's output
+        first = xL[:UP].view(U, P, -1)[:, -1][record.source[rows]]  # (n, E): each prompt's last position
+        comp = xL[UP:].view(record.T1, N, xL.shape[1])[: comp_len - 1, rows].transpose(0, 1)  # (n, comp_len-1, E)
+        x = torch.cat([first[:, None], comp], dim=1)  # (n, comp_len, E)
+        return rms_norm(x, norm.weight.detach(), norm_eps(norm))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -265,14 +274,15 @@ def _attention_backward(q, k, v, do, mask, scale: float):
 
 
 def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Tensor]:
-    """Gradients of ``sum(grad · logits)`` with respect to the model's parameters, keyed by ``id(param)``.
+    """Gradients of ``sum(grad · hidden)`` with respect to the model's parameters, keyed by ``id(param)``.
 
-    ``grad`` (n, Tc, V) is the gradient of the loss with respect to ``replay_logits``' output for ``rows``."""
+    ``grad`` (n, Tc, E) is the gradient of the loss with respect to ``replay_hidden``'s output for ``rows`` (the
+    output head's own gradient is its caller's)."""
     fast, model, weights = record.fast, record.fast.model, record.weights
     H, KV, D = fast.num_heads, fast.num_kv_heads, fast.head_dim
     U, P, N, T1 = record.U, record.P, record.N, record.T1
     UP = U * P
-    n, Tc, V = grad.shape
+    n, Tc, E = grad.shape
     Tq = Tc - 1
     device, dtype = grad.device, record.buffers["x"].dtype
     grad = grad.to(dtype)
@@ -317,19 +327,14 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         key = id(p)
         grads[key] = g.view_as(p) if key not in grads else grads[key] + g.view_as(p)
 
-    # Head: logits = lm_head(norm(x_L)). Prompt rows: only each prompt's last position has logits (its first
-    # completion token's), with the gradients of the rows that share the prompt summed.
-    dlog = grad.new_zeros((UP + Tq * n, V))
-    dlog[:UP].view(U, P, V)[:, -1].index_add_(0, src, grad[:, 0])
-    dlog[UP:].view(Tq, n, V).copy_(grad[:, 1:].transpose(0, 1))
-    norm, head = model.model.norm, model.lm_head
+    # Final norm: hidden = norm(x_L). Prompt rows: only each prompt's last position is read (it predicts the first
+    # completion token), with the gradients of the rows that share the prompt summed.
+    dh = grad.new_zeros((UP + Tq * n, E))
+    dh[:UP].view(U, P, E)[:, -1].index_add_(0, src, grad[:, 0])
+    dh[UP:].view(Tq, n, E).copy_(grad[:, 1:].transpose(0, 1))
+    norm = model.model.norm
     xL = tokens(record.buffers["x"][len(weights)])
-    hL = rms_norm(xL, norm.weight.detach(), norm_eps(norm))
-    add(head.weight, mm(dlog.t(), hL))
-    if head.bias is not None:
-        add(head.bias, dlog.sum(0))
-    # weights.head: the matrix the forward multiplied by (the bf16 copy under mixed precision)
-    dx, dnorm = _rms_backward(mm(dlog, weights.head.detach()), xL, norm.weight.detach(), norm_eps(norm))
+    dx, dnorm = _rms_backward(dh, xL, norm.weight.detach(), norm_eps(norm))
     add(norm.weight, dnorm)
 
     layers = model.model.layers

@@ -31,8 +31,6 @@ from r1.algo import (
     compute_group_advantages,
     compute_kl,
     compute_policy_loss,
-    entropy_from_logits,
-    gather_logprobs,
     group_zero_variance,
 )
 from r1.algo.overlong import OVERLONG, Overlong
@@ -449,8 +447,8 @@ class GRPOTrainer:
             ref_logps = torch.zeros_like(b.old_logps)
             for mb in micro_batches(b.lengths, list(range(len(b.lengths))), self.cfg.optim.tokens_per_micro_batch):
                 tc = max(b.completion_lengths[i] for i in mb)
-                logits = self.policy_forward.reference_logits(b.rollouts, mb, tc)
-                ref_logps[mb, :tc] = gather_logprobs(logits.float(), b.completion_ids[mb, :tc], b.temperature)
+                ids = b.completion_ids[mb, :tc]  # (n, tc)
+                ref_logps[mb, :tc] = self.policy_forward.reference_logprobs(b.rollouts, mb, tc, ids, b.temperature)
         return ref_logps
 
     def minibatch_losses(self, b: TrainBatch, rows: list[int], first_pass: bool, acc: dict) -> torch.Tensor | None:
@@ -477,10 +475,9 @@ class GRPOTrainer:
         g = self.cfg.grpo
         tc = max(b.completion_lengths[i] for i in micro)
         m = b.mask[micro, :tc]  # (n, tc)
-        with self.autocast():
-            logits = self.policy_forward.policy_logits(b.rollouts, micro, tc)  # (n, tc, V)
-        logits = logits.float()
-        logps = gather_logprobs(logits, b.completion_ids[micro, :tc], b.temperature)  # (n, tc)
+        with self.autocast():  # the head's blocks of logits only: never (n, tc, V) at once (r1.models.policy)
+            ids = b.completion_ids[micro, :tc]
+            logps, entropy = self.policy_forward.policy_logprobs(b.rollouts, micro, tc, ids, b.temperature)  # (n, tc)
         per_tok, clipped = compute_policy_loss(
             logps, b.old_logps[micro, :tc], b.advantages[micro], m,
             clip_low=g.clip_low, clip_high=g.clip_high, is_level=g.is_level,
@@ -498,7 +495,7 @@ class GRPOTrainer:
         acc["tokens"] += m.sum()
         if first_pass:
             with torch.no_grad():
-                acc["entropy"] += (entropy_from_logits(logits, b.temperature) * m).sum()
+                acc["entropy"] += (entropy.detach() * m).sum()
                 acc["diff"] += ((logps.detach() - b.old_logps[micro, :tc]).abs() * m).sum()
         return loss.detach()
 
