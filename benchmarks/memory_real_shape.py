@@ -1,6 +1,7 @@
 """Peak memory of one GRPO train step at a real shape: the fused output head against full logits, in one run.
 
-Run (about 8 minutes on one thread of a 2-core Xeon; the numbers go into docs/performance.md)::
+Run (about 20 minutes on one thread of a shared 2-core Xeon at load ~4, 9 of them the 1024-token logits path; the
+numbers go into docs/performance.md, section 4)::
 
     python benchmarks/memory_real_shape.py                      # completion lengths 256 and 1024, 2 layers
     python benchmarks/memory_real_shape.py --lengths 256 --layers 4
