@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--template", default="plain")
     p.add_argument("--split", default="train")
     p.add_argument("--general", action="store_true",
-                   help="make the non-reasoning set (helpful + harmless, --num of each) instead")
+                   help="make the non-reasoning set (helpful + harmless, --num of each, at most 512) instead")
     args = p.parse_args(argv)
+    if args.num < 1:
+        p.error(f"--num must be at least 1, got {args.num}")
     if args.general:
         records = make_general_records(args.num, args.seed, args.template)
         counts = Counter(kept=len(records))
