@@ -294,6 +294,8 @@ stages:
     run_dir = run_pipeline(pipe)
     m = json.loads((run_dir / "eval" / "results.json").read_text())["benchmarks"]["addition"]["metrics"]
     assert isinstance(m["score/harmless"], float)
+    row = json.loads((run_dir / "summary.json").read_text())["evals"][0]
+    assert row["score/harmless"] == m["score/harmless"]  # the pipeline's table carries eval scores too
     assert _state(run_dir)["eval"]["hash"] and "rm" in json.loads((run_dir / "summary.json").read_text())[
         "stages"][1]["deps"]
 

@@ -49,7 +49,7 @@ def eval_rows(pipe, state: dict) -> list[dict[str, Any]]:
                 "pass@1": m.get("pass@1"), "pass@1_stderr": m.get("pass@1_stderr"),
                 "num_problems": m.get("num_problems"), "samples_per_problem": m.get("samples_per_problem"),
                 "length_tokens": m.get("length_tokens"), "truncated_share": m.get("truncated_share"),
-                **{k: v for k, v in m.items() if k.startswith("task/")},
+                **{k: v for k, v in m.items() if k.startswith(("task/", "score/"))},
                 "model_seconds": round(model_seconds, 1), "model_stages": sorted(ups),
                 "eval_seconds": recs.get(s.name, {}).get("seconds"),
             })
@@ -66,7 +66,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _eval_table_rows(summary: dict, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "benchmark", "pass@1 ± s.e.", "length", *[m.removeprefix("task/") for m in metrics],
+    headers = ["model", "benchmark", "pass@1 ± s.e.", "length", *[m.split("/", 1)[-1] for m in metrics],
                "model time"]
     rows = []
     for r in summary["evals"]:
