@@ -336,7 +336,8 @@ def _execute(pipe: Pipeline, redo: list[str], state_path: Path) -> dict:
     t_start = time.perf_counter()
     for i, s in enumerate(pipe.stages):
         # a cached stage is shared by every pipeline: one process makes it while the others wait, then reuse it
-        lock = _locked(s.dir.with_name(s.dir.name + ".lock"), wait=True, what=str(s.dir)) if s.cached else None
+        lock = (_locked(s.dir.with_name(s.dir.name + ".lock"), wait=True, what=str(s.dir))
+                if s.cached and s.enabled else None)  # a disabled stage never waits for another run
         with lock or contextlib.nullcontext():
             _run_stage(i, s, pipe, state, state_path)
     summary = write_summary(pipe, state, time.perf_counter() - t_start)
