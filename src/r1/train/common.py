@@ -78,3 +78,17 @@ class PhaseTimer:
             yield
         finally:
             self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+def setup_compute(run, model) -> tuple[torch.device, torch.dtype]:
+    """A trainer's process setup from its ``run`` and ``model`` config sections: CPU threads, device and dtype (with
+    the slow-bf16 warning), and on CPU the allocator kept from returning memory to the OS. Returns (device, dtype)."""
+    from r1.models import resolve_device, resolve_dtype
+
+    if run.threads > 0:
+        torch.set_num_threads(run.threads)
+    device, dtype = resolve_device(model.device), resolve_dtype(model.dtype)
+    warn_if_bf16_is_slow(device, dtype)
+    if run.keep_freed_memory and device.type == "cpu":
+        keep_freed_memory()
+    return device, dtype

@@ -39,7 +39,6 @@ from r1.data.batching import right_pad
 from r1.errors import R1Error
 from r1.generate import sampling_params, tokenize_prompt
 from r1.models import load as load_model
-from r1.models import resolve_device, resolve_dtype
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
@@ -53,7 +52,7 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
+from r1.train.common import PhaseTimer, autocast_context, setup_compute
 from r1.train import dist
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
@@ -190,13 +189,7 @@ class GRPOTrainer:
         c = cfg
         _check_batch_shape(c.grpo, world=1)
         self.overlong: Overlong = OVERLONG.get(c.grpo.overlong)  # an unknown name fails here, listing the valid ones
-        if c.run.threads > 0:
-            torch.set_num_threads(c.run.threads)
-        self.device = resolve_device(c.model.device)
-        self.dtype = resolve_dtype(c.model.dtype)
-        warn_if_bf16_is_slow(self.device, self.dtype)
-        if c.run.keep_freed_memory and self.device.type == "cpu":
-            keep_freed_memory()
+        self.device, self.dtype = setup_compute(c.run, c.model)
         dist.init_from_env(self.device)
         self.rank, self.world = dist.world()
         _check_batch_shape(c.grpo, self.world)

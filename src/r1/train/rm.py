@@ -42,7 +42,7 @@ from r1.config import RMConfig, save_config, validate
 from r1.data.batching import right_pad
 from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
-from r1.models import resolve_device, resolve_dtype, resolve_run_dir
+from r1.models import resolve_run_dir
 from r1.rewards.reward_model import (
     DEFAULT_SEPARATOR, encode_texts, load_sequence_classifier, rm_text, score_ids,
 )
@@ -55,7 +55,7 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
+from r1.train.common import PhaseTimer, autocast_context, setup_compute
 from r1.train.grpo import micro_batches
 from r1.train.metrics import MetricsLogger, read_metrics
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
@@ -129,13 +129,7 @@ class RMTrainer:
         self.cfg = c = cfg
         if c.run.workers != 1:
             raise R1Error("run.workers: data-parallel workers are supported by r1 grpo only; use run.workers=1")
-        if c.run.threads > 0:
-            torch.set_num_threads(c.run.threads)
-        self.device = resolve_device(c.model.device)
-        self.dtype = resolve_dtype(c.model.dtype)
-        warn_if_bf16_is_slow(self.device, self.dtype)
-        if c.run.keep_freed_memory and self.device.type == "cpu":
-            keep_freed_memory()
+        self.device, self.dtype = setup_compute(c.run, c.model)
         ckpt = None
         if resume is not None:
             self.run_dir = Path(resume)

@@ -24,7 +24,6 @@ from r1.config import SFTConfig, save_config, validate
 from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
 from r1.models import load as load_model
-from r1.models import resolve_device, resolve_dtype
 from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -34,7 +33,7 @@ from r1.train.checkpoint import (
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, keep_freed_memory, warn_if_bf16_is_slow
+from r1.train.common import PhaseTimer, autocast_context, setup_compute
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
 
@@ -190,13 +189,7 @@ class SFTTrainer:
         c = cfg
         if c.run.workers != 1:
             raise R1Error("run.workers: data-parallel workers are supported by r1 grpo only; use run.workers=1")
-        if c.run.threads > 0:
-            torch.set_num_threads(c.run.threads)
-        self.device = resolve_device(c.model.device)
-        self.dtype = resolve_dtype(c.model.dtype)
-        warn_if_bf16_is_slow(self.device, self.dtype)
-        if c.run.keep_freed_memory and self.device.type == "cpu":
-            keep_freed_memory()
+        self.device, self.dtype = setup_compute(c.run, c.model)
         ckpt = None
         if resume is not None:
             self.run_dir = Path(resume)
