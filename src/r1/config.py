@@ -160,6 +160,22 @@ class RewardConfig:
     """With the ``mixture`` task: the prompt source whose completions this part scores (the others get no value from
     it, as a reward returning None); "" = every source."""
 
+    def _cross_check(self):
+        yield from self._checked_params(environment=False)
+
+    def _env_check(self):
+        yield from self._checked_params(environment=True)
+
+    def _checked_params(self, environment: bool):
+        """The reward's own ``check_params(params, environment)`` (a reward function may carry one: with
+        ``environment=False`` the problems in the values alone, e.g. a blank special token; with ``True`` those on
+        this machine, e.g. an RM path that does not load), found before a run directory is made."""
+        from r1.rewards import REWARDS
+
+        check = getattr(REWARDS.get(self.name), "check_params", None) if self.name in REWARDS else None
+        for param, value, what in check(dict(self.params), environment) if check else ():
+            yield f"params.{param}", value, what
+
 
 @dataclass
 class RolloutConfig:
@@ -725,6 +741,9 @@ def _problems(node: Any, prefix: str, environment: bool):
         yield from _field_problems(key, value, f.metadata.get("check"), environment)
     cross = getattr(node, "_cross_check", None)
     for key, value, what in cross() if cross else ():
+        yield f"{prefix}{key}={value!r}: {what}"
+    here = getattr(node, "_env_check", None) if environment else None
+    for key, value, what in here() if here else ():  # checks against this machine (files, loadable models)
         yield f"{prefix}{key}={value!r}: {what}"
 
 

@@ -347,6 +347,24 @@ def test_distill_pipeline_takes_hugging_face_checkpoints_unchanged(tmp_path, in_
                                                                      "stages.teacher_rl.enabled=false"])
 
 
+def test_r1_pipeline_takes_a_hugging_face_base_unchanged(tmp_path, in_repo):
+    """configs/pipeline/r1.yaml with a local HF checkpoint (saved by the test) as the base: every stage that starts
+    from the base reads it, SFT round 2 starts from it again (the paper), and the pipeline validates on this machine."""
+    from r1.models import build_preset, save
+
+    base = save(*build_preset("tiny-qwen2", seed=4), tmp_path / "hf_base")
+    pipe = load_pipeline(REPO / "configs" / "pipeline" / "r1.yaml", [
+        f"out_dir={tmp_path}", f"vars.base={base}", "stages.base.enabled=false"])
+    by = {s.name: s for s in pipe.stages}
+    for name in ("eval_base", "r1_zero", "r1_zero_lang", "cold_start", "sft2"):
+        assert by[name].cfg.model.path == str(base), name
+    assert by["reasoning_rl"].cfg.model.path == str(by["cold_start"].dir)
+    assert by["all_scenario"].cfg.model.path == str(by["sft2"].dir)
+    assert "base" not in by["sft2"].deps and "generate" in by["sft2"].deps
+    with pytest.raises(R1Error, match="stage 'base' is disabled but 'eval_base' reads its output"):
+        load_pipeline(REPO / "configs" / "pipeline" / "r1.yaml", [f"out_dir={tmp_path}", "stages.base.enabled=false"])
+
+
 @pytest.mark.parametrize("body, match", [
     ("name: p\nstages: {on: {command: sft}}", "a stage name is letters"),
     ("name: p\nstages: {a: {command: sft, config: 5}}", "'config' must be a file path"),
@@ -362,6 +380,11 @@ def test_distill_pipeline_takes_hugging_face_checkpoints_unchanged(tmp_path, in_
     ("name: p\nstages: {a: {command: sft, set: {data.task.params: {digitz: 2}}}}",
      "task 'addition' has no parameter digitz"),
     ("name: p\nstages: {a: {command: sft, set: {data.mix: [{ratio: 0.5}]}}}", "give either path"),
+    # a reward's own params: an RM no earlier stage makes, a blank special token (before the run directory)
+    ("name: p\nstages: {a: {command: eval, set: {eval.scores: [{name: reward_model, params: {path: /no/rm}}]}}}",
+     r"stage 'a': eval.scores.0.params.path='/no/rm': path '/no/rm' is not a reward-model directory"),
+    ("name: p\nstages: {a: {command: grpo, set: {rewards: [{name: readable_format, params: {token: ''}}]}}}",
+     r"stage 'a': rewards.0.params.token='': must be a non-blank string"),
 ])
 def test_hostile_pipeline_files_are_one_line(tmp_path, body, match):
     f = tmp_path / "p.yaml"

@@ -135,7 +135,40 @@ def test_bad_params_and_paths(tmp_path, rm_dir):
 
 def test_check_params_for_config_validation(tmp_path, rm_dir):
     check = reward_model_reward.check_params
-    assert check({"path": str(rm_dir), "span": "response"}) is None
-    assert "needs params.path" in check({})
-    assert "unknown span 'all'" in check({"path": str(rm_dir), "span": "all"})
-    assert "not a reward-model directory" in check({"path": str(tmp_path)})
+
+    def found(params, environment):
+        return [(k, why) for k, _, why in check(params, environment)]
+
+    assert found({"path": str(rm_dir), "span": "response"}, False) == []
+    assert found({"path": str(rm_dir), "span": "response"}, True) == []
+    assert found({"path": str(rm_dir), "span": "all"}, False) == [("span", "unknown span; valid: summary, response")]
+    assert found({"path": str(rm_dir), "separator": " "}, False)[0][0] == "separator"
+    assert found({}, False) == []  # a shipped config may leave the path to its user ...
+    assert "needs the reward-model directory" in found({}, True)[0][1]  # ... a run may not
+    assert "not a reward-model directory" in found({"path": str(tmp_path)}, True)[0][1]
+
+
+def test_a_bad_reward_model_fails_validation_before_a_run_directory_is_made(tmp_path, rm_dir):
+    from r1.config import validate
+    from r1.train.grpo import train_grpo as train
+
+    out = tmp_path / "runs"
+    bad = load_config(GRPOConfig, None, [
+        f"run.out_dir={out}", "run.steps=1", "model.path=tiny-qwen2",
+        f"rewards=[{{name: accuracy}}, {{name: reward_model, params: {{path: {tmp_path / 'nowhere'}}}}}]",
+    ])
+    with pytest.raises(R1Error, match=r"rewards\.1\.params\.path=.*nowhere.*not a reward-model directory"):
+        train(bad)
+    assert not out.exists()
+    with pytest.raises(R1Error, match=r"rewards\.1\.params\.span='whole': unknown span"):
+        load_config(GRPOConfig, None, [f"rewards=[{{name: accuracy}}, {{name: reward_model, params: {{path: {rm_dir}, span: whole}}}}]"])
+    good = load_config(GRPOConfig, None, [f"rewards=[{{name: reward_model, params: {{path: {rm_dir}}}}}]"])
+    validate(good)  # a trained RM passes
+
+
+def test_readable_format_params_are_checked_with_the_config():
+    with pytest.raises(R1Error, match=r"rewards\.0\.params\.token='  ': must be a non-blank string"):
+        load_config(GRPOConfig, None, ["rewards=[{name: readable_format, params: {token: '  '}}]"])
+    with pytest.raises(R1Error, match=r"rewards\.0\.params\.require_answer='yes': must be true or false"):
+        load_config(GRPOConfig, None, ["rewards=[{name: readable_format, params: {require_answer: 'yes'}}]"])
+    load_config(GRPOConfig, None, ["rewards=[{name: readable_format, params: {token: '<|sep|>'}}]"])

@@ -198,18 +198,27 @@ def reward_model_reward(
     return scale * score + shift
 
 
-def check_params(params: dict) -> Optional[str]:
-    """What is wrong with a ``reward_model`` reward's params on this machine (None if nothing): a missing or bad
-    ``path``, an unknown ``span``. For config validation, so a bad RM fails before a GRPO run directory is made."""
-    if params.get("span", "summary") not in SPANS:
-        return f"unknown span {params['span']!r}; valid: {', '.join(SPANS)}"
-    if not params.get("path"):
-        return "needs params.path: the reward-model directory (r1 rm's run directory)"
+def check_params(params: dict, environment: bool = False):
+    """What is wrong with a ``reward_model`` reward's params, as ``(param, value, what)`` triples, for config
+    validation (so a bad RM fails before a GRPO or eval run directory is made): in the values alone (an unknown
+    ``span``, a blank ``separator``), or with ``environment`` on this machine (a missing or unloadable ``path``; a
+    shipped config may leave the path to its user)."""
+    if not environment:
+        span = params.get("span", "summary")
+        if span not in SPANS:
+            yield "span", span, f"unknown span; valid: {', '.join(SPANS)}"
+        sep = params.get("separator", "</think>")
+        if not isinstance(sep, str) or not sep.strip():
+            yield "separator", sep, "must be a non-blank string (the text that ends the reasoning)"
+        return
+    path = params.get("path")
+    if not path:
+        yield "path", path, "needs the reward-model directory (r1 rm's run directory)"
+        return
     try:
-        load_reward_model(params["path"], params.get("device", "cpu"))
+        load_reward_model(path, params.get("device", "cpu"))
     except R1Error as e:
-        return str(e).removeprefix("reward_model: ")
-    return None
+        yield "path", path, str(e).removeprefix("reward_model: ")
 
 
 reward_model_reward.check_params = check_params  # type: ignore[attr-defined]

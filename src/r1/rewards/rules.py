@@ -136,6 +136,24 @@ def readable_format_reward(
     return 1.0 if re.search(rf"(?<![\w.]){answer}(?!\w)", parts[1]) else 0.0
 
 
+
+def _readable_format_check(params: dict, environment: bool = False):
+    """``readable_format``'s params checked when the config is validated (before any run directory is made); none
+    depends on the machine."""
+    if environment:
+        return
+    token = params.get("token", READABLE_TOKEN)
+    if not isinstance(token, str) or not token.strip():
+        yield "token", token, "must be a non-blank string (the readable format's special token)"
+    if not isinstance(params.get("require_answer", True), bool):
+        yield "require_answer", params["require_answer"], "must be true or false"
+    eos = params.get("eos_texts", DEFAULT_EOS_TEXTS)
+    if not isinstance(eos, (list, tuple)) or not all(isinstance(e, str) and e for e in eos):
+        yield "eos_texts", eos, "must be a list of non-empty strings"
+
+
+readable_format_reward.check_params = _readable_format_check  # type: ignore[attr-defined]
+
 __all__ = [
     "DEFAULT_EOS_TEXTS", "accuracy_reward", "format_reward", "format_tags_reward", "parse_r1_zero",
     "readable_format_reward", "strip_eos",
