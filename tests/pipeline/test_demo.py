@@ -52,6 +52,11 @@ def test_demo_micro_end_to_end_and_cache(demo_run):
     assert s["eval_prompts"] == 6 and s["pretrain_cached"] is False and s["pretrain_seconds"] > 0
     assert len((run / "eval_base.jsonl").read_text().splitlines()) == 12
     assert (run / "grpo" / "metrics.jsonl").is_file()
+    rows = map(json.loads, (run / "grpo" / "metrics.jsonl").read_text().splitlines())
+    evals = [r for r in rows if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [0, 1, 2]  # eval.every=1: the held-out curve the peaks come from
+    assert s["peak_accuracy"] == max(r["eval/accuracy"] for r in evals) and s["peak_accuracy_step"] in (0, 1, 2)
+    assert s["peak_mean_length"] == max(r["eval/response_length/mean"] for r in evals)
     report = (run / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 2 and "Before and after RL" in report
     assert (run / "curves.png").stat().st_size > 1000

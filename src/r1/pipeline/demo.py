@@ -35,10 +35,39 @@ from r1.pipeline.runner import execute, holds_other_files, load_pipeline
 from r1.pipeline.stages import TRAIN_IRRELEVANT, config_key
 from r1.runs import clear_run_dir, console
 from r1.tasks import build_task
+from r1.train.metrics import curve_peak, read_metrics
 from r1.train.quick_eval import summarize
 
 R1_ZERO_DEMO = Path(__file__).parent / "r1_zero_demo.yaml"
 """The demo's stages (``configs/pipeline/r1_zero_demo.yaml`` is a link to it)."""
+
+
+def _points(a: float, b: float) -> str:
+    return f"{100 * (b - a):+.1f} pts"
+
+
+def _percent(a: float, b: float) -> str:
+    return f"{100 * (b - a) / a:+.0f}%" if a else "n/a"
+
+
+TABLE_METRICS = (
+    ("accuracy (pass@1)", "accuracy", "accuracy", _points),
+    ("mean response length", "mean_length", "response_length/mean", _percent),
+    ("reflection rate", "reflection_rate", "task/reflection", _points),
+)
+"""The before/after table's rows: (label, ``summary.json`` name, eval metric, change). ``summary.json`` holds
+``base_<name>``, ``final_<name>`` and, from the GRPO run's held-out curve ``eval/<metric>``, ``peak_<name>`` and
+``peak_<name>_step`` (the curve's highest value, its earliest step; null without a curve)."""
+
+
+def curve_peaks(rows: list[dict]) -> dict:
+    """``peak_<name>`` and ``peak_<name>_step`` of each table metric's held-out curve in ``rows`` (the GRPO run's
+    ``metrics.jsonl``; the step-0 evaluation counts, so a curve that only falls peaks at step 0)."""
+    out = {}
+    for _, name, metric, _ in TABLE_METRICS:
+        peak = curve_peak(rows, f"eval/{metric}")
+        out[f"peak_{name}"], out[f"peak_{name}_step"] = peak if peak else (None, None)
+    return out
 
 
 def pretrain_key(cfg) -> str:
@@ -115,13 +144,11 @@ def run_demo(cfg: DemoConfig) -> Path:
     base_m = _eval_records(stages["eval_base"], "base", run_dir / "eval_base.jsonl")
     final_m = _eval_records(stages["eval_final"], "final", run_dir / "eval_final.jsonl")
     cached = bool(recs["base"].get("cached"))
-    summary = {
-        "base_accuracy": base_m["accuracy"],
-        "final_accuracy": final_m["accuracy"],
-        "base_mean_length": base_m["response_length/mean"],
-        "final_mean_length": final_m["response_length/mean"],
-        "base_reflection_rate": base_m.get("task/reflection", 0.0),
-        "final_reflection_rate": final_m.get("task/reflection", 0.0),
+    summary = {}
+    for _, name, metric, _ in TABLE_METRICS:
+        summary[f"base_{name}"], summary[f"final_{name}"] = base_m.get(metric, 0.0), final_m.get(metric, 0.0)
+    summary.update(curve_peaks(read_metrics(stages["grpo"].dir)))
+    summary |= {
         "eval_prompts": base_m["eval_prompts"],
         "eval_samples_per_prompt": cfg.eval.samples_per_prompt,
         "eval_temperature": cfg.eval.temperature,
@@ -157,15 +184,11 @@ def print_summary(s: dict) -> None:
     t.add_column("base", justify="right")
     t.add_column("after RL", justify="right")
     t.add_column("change", justify="right")
-    rows = [
-        ("accuracy (pass@1)", "base_accuracy", "final_accuracy", lambda a, b: f"{100 * (b - a):+.1f} pts"),
-        ("mean response length", "base_mean_length", "final_mean_length",
-         lambda a, b: f"{100 * (b - a) / a:+.0f}%" if a else "n/a"),
-        ("reflection rate", "base_reflection_rate", "final_reflection_rate", lambda a, b: f"{100 * (b - a):+.1f} pts"),
-    ]
-    for name, ka, kb, change in rows:
-        a, b = s[ka], s[kb]
-        t.add_row(name, f"{a:.3f}", f"{b:.3f}", change(a, b))
+    t.add_column("peak during RL (step)", justify="right")
+    for label, name, _, change in TABLE_METRICS:
+        a, b, peak = s[f"base_{name}"], s[f"final_{name}"], s.get(f"peak_{name}")
+        at_peak = "n/a" if peak is None else f"{peak:.3f} ({s[f'peak_{name}_step']})"
+        t.add_row(label, f"{a:.3f}", f"{b:.3f}", change(a, b), at_peak)
     console.print(t)
     console.print(
         f"time: pretrain {s['pretrain_seconds']:.0f}s{' (cached)' if s['pretrain_cached'] else ''}, "

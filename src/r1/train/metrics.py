@@ -62,3 +62,16 @@ class MetricsLogger:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curve_peak(rows: list[dict[str, Any]], key: str) -> tuple[float, int] | None:
+    """The highest value of the curve ``key`` over ``rows`` (``metrics.jsonl`` lines) and the step it was first
+    reached (a tie goes to the earliest step); None when no row has a number for ``key``.
+
+    Example: rows with ``eval/accuracy`` 0.3 at step 0, 0.8 at step 10, 0.8 at step 20, 0.7 at step 30 -> (0.8, 10).
+    """
+    points = [(r["step"], v) for r in rows if isinstance(v := r.get(key), (int, float)) and not isinstance(v, bool)]
+    if not points:
+        return None
+    step, value = min(points, key=lambda p: (-p[1], p[0]))
+    return value, step
