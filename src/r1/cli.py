@@ -73,9 +73,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from r1.report import make_report
+    from r1.report import make_report, make_runs_report
 
-    print(make_report(args.run_dir))
+    if len(args.run_dirs) == 1:
+        print(make_report(args.run_dirs[0], args.out))
+    else:
+        print(make_runs_report(args.run_dirs, args.out))
     return 0
 
 
@@ -189,7 +192,8 @@ COMMANDS = {
     "sft": (cmd_sft, "supervised fine-tuning (cold start, distillation), completion-only loss", True),
     "rm": (cmd_rm, "train a reward model on preference pairs (Bradley-Terry loss), held-out pairwise accuracy", True),
     "demo": (cmd_demo, "R1-Zero self-evolution in miniature: pretrain, evaluate, GRPO, evaluate, report", False),
-    "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory", False),
+    "report": (cmd_report, "PNG plots and report.html of a GRPO or demo run directory (or of several, overlaid)",
+               False),
     "eval": (cmd_eval, "evaluate a model: k samples per problem, pass@1 ± s.e., pass@k, cons@k (resumable)", False),
     "generate": (cmd_generate, "rejection sampling: k samples per prompt, graded, filtered, written as SFT data", False),
     "pipeline": (cmd_pipeline, "stages (pretrain, sft, grpo, rm, generate, eval) as one resumable run + report", False),
@@ -213,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name in _ARGUMENTS:
             _ARGUMENTS[name](p)
         elif name == "report":
-            p.add_argument("run_dir", help="a GRPO run directory or a demo run directory")
+            p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                           help="a GRPO run directory or a demo run directory; several (e.g. one per seed): one "
+                                "report whose curves overlay them all, with each run's final numbers and mean ± sd")
+            p.add_argument("--out", metavar="DIR", help="write the report here (default: the run directory; for "
+                                                        "several runs, report-<name>+<name>... beside them)")
         else:
             _config_args(p, resumable)
         p.set_defaults(func=fn)

@@ -4,6 +4,10 @@ Plots (the paper's Figures 2/3 in miniature): accuracy, mean response length and
 (held-out evaluation where the run has it, training rollouts otherwise), reward parts, KL, entropy and clip
 fraction. The HTML embeds the PNGs, a before/after table (``summary.json`` for a demo; first vs last evaluation for
 a plain GRPO run) and sample completions before and after training.
+
+``r1 report RUN1 RUN2 ... [--out DIR]`` (e.g. the demo with ``run.seed=0,1,2``) writes one ``report.html`` whose
+curves overlay every run (one line each, labelled by directory name and seed) and a table of each run's final
+numbers and held-out peaks with their mean ± sd over the runs, then each run's own before/after table.
 """
 
 from __future__ import annotations
@@ -12,9 +16,19 @@ import base64
 import html
 import json
 from pathlib import Path
+import os
+import statistics
 from typing import Any
 
 from r1.errors import R1Error
+from r1.train.metrics import curve_peak
+
+PANELS = (
+    ("accuracy", "eval/accuracy", "accuracy"),
+    ("mean response length (tokens)", "eval/response_length/mean", "response_length/mean"),
+    ("reflection rate", "eval/task/reflection", "task/reflection"),
+)
+"""The curves figure's panels: (title, held-out curve, training-rollout curve)."""
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -56,7 +70,18 @@ def locate(run_dir: Path) -> dict[str, Any]:
     rows = _read_jsonl(grpo / "metrics.jsonl")
     if not rows:
         raise R1Error(f"{grpo / 'metrics.jsonl'} is empty: the run has not logged a step yet")
-    return {"rows": rows, "before": before, "after": after, "summary": summary}
+    return {"rows": rows, "before": before, "after": after, "summary": summary, "seed": _seed(grpo)}
+
+
+def _seed(grpo_dir: Path) -> int | None:
+    """The run's seed from its resolved ``config.yaml`` (None when the file or the field is missing)."""
+    import yaml
+
+    try:
+        seed = (yaml.safe_load((grpo_dir / "config.yaml").read_text()) or {}).get("run", {}).get("seed")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return seed if isinstance(seed, int) else None
 
 
 def make_plots(rows: list[dict], out_dir: Path) -> list[Path]:
@@ -69,12 +94,7 @@ def make_plots(rows: list[dict], out_dir: Path) -> list[Path]:
     paths = []
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    panels = [
-        ("accuracy", "eval/accuracy", "accuracy"),
-        ("mean response length (tokens)", "eval/response_length/mean", "response_length/mean"),
-        ("reflection rate", "eval/task/reflection", "task/reflection"),
-    ]
-    for ax, (title, eval_key, train_key) in zip(axes, panels):
+    for ax, (title, eval_key, train_key) in zip(axes, PANELS):
         xs, ys = _series(train_rows, train_key)
         if xs:
             ax.plot(xs, ys, color="tab:blue", alpha=0.35, label="training rollouts")
@@ -82,13 +102,7 @@ def make_plots(rows: list[dict], out_dir: Path) -> list[Path]:
         if xs:
             ax.plot(xs, ys, "o-", color="tab:red", label="held-out eval")
         ax.set_title(title)
-        ax.set_xlabel("RL step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "curves.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "curves.png"))
 
     reward_keys = sorted({k for r in train_rows for k in r if k.startswith("reward/") and k != "reward/std"})
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -101,14 +115,23 @@ def make_plots(rows: list[dict], out_dir: Path) -> list[Path]:
         xs, ys = _series(train_rows, key)
         ax.plot(xs, ys, color="tab:green")
         ax.set_title(title)
-    for ax in axes:
+    paths.append(_save(fig, out_dir / "training.png", legend=False))
+    return paths
+
+
+def _save(fig, path: Path, legend: bool = True) -> Path:
+    """Label every panel's step axis, grid it (and give it a legend), write the figure to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    for ax in fig.axes:
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out_dir / "training.png")
-    fig.savefig(paths[-1], dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return paths
+    return path
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -147,24 +170,142 @@ def _samples(records: list[dict], n: int = 8) -> str:
     return _table(["question", "gold", "completion", "score"], rows) if rows else "<p>none</p>"
 
 
-def make_report(run_dir: str | Path) -> Path:
-    """Write ``curves.png``, ``training.png`` and ``report.html`` into ``run_dir``; returns the HTML path."""
-    run_dir = Path(run_dir)
-    found = locate(run_dir)
-    pngs = make_plots(found["rows"], run_dir)
-    imgs = "".join(
-        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in pngs
-    )
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>r1 report: {html.escape(run_dir.name)}</title>
+def _html(title: str, body: str) -> str:
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>r1 report: {html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}} img{{max-width:100%}}
 table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
 pre{{white-space:pre-wrap;margin:0;font-size:12px}}</style></head><body>
-<h1>r1 report: {html.escape(str(run_dir))}</h1>
-<h2>Before and after RL</h2>{_before_after(found)}
-<h2>During RL</h2>{imgs}
-<h2>Sample completions before RL</h2>{_samples(found["before"])}
-<h2>Sample completions after RL</h2>{_samples(found["after"])}
+{body}
 </body></html>"""
-    out = run_dir / "report.html"
+
+
+def _images(pngs: list[Path]) -> str:
+    return "".join(
+        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in pngs
+    )
+
+
+def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write ``curves.png``, ``training.png`` and ``report.html`` into ``out_dir`` (default: ``run_dir``); returns
+    the HTML path."""
+    run_dir = Path(run_dir)
+    found = locate(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = make_plots(found["rows"], out_dir)
+    doc = _html(run_dir.name, f"""<h1>r1 report: {html.escape(str(run_dir))}</h1>
+<h2>Before and after RL</h2>{_before_after(found)}
+<h2>During RL</h2>{_images(pngs)}
+<h2>Sample completions before RL</h2>{_samples(found["before"])}
+<h2>Sample completions after RL</h2>{_samples(found["after"])}""")
+    out = out_dir / "report.html"
+    out.write_text(doc)
+    return out
+
+
+def format_mean_sd(values: list[float | None], digits: int = 3) -> str:
+    """``mean ± sd`` of the numbers in ``values`` (sample sd, n - 1): ``[0.8, 0.9]`` -> ``"0.850 ± 0.071"``; one
+    number is shown alone, none is ``"n/a"``; None entries are left out and counted: ``"0.600 ± 0.141 (2 of 3)"``."""
+    xs = [x for x in values if x is not None]
+    if not xs:
+        return "n/a"
+    text = f"{statistics.mean(xs):.{digits}f}"
+    if len(xs) > 1:
+        text += f" ± {statistics.stdev(xs):.{digits}f}"
+    return text if len(xs) == len(values) else f"{text} ({len(xs)} of {len(values)})"
+
+
+def run_label(run_dir: Path, seed: int | None) -> str:
+    """A run's name in legends and tables: its directory name and, when known, its seed."""
+    return run_dir.name if seed is None else f"{run_dir.name} (seed {seed})"
+
+
+def final_numbers(found: dict) -> dict[str, tuple[float | None, tuple[float, int] | None]]:
+    """Each curves-panel metric's final value and the (peak, step) of its held-out curve. The final value is the
+    demo's final evaluation (``summary.json``) or, for a plain GRPO run, its last held-out evaluation."""
+    evals = [r for r in found["rows"] if "eval/accuracy" in r]
+    if found["summary"] is not None:
+        final = found["summary"]["final"]
+    else:
+        final = {k[len("eval/"):]: v for k, v in evals[-1].items() if k.startswith("eval/")} if evals else {}
+    return {train_key: (final.get(train_key), curve_peak(found["rows"], eval_key)) for _, eval_key, train_key in PANELS}
+
+
+def make_runs_plots(runs: list[tuple[str, list[dict]]], out_dir: Path) -> list[Path]:
+    """``curves.png`` and ``training.png`` with one line per ``(label, metrics rows)`` run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, eval_key, train_key) in zip(axes, PANELS):
+        held_out = True
+        for i, (label, rows) in enumerate(runs):
+            xs, ys = _series(rows, eval_key)
+            if xs:
+                ax.plot(xs, ys, "o-", color=f"C{i}", label=label)
+            else:  # no held-out curve: the training rollouts
+                held_out = False
+                xs, ys = _series([r for r in rows if r["step"] > 0], train_key)
+                ax.plot(xs, ys, color=f"C{i}", alpha=0.6, label=f"{label}, training rollouts")
+        ax.set_title(f"{title} (held-out eval)" if held_out else title)
+    paths = [_save(fig, out_dir / "curves.png")]
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (key, title) in zip(axes, (("reward/total", "total reward (training rollouts)"), ("kl", "KL to reference"),
+                                       ("entropy", "entropy"))):
+        for i, (label, rows) in enumerate(runs):
+            xs, ys = _series([r for r in rows if r["step"] > 0 and "reward/total" in r], key)
+            ax.plot(xs, ys, color=f"C{i}", label=label)
+        ax.set_title(title)
+    paths.append(_save(fig, out_dir / "training.png"))
+    return paths
+
+
+def _runs_table(labels: list[str], numbers: list[dict]) -> str:
+    headers = ["run"]
+    for title, _, _ in PANELS:
+        headers += [f"{title}: final", f"{title}: peak (step)"]
+    rows = []
+    for label, nums in zip(labels, numbers):
+        row = [html.escape(label)]
+        for final, peak in nums.values():
+            row += ["n/a" if final is None else f"{final:.3f}", "n/a" if peak is None else f"{peak[0]:.3f} ({peak[1]})"]
+        rows.append(row)
+    spread = [f"mean ± sd ({len(labels)} runs)"]
+    for _, _, key in PANELS:
+        spread += [format_mean_sd([n[key][0] for n in numbers]),
+                   format_mean_sd([n[key][1][0] if n[key][1] else None for n in numbers])]
+    rows.append([f"<b>{c}</b>" for c in spread])
+    return _table(headers, rows)
+
+
+def make_runs_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> Path:
+    """One ``report.html`` (+ ``curves.png``, ``training.png``) for several runs, e.g. one demo per seed: the curves of
+    every run overlaid, each run's final numbers and peaks with their mean ± sd, and each run's before/after table.
+    Every directory is read before anything is written. ``out_dir`` defaults to ``report-<name>+<name>...`` in the
+    runs' common parent folder. Returns the HTML path."""
+    dirs = [Path(d) for d in run_dirs]
+    seen = [d.resolve() for d in dirs]
+    for i, d in enumerate(seen):
+        if d in seen[:i]:
+            raise R1Error(f"run directory given twice: {dirs[i]}")
+    found = [locate(d) for d in dirs]
+    labels = [run_label(d, f["seed"]) for d, f in zip(dirs, found)]
+    if len(set(labels)) < len(labels):  # same folder name under different parents
+        labels = [run_label(d, f["seed"]).replace(d.name, str(d), 1) for d, f in zip(dirs, found)]
+    if out_dir is None:
+        out_dir = Path(os.path.commonpath(seen)) / ("report-" + "+".join(d.name for d in seen))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = make_runs_plots([(label, f["rows"]) for label, f in zip(labels, found)], out_dir)
+    each = "".join(f"<h3>{html.escape(label)}</h3>{_before_after(f)}" for label, f in zip(labels, found))
+    doc = _html(f"{len(dirs)} runs", f"""<h1>r1 report: {len(dirs)} runs</h1>
+<p>{"<br>".join(html.escape(str(d)) for d in dirs)}</p>
+<h2>Final numbers and held-out peaks</h2>{_runs_table(labels, [final_numbers(f) for f in found])}
+<h2>During RL</h2>{_images(pngs)}
+<h2>Before and after RL, each run</h2>{each}""")
+    out = out_dir / "report.html"
     out.write_text(doc)
     return out
