@@ -6,6 +6,8 @@ Entries are lazy ``"module:Class"`` strings, so importing ``r1.tasks`` imports n
 from r1.tasks.base import TASKS, Task, build_task
 
 TASKS.register("addition", "r1.tasks.addition:AdditionTask")
+TASKS.register("countdown", "r1.tasks.countdown:CountdownTask")
+TASKS.register("reasoning_gym", "r1.tasks.reasoning_gym:ReasoningGymTask")
 TASKS.register("math", "r1.tasks.math:MathTask")
 TASKS.register("gsm8k", "r1.tasks.math:GSM8KTask")
 TASKS.register("math500", "r1.tasks.math:Math500Task")

@@ -47,6 +47,17 @@ class Task:
         return {}
 
 
+def last_answer_block(completion: str) -> str | None:
+    """The stripped content of the last complete ``<answer>…</answer>`` block of ``completion``; None without one.
+
+    >>> last_answer_block("<answer>1</answer> <answer> (2 + 3) </answer>"), last_answer_block("<answer>1")
+    ('(2 + 3)', None)
+    """
+    end = completion.rfind("</answer>")
+    start = completion.rfind("<answer>", 0, end) if end >= 0 else -1
+    return completion[start + len("<answer>") : end].strip() if start >= 0 else None
+
+
 TASKS: Registry[type[Task]] = Registry("task")
 
 
