@@ -112,9 +112,10 @@ def _model_here(spec: str) -> Optional[str]:
 
 
 def _file_here(path: Optional[str]) -> Optional[str]:
-    if path is not None and not Path(path).expanduser().is_file():
-        return "file not found"
-    return None
+    # a data path: a JSONL or Parquet file, or a Hugging Face datasets directory (r1.data.readers)
+    from r1.data.readers import data_path_problem
+
+    return data_path_problem(path)
 
 
 # ----------------------------------------------------------------------------------------------- shared components
@@ -133,7 +134,8 @@ class TaskConfig:
     name: str = checked("addition", registry="r1.tasks:TASKS")
     """Task registry name (``r1.tasks.TASKS``): addition, gsm8k, math500, math (any JSONL in the benchmark schema)."""
     data: Optional[str] = checked(None, env=_file_here)
-    """Path to a JSONL file for file-backed tasks; None = the task's default location."""
+    """Data of file-backed tasks: JSONL, Parquet or a datasets directory (columns renamed by ``params.fields``, e.g.
+    ``{problem: question}``); None = the task's default location."""
     template: str = checked("r1_zero", registry="r1.data.templates:TEMPLATES")
     """Prompt template: r1_zero (the paper's Table 1) | chat (the tokenizer's chat template) | plain (question as is)."""
     train_split: str = "train"
@@ -381,7 +383,7 @@ class SFTDataConfig:
     source: str = checked("task", choices=("task", "jsonl"))
     """task (the task's generated corpus, ``Task.pretrain_corpus``) | jsonl (records with prompt/completion, or text)."""
     path: Optional[str] = checked(None, env=_file_here)
-    """source=jsonl: the JSONL file."""
+    """source=jsonl: the data file: JSONL, Parquet or a datasets directory (columns named by the *_field keys)."""
     task: TaskConfig = field(default_factory=TaskConfig)
     """source=task: which task generates the corpus, and the prompt template its prompts are rendered with."""
     num_examples: int = checked(20000, ge=1)
@@ -444,11 +446,13 @@ class RMDataConfig:
     num_test: int = checked(200, ge=1)
     """source=task: held-out pairs (their prompts are never in train)."""
     path: Optional[str] = checked(None, env=_file_here)
-    """source=jsonl: the training pairs."""
+    """source=jsonl: the training pairs (JSONL, Parquet or a datasets directory)."""
     test_path: Optional[str] = checked(None, env=_file_here)
     """source=jsonl: the held-out pairs; None = ``test_fraction`` of ``path``'s pairs, drawn with run.seed."""
     test_fraction: float = checked(0.1, gt=0, lt=1)
     """source=jsonl without test_path: share of the pairs held out."""
+    fields: Dict[str, str] = field(default_factory=dict)
+    """source=jsonl: r1 field -> the files' column, e.g. ``{prompt: question, chosen: good, rejected: bad}``."""
     max_length: int = checked(512, ge=2)
     """Tokens of prompt + response; longer ones keep their end (the score is read at the last token)."""
     pairs_per_step: int = checked(32, ge=1)
@@ -540,7 +544,8 @@ class BenchmarkConfig:
     name: Optional[str] = None
     """Name in the report and of the output sub-folder (default: the task name); unique within a config."""
     data: Optional[str] = checked(None, env=_file_here)
-    """JSONL file in the benchmark schema (``.gz`` allowed); None = the task's default file in the data folder."""
+    """JSONL (``.gz`` allowed), Parquet or datasets directory in the benchmark schema (columns renamed by
+    ``params.fields``); None = the task's default file in the data folder."""
     split: str = "test"
     """Split to evaluate (file-backed benchmarks return the whole file for any split)."""
     limit: int = checked(0, ge=0)

@@ -5,7 +5,7 @@
 - ``mbpp`` (Austin et al., 2021, arXiv 2108.07732): 974 short problems with three ``assert`` tests each, shown in
   the prompt as the usual MBPP prompt does (they name the function). Splits by task id: ``test`` (500),
   ``train`` (374), ``validation`` (90), ``prompt`` (10), ``full`` (all 974).
-- ``stdio``: LiveCodeBench/Codeforces-style problems from a user JSONL file,
+- ``stdio``: LiveCodeBench/Codeforces-style problems from a user data file (JSONL, Parquet or a datasets directory),
   ``{"id", "problem", "tests": [{"input", "output"}, ...]}``; each test feeds ``input`` on stdin and compares stdout
   with ``output`` (``compare``: ``whitespace`` tokens, or ``exact``).
 
@@ -23,7 +23,8 @@ is one test) for the partial-credit code reward. A sandbox failure is retried on
 :class:`r1.sandbox.SandboxError`: it is never scored.
 
 Deliberately left out: languages other than Python, special judges (stdio problems with several valid outputs),
-per-problem time limits, and the hub (LiveCodeBench/Codeforces data must be converted to the JSONL above).
+per-problem time limits, and the hub (LiveCodeBench/Codeforces data must be saved locally in the schema above;
+``fields`` maps r1's field names to other column names, :mod:`r1.data.readers`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from r1.data.jsonl import iter_jsonl
+from r1.data.readers import Where, check_fields, iter_records
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.sandbox import Job, Result, SandboxError, check_output, default_pool
@@ -104,13 +105,15 @@ class CodeTask(Task):
     """Base of the code tasks: loading, sandbox settings, and the test runner.
 
     Args:
-        data: a JSONL file (default: the task's file in :func:`r1.tasks.math.default_data_dir`).
+        data: a JSONL file, Parquet file or datasets directory (default: the task's file in
+            :func:`r1.tasks.math.default_data_dir`).
         timeout_s: wall-clock limit of one sandbox run (stdio: one test).
         memory_mb: address-space limit of one run.
         workers: concurrent sandboxes (default: one per CPU).
         isolation: ``namespaces`` | ``rlimits`` to force a sandbox level; None = the strongest available.
         prompt_style: ``instruct`` (the problem plus a request for a fenced Python block) | ``completion`` (the raw
             prompt, for base models continuing the code with the ``plain`` template).
+        fields: r1 field name -> the file's column (``{"problem": "question"}``); {} = the file uses r1's names.
     """
 
     name = "code"
@@ -125,6 +128,7 @@ class CodeTask(Task):
         workers: int | None = None,
         isolation: str | None = None,
         prompt_style: str = "instruct",
+        fields: dict[str, str] | None = None,
     ):
         if data is None and self.default_file is None:
             raise R1Error(f"task {self.name!r} needs a data file: pass task.data=PATH")
@@ -133,6 +137,7 @@ class CodeTask(Task):
         if timeout_s <= 0 or memory_mb < 32:
             raise R1Error(f"task {self.name!r}: timeout_s must be > 0 and memory_mb >= 32")
         self.data = data
+        self.fields = check_fields(fields, f"task {self.name!r}: fields")
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.workers = workers
@@ -145,24 +150,25 @@ class CodeTask(Task):
             return Path(self.data).expanduser()
         return default_data_dir() / str(self.default_file)
 
-    def read_records(self, required: tuple[str, ...]) -> list[tuple[str, int, dict]]:
-        """``(path, line, record)`` for every record; one-line R1Error naming file:line for a bad one."""
+    def read_records(self, required: tuple[str, ...]) -> list[tuple[Where, dict]]:
+        """``(where, record)`` for every record (``where``: file:line or file: row N); one-line R1Error naming it for
+        a bad one."""
         path = self.data_path()
         out, seen = [], {}
-        for line, rec in iter_jsonl(path):
+        for where, rec in iter_records(path, self.fields, required=required):
             missing = [k for k in required if k not in rec]
             if missing:
-                raise R1Error(f"{path}:{line}: missing field(s) {', '.join(map(repr, missing))}")
+                raise R1Error(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
             rid = rec["id"]
             if not isinstance(rid, (str, int)) or isinstance(rid, bool):
-                raise R1Error(f"{path}:{line}: field 'id' must be a string")
+                raise R1Error(f"{where}: field 'id' must be a string")
             rid = str(rid)
             if rid in seen:
-                raise R1Error(f"{path}:{line}: duplicate id {rid!r} (first on line {seen[rid]})")
-            seen[rid] = line
+                raise R1Error(f"{where}: duplicate id {rid!r} (first on {seen[rid].place})")
+            seen[rid] = where
             if not isinstance(rec["problem"], str):
-                raise R1Error(f"{path}:{line}: field 'problem' must be a string")
-            out.append((str(path), line, rec))
+                raise R1Error(f"{where}: field 'problem' must be a string")
+            out.append((where, rec))
         if not out:
             raise R1Error(f"{path}: no records (empty dataset)")
         return out
@@ -434,10 +440,10 @@ class HumanEvalTask(AssertTask):
 
     def load(self, split: str) -> list[Sample]:
         samples = []
-        for path, line, rec in self.read_records(("id", "problem", "answer", "test", "entry_point")):
+        for where, rec in self.read_records(("id", "problem", "answer", "test", "entry_point")):
             for key in ("answer", "test", "entry_point"):
                 if not isinstance(rec[key], str):
-                    raise R1Error(f"{path}:{line}: field {key!r} must be a string")
+                    raise R1Error(f"{where}: field {key!r} must be a string")
             meta = {k: v for k, v in rec.items() if k not in ("id", "problem", "answer")}
             samples.append(Sample(id=str(rec["id"]), problem=rec["problem"], answer=rec["answer"], meta=meta))
         return samples
@@ -501,12 +507,12 @@ class MBPPTask(AssertTask):
         if self.data is None and split not in _MBPP_SPLITS:
             raise R1Error(f"task 'mbpp' has no split {split!r}; valid: {', '.join(_MBPP_SPLITS)}")
         samples = []
-        for path, line, rec in self.read_records(("id", "problem", "answer", "test_list")):
+        for where, rec in self.read_records(("id", "problem", "answer", "test_list")):
             tests = rec["test_list"]
             if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
-                raise R1Error(f"{path}:{line}: field 'test_list' must be a non-empty list of strings")
+                raise R1Error(f"{where}: field 'test_list' must be a non-empty list of strings")
             if not isinstance(rec["answer"], str):
-                raise R1Error(f"{path}:{line}: field 'answer' must be a string")
+                raise R1Error(f"{where}: field 'answer' must be a string")
             if self.data is None and split != "full" and rec.get("split") != split:
                 continue
             meta = {k: v for k, v in rec.items() if k not in ("id", "problem", "answer")}
@@ -597,15 +603,15 @@ class StdioTask(CodeTask):
 
     def load(self, split: str) -> list[Sample]:
         samples = []
-        for path, line, rec in self.read_records(("id", "problem", "tests")):
+        for where, rec in self.read_records(("id", "problem", "tests")):
             tests = rec["tests"]
             if not isinstance(tests, list) or not tests:
-                raise R1Error(f"{path}:{line}: field 'tests' must be a non-empty list of {{input, output}} objects")
+                raise R1Error(f"{where}: field 'tests' must be a non-empty list of {{input, output}} objects")
             for j, t in enumerate(tests):
                 if not isinstance(t, dict) or not {"input", "output"} <= set(t):
-                    raise R1Error(f"{path}:{line}: tests[{j}] must be an object with 'input' and 'output'")
+                    raise R1Error(f"{where}: tests[{j}] must be an object with 'input' and 'output'")
                 if not isinstance(t["input"], str) or not isinstance(t["output"], str):
-                    raise R1Error(f"{path}:{line}: tests[{j}] 'input' and 'output' must be strings")
+                    raise R1Error(f"{where}: tests[{j}] 'input' and 'output' must be strings")
             answer = rec.get("answer", rec.get("solution", ""))
             meta = {k: v for k, v in rec.items() if k not in ("id", "problem", "answer")}
             samples.append(Sample(id=str(rec["id"]), problem=rec["problem"], answer=str(answer or ""), meta=meta))

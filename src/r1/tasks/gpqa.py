@@ -2,7 +2,8 @@
 
 Records follow the benchmark schema plus ``choices``: ``id``, ``problem``, ``choices`` (2-26 option strings) and
 ``answer`` (the letter of the right option, ``A`` for the first). Without ``data`` the task reads
-``gpqa_diamond.jsonl.gz`` from the benchmark data folder; ``data=PATH`` takes any such file, gzipped or not. The GPQA
+``gpqa_diamond.jsonl.gz`` from the benchmark data folder; ``data=PATH`` takes any such file, gzipped or not, a Parquet
+file or a datasets directory, with ``fields`` mapping r1's field names to its columns (:mod:`r1.data.readers`). The GPQA
 authors ask that the questions stay out of plain text on the web, so the file stays gzipped and this module never
 prints a question.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from r1.data.jsonl import iter_jsonl
+from r1.data.readers import check_fields, iter_records
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.rewards.math_grader import MAX_BARE_ANSWER_CHARS, extract_last_boxed, final_region
@@ -109,14 +110,17 @@ class MultipleChoiceTask(Task):
     Args:
         data: JSONL (optionally ``.gz``) in the schema above; default: GPQA-Diamond from the benchmark data folder.
         instruction: text after the options (default :data:`DEFAULT_INSTRUCTION`; ``""`` = none).
+        fields: r1 field name -> the file's column (``{"choices": "options"}``); {} = the file uses r1's names.
     """
 
     name = "gpqa"
     version = "1"
     default_file = "gpqa_diamond.jsonl.gz"
 
-    def __init__(self, data: str | None = None, instruction: str = DEFAULT_INSTRUCTION):
+    def __init__(self, data: str | None = None, instruction: str = DEFAULT_INSTRUCTION,
+                 fields: dict[str, str] | None = None):
         self.data = data
+        self.fields = check_fields(fields, f"task {self.name!r}: fields")
         self.instruction = instruction
 
     def data_path(self, split: str) -> Path:
@@ -127,22 +131,23 @@ class MultipleChoiceTask(Task):
         ``answer`` that is not the letter of an option, duplicate ids, an empty file)."""
         path = self.data_path(split)
         samples, seen = [], {}
-        for line, rec in iter_jsonl(path):
-            missing = [k for k in ("id", "problem", "answer", "choices") if k not in rec]
+        required = ("id", "problem", "answer", "choices")
+        for where, rec in iter_records(path, self.fields, required=required):
+            missing = [k for k in required if k not in rec]
             if missing:
-                raise R1Error(f"{path}:{line}: missing field(s) {', '.join(map(repr, missing))}")
+                raise R1Error(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
             choices = rec["choices"]
             if not (isinstance(choices, list) and 2 <= len(choices) <= 26 and all(isinstance(c, str) for c in choices)):
-                raise R1Error(f"{path}:{line}: 'choices' must be a list of 2 to 26 strings")
+                raise R1Error(f"{where}: 'choices' must be a list of 2 to 26 strings")
             sid, answer = str(rec["id"]), str(rec["answer"]).strip().upper()
             if answer not in LETTERS[: len(choices)]:
                 valid = ", ".join(LETTERS[: len(choices)])
-                raise R1Error(f"{path}:{line}: 'answer' must be one of {valid}, got {rec['answer']!r}")
+                raise R1Error(f"{where}: 'answer' must be one of {valid}, got {rec['answer']!r}")
             if not isinstance(rec["problem"], str):
-                raise R1Error(f"{path}:{line}: field 'problem' must be a string")
+                raise R1Error(f"{where}: field 'problem' must be a string")
             if sid in seen:
-                raise R1Error(f"{path}:{line}: duplicate id {sid!r} (first on line {seen[sid]})")
-            seen[sid] = line
+                raise R1Error(f"{where}: duplicate id {sid!r} (first on {seen[sid].place})")
+            seen[sid] = where
             meta = {k: v for k, v in rec.items() if k not in ("id", "problem", "answer")}
             samples.append(Sample(id=sid, problem=rec["problem"], answer=answer, meta=meta))
         if not samples:

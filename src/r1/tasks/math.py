@@ -5,6 +5,9 @@ every other key (``solution``, ``level``, ``subject``, ``source``, ...) goes int
 :func:`r1.rewards.math_grader.grade_math`: the last ``<answer>`` block (else the last ``\\boxed{}``) checked against
 the gold with math-verify. The RL accuracy reward and evaluation both call :meth:`MathTask.grade`.
 
+``data`` is a JSONL file, a Parquet file or a Hugging Face datasets directory (:mod:`r1.data.readers`), and
+``fields`` maps r1's field names to the file's columns (``fields={"problem": "question", "answer": "solution"}``).
+
 Splits: a task given ``data=PATH`` returns the whole file for every split name, so one file can serve as a
 training set (``split="train"``) or a test set (``split="test"``). Without ``data``, GSM8K reads
 ``gsm8k_train.jsonl`` / ``gsm8k_test.jsonl`` from :func:`default_data_dir` (splits ``train`` and ``test`` only) and
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from r1.data.jsonl import iter_jsonl
+from r1.data.readers import check_fields, iter_records
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.rewards.math_grader import grade_math
@@ -52,31 +55,32 @@ def default_data_dir() -> Path:
     raise R1Error(f"no benchmark data folder found (looked at {path}); set {DATA_DIR_ENV}=DIR or pass task.data=PATH")
 
 
-def load_math_records(path: str | Path) -> list[Sample]:
-    """Samples of a JSONL file in the benchmark schema, in file order.
+def load_math_records(path: str | Path, fields: dict[str, str] | None = None) -> list[Sample]:
+    """Samples of a data file (JSONL, Parquet, datasets directory) in the benchmark schema, in file order; ``fields``
+    maps r1's field names to the file's columns.
 
-    Errors (one-line R1Error naming file and line): missing file, malformed JSON, a missing required field, a
-    required field that is not a string (numbers are accepted as text: ``"answer": 42`` → ``"42"``), a duplicate
-    ``id``, an empty file.
+    Errors (one-line R1Error naming file and line or row): missing file, malformed JSON, a missing required field or
+    mapped column, a required field that is not a string (numbers are accepted as text: ``"answer": 42`` → ``"42"``),
+    a duplicate ``id``, an empty file.
     """
     samples, seen = [], {}
-    for line, rec in iter_jsonl(path):
+    for where, rec in iter_records(path, fields, required=REQUIRED_FIELDS):
         missing = [k for k in REQUIRED_FIELDS if k not in rec]
         if missing:
-            raise R1Error(f"{path}:{line}: missing field(s) {', '.join(map(repr, missing))}")
-        fields = {}
+            raise R1Error(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
+        values = {}
         for key in REQUIRED_FIELDS:
             value = rec[key]
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "problem":
                 value = str(value)
             if not isinstance(value, str):
-                raise R1Error(f"{path}:{line}: field {key!r} must be a string, got {type(value).__name__}")
-            fields[key] = value
-        if fields["id"] in seen:
-            raise R1Error(f"{path}:{line}: duplicate id {fields['id']!r} (first on line {seen[fields['id']]})")
-        seen[fields["id"]] = line
+                raise R1Error(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
+            values[key] = value
+        if values["id"] in seen:
+            raise R1Error(f"{where}: duplicate id {values['id']!r} (first on {seen[values['id']].place})")
+        seen[values["id"]] = where
         meta = {k: v for k, v in rec.items() if k not in REQUIRED_FIELDS}
-        samples.append(Sample(id=fields["id"], problem=fields["problem"], answer=fields["answer"], meta=meta))
+        samples.append(Sample(id=values["id"], problem=values["problem"], answer=values["answer"], meta=meta))
     if not samples:
         raise R1Error(f"{path}: no records (empty dataset)")
     return samples
@@ -86,8 +90,9 @@ class MathTask(Task):
     """Any JSONL file of math problems with a single final answer, graded by math-verify.
 
     Args:
-        data: path of the JSONL file (required for ``math``; optional for subclasses with default files). Every
-            split name returns the whole file.
+        data: path of the data file: JSONL, Parquet or a datasets directory (required for ``math``; optional for
+            subclasses with default files). Every split name returns the whole file.
+        fields: r1 field name -> the file's column (``{"problem": "question"}``); {} = the file uses r1's names.
         timeout_s: per-completion grading deadline in seconds (see :func:`r1.rewards.math_grader.verify_math`).
         grading_budget_s: seconds per completion, on average, that one GRPO step's rewards may take in all (see
             :meth:`r1.rewards.base.CompositeReward.budget`); correct grading takes milliseconds, so only a batch
@@ -99,11 +104,17 @@ class MathTask(Task):
     #: split -> file name in :func:`default_data_dir` used when ``data`` is not given; ``"*"`` matches any split.
     default_files: dict[str, str] = {}
 
-    def __init__(self, data: str | None = None, timeout_s: float = 5.0, grading_budget_s: float = 1.0):
+    def __init__(
+        self,
+        data: str | None = None,
+        timeout_s: float = 5.0,
+        grading_budget_s: float = 1.0,
+        fields: dict[str, str] | None = None,
+    ):
         if data is None and not self.default_files:
             raise R1Error(
-                f"task {self.name!r} needs a data file: pass task.data=PATH (JSONL with fields "
-                f"{', '.join(REQUIRED_FIELDS)})"
+                f"task {self.name!r} needs a data file: pass task.data=PATH (JSONL, Parquet or a datasets "
+                f"directory with fields {', '.join(REQUIRED_FIELDS)})"
             )
         if not timeout_s > 0 or not grading_budget_s >= 0:
             raise R1Error(
@@ -111,6 +122,7 @@ class MathTask(Task):
                 f"{grading_budget_s}"
             )
         self.data = data
+        self.fields = check_fields(fields, f"task {self.name!r}: fields")
         self.timeout_s = float(timeout_s)
         self.grading_budget_s = float(grading_budget_s) or None
 
@@ -124,7 +136,7 @@ class MathTask(Task):
         return default_data_dir() / name
 
     def load(self, split: str) -> list[Sample]:
-        return load_math_records(self.data_path(split))
+        return load_math_records(self.data_path(split), self.fields)
 
     def grade(self, completion: str, sample: Sample) -> float:
         return grade_math(completion, sample.answer, timeout_s=self.timeout_s)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from r1.config import RMConfig, save_config, validate
 from r1.data.batching import right_pad
-from r1.data.jsonl import iter_jsonl
+from r1.data.readers import iter_records
 from r1.errors import R1Error
 from r1.models import resolve_run_dir
 from r1.rewards.reward_model import (
@@ -82,18 +82,19 @@ def pairwise_accuracy(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tens
     return (chosen_rewards > rejected_rewards).float().mean().item()
 
 
-def read_pairs(path: str | Path) -> list[dict]:
-    """The pairs of a JSONL file: each line an object with string ``prompt``, ``chosen`` and ``rejected`` (other
-    fields kept; a string ``kind`` groups the held-out accuracy). Errors name the file and line."""
+def read_pairs(path: str | Path, fields: dict[str, str] | None = None) -> list[dict]:
+    """The pairs of a data file (JSONL, Parquet or a datasets directory, :mod:`r1.data.readers`): each record with
+    string ``prompt``, ``chosen`` and ``rejected`` (other fields kept; a string ``kind`` groups the held-out
+    accuracy); ``fields`` maps those names to the file's columns. Errors name the file and line (or row)."""
     pairs = []
-    for line, rec in iter_jsonl(path):
+    for where, rec in iter_records(path, fields, required=PAIR_FIELDS, hint="map a column to it with data.fields"):
         missing = [k for k in PAIR_FIELDS if k not in rec]
         if missing:
-            raise R1Error(f"{path}:{line}: missing field {', '.join(map(repr, missing))} (a pair needs "
+            raise R1Error(f"{where}: missing field {', '.join(map(repr, missing))} (a pair needs "
                           f"{', '.join(PAIR_FIELDS)})")
         bad = [k for k in PAIR_FIELDS if not isinstance(rec[k], str)]
         if bad:
-            raise R1Error(f"{path}:{line}: field {bad[0]!r} must be a string, got {type(rec[bad[0]]).__name__}")
+            raise R1Error(f"{where}: field {bad[0]!r} must be a string, got {type(rec[bad[0]]).__name__}")
         pairs.append(rec)
     if not pairs:
         raise R1Error(f"{path}: no preference pairs (empty file)")
@@ -110,9 +111,9 @@ def load_pairs(cfg: RMConfig) -> tuple[list[dict], list[dict]]:
         raise R1Error(f"unknown data.source {d.source!r}; valid: task, jsonl")
     if not d.path:
         raise R1Error("data.source=jsonl needs data.path=FILE.jsonl")
-    pairs = read_pairs(d.path)
+    pairs = read_pairs(d.path, d.fields)
     if d.test_path:
-        return pairs, read_pairs(d.test_path)
+        return pairs, read_pairs(d.test_path, d.fields)
     if len(pairs) < 2:
         raise R1Error(f"{d.path}: {len(pairs)} pair; holding some out needs at least 2 (or give data.test_path)")
     order = list(range(len(pairs)))

@@ -1,8 +1,10 @@
 """SFT / pretraining engine (``train_sft``): causal-LM training with an optional completion-only loss mask.
 
 One engine serves tiny-model pretraining, cold-start SFT, SFT round 2 and distillation; only the data differs.
-Data comes from a task's generated corpus (``Task.pretrain_corpus``) or a JSONL file with ``prompt``/``completion`` (or
-``text``) records. Batches are length-bucketed (similar lengths together, little padding) or packed.
+Data comes from a task's generated corpus (``Task.pretrain_corpus``) or a data file (``data.source=jsonl``: JSONL,
+Parquet or a datasets directory, :mod:`r1.data.readers`) with ``prompt``/``completion`` (or ``text``) records, the
+columns named by ``data.prompt_field`` / ``completion_field`` / ``text_field``. Batches are length-bucketed
+(similar lengths together, little padding) or packed.
 Same optimizer, schedule, checkpoint/resume and logging machinery as GRPO.
 
 Left out: packing with per-document attention masks (packed rows attend across document boundaries, as in most
@@ -21,7 +23,7 @@ import torch
 
 from r1.algo.sft import sft_loss
 from r1.config import SFTConfig, save_config, validate
-from r1.data.jsonl import iter_jsonl
+from r1.data.readers import iter_records
 from r1.errors import R1Error
 from r1.models import load as load_model
 from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
@@ -89,17 +91,16 @@ def _source_records(cfg: SFTConfig, tokenizer) -> list[dict]:
         if not d.path:
             raise R1Error("data.source=jsonl needs data.path=FILE.jsonl")
         out = []
-        for line, rec in iter_jsonl(d.path):
+        hint = "name the columns with data.completion_field / data.text_field"
+        for where, rec in iter_records(d.path, required=[(d.completion_field, d.text_field)], hint=hint):
             if d.completion_field in rec:
                 prompt, completion = rec.get(d.prompt_field, ""), rec[d.completion_field]
             elif d.text_field in rec:
                 prompt, completion = "", rec[d.text_field]
             else:
-                raise R1Error(
-                    f"{d.path}:{line}: record has neither {d.completion_field!r} nor {d.text_field!r}"
-                )
+                raise R1Error(f"{where}: record has neither {d.completion_field!r} nor {d.text_field!r}")
             if not isinstance(prompt, str) or not isinstance(completion, str):
-                raise R1Error(f"{d.path}:{line}: prompt/completion must be strings")
+                raise R1Error(f"{where}: prompt/completion must be strings")
             out.append({"prompt": prompt, "completion": completion})
         if not out:
             raise R1Error(f"{d.path}: no records (empty dataset)")
