@@ -129,6 +129,43 @@ class ModelConfig:
     """auto (cuda if available, else cpu) | cpu | cuda | cuda:N; cuda must be available on this machine."""
 
 
+def _module_names(names: List[str]) -> Optional[str]:
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        return "give a non-empty list of linear layer names (e.g. [q_proj, v_proj])"
+    return None
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (Hu et al., arXiv:2106.09685, through peft): only low-rank updates ``(alpha / r)·B·A`` of the
+    target layers train; the reference policy is the base (adapters off). See ``docs/lora.md``."""
+
+    r: int = checked(0, ge=0)
+    """Rank of the adapters; 0 = off (every weight trains)."""
+    alpha: float = checked(16.0, gt=0)
+    """Scale numerator: a layer computes ``W·x + (alpha / r)·B·A·x``."""
+    dropout: float = checked(0.0, ge=0, lt=1)
+    """Dropout on the adapters' input while training; > 0 makes the GRPO train pass take the transformers forward."""
+    target_modules: List[str] = checked(
+        factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        test=_module_names,
+    )
+    """Names of the linear layers that get adapters (the last part of a module's name; checked against the model)."""
+    merge: bool = False
+    """Checkpoints also hold the merged model as a plain Hugging Face directory (``<checkpoint>/merged``)."""
+
+
+@dataclass
+class TrainModelConfig(ModelConfig):
+    lora: Optional[LoraConfig] = None
+    """LoRA adapters instead of full fine-tuning (r1 grpo and r1 sft): ``model.lora.r=8`` turns them on, the other
+    fields keep their defaults; None (absent) or r=0 = off. Absent leaves the config's hash as it was."""
+
+    def lora_on(self) -> Optional[LoraConfig]:
+        """The LoRA settings when adapters are on (r > 0), else None."""
+        return self.lora if self.lora is not None and self.lora.r > 0 else None
+
+
 @dataclass
 class TaskConfig:
     name: str = checked("addition", registry="r1.tasks:TASKS")
@@ -323,7 +360,7 @@ class TrainEvalConfig:
 class GRPOConfig:
     """``r1 grpo -c CONFIG``: R1-Zero style GRPO."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: TrainModelConfig = field(default_factory=TrainModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     rewards: List[RewardConfig] = field(
         default_factory=lambda: [RewardConfig(name="accuracy", weight=1.0), RewardConfig(name="format", weight=0.5)]
@@ -415,7 +452,7 @@ class SFTDataConfig:
 class SFTConfig:
     """``r1 pretrain|sft -c CONFIG``: causal-LM training with an optional completion-only loss mask."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: TrainModelConfig = field(default_factory=TrainModelConfig)
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=50))
     run: RunConfig = field(default_factory=lambda: RunConfig(name="sft", steps=1000, sample_every=0))
@@ -877,6 +914,8 @@ def _resolve_type(owner: Type, f: dataclasses.Field) -> Any:
 
     hints = typing.get_type_hints(owner)
     t = hints[f.name]
+    if typing.get_origin(t) is typing.Union:  # Optional[X] (an optional section: model.lora) -> X
+        t = next((a for a in typing.get_args(t) if a is not type(None)), t)
     args = getattr(t, "__args__", None)
     if getattr(t, "__origin__", None) in (list, List) and args:
         return args[0]
@@ -914,6 +953,21 @@ def read_yaml_mapping(p: str | Path) -> dict:
     return data
 
 
+def _open_sections(cfg: Any, key: str) -> None:
+    """An absent optional section on ``key``'s path (``model.lora``: None) takes its schema's defaults, so that an
+    override of a key inside it (``model.lora.r=8``) sets that key alone."""
+    node = cfg
+    for part in key.split(".")[:-1]:
+        if not OmegaConf.is_dict(node) or part not in node:
+            return
+        if node[part] is None:
+            ref = node._get_node(part)._metadata.ref_type
+            if not dataclasses.is_dataclass(ref):
+                return
+            node[part] = ref()
+        node = node[part]
+
+
 def load_config(
     schema: Type[C], path: str | Path | dict | List[str | Path | dict] | None = None,
     overrides: list[str] | None = None, *, where: str = "config",
@@ -940,6 +994,7 @@ def load_config(
             node = OmegaConf.select(cfg, key.strip(), default=None)
             # a plain dict field (task.params) is replaced; a schema section (optim=...) is merged
             plain = OmegaConf.is_config(node) and OmegaConf.get_type(node) is dict
+            _open_sections(cfg, key.strip())
             OmegaConf.update(cfg, key.strip(), value, merge=not plain)
         except OmegaConfBaseException as e:
             raise _one_line(e, schema, f"override {ov!r}") from None

@@ -88,6 +88,15 @@ def _item_type(t: Any) -> Any:
     return None
 
 
+def _optional_section(t: Any) -> Any:
+    """The dataclass of an ``Optional[Section]`` field, else None."""
+    if typing.get_origin(t) is typing.Union:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        if len(args) == 1 and dataclasses.is_dataclass(args[0]):
+            return args[0]
+    return None
+
+
 def _lines(node: Any, cls: type, prefix: str, indent: str) -> list[str]:
     """The fields of ``cls`` (values from ``node``, an instance of it) under ``prefix``; sections recurse."""
     out: list[str] = []
@@ -96,6 +105,9 @@ def _lines(node: Any, cls: type, prefix: str, indent: str) -> list[str]:
                              subsequent_indent=indent + "    ", break_on_hyphens=False)
     for f in dataclasses.fields(cls):
         key, value, t = prefix + f.name, getattr(node, f.name), hints[f.name]
+        section = _optional_section(t)
+        if section is not None:  # an optional section (model.lora): absent by default; its fields' defaults shown
+            t, value = section, value if value is not None else section()
         doc = docs.get(f.name) or (inspect.getdoc(t) if dataclasses.is_dataclass(t) else None)
         item = _item_type(t)
         if dataclasses.is_dataclass(t):

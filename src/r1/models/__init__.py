@@ -83,8 +83,10 @@ def resolve_run_dir(p: Path) -> Path:
 
 
 def is_model_dir(path: str | Path) -> bool:
+    """A directory :func:`load` reads: a Hugging Face model (``config.json``) or a LoRA checkpoint
+    (``adapter_config.json``: ``r1.models.lora``)."""
     p = Path(path)
-    return p.is_dir() and (p / "config.json").is_file()
+    return p.is_dir() and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file())
 
 
 def load(spec: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", seed: int = 0):
@@ -100,25 +102,37 @@ def load(spec: str, *, dtype: torch.dtype = torch.float32, device: str | torch.d
         raise R1Error(f"model {spec!r} is neither a preset ({', '.join(PRESETS)}) nor an existing path")
     if not is_model_dir(p):
         raise R1Error(f"{p} is not a Hugging Face model directory (no config.json)")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if not (p / "config.json").is_file():  # a LoRA checkpoint: its merged model, or its base + the adapter
+        from r1.models.lora import load_merged
+
+        return load_merged(p, dtype=dtype, device=device, seed=seed)
+    from transformers import AutoModelForCausalLM
 
     _quiet_transformers()
     try:
         json.loads((p / "config.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise R1Error(f"{p / 'config.json'} is not valid JSON: {e}") from None
-    try:
-        tok = AutoTokenizer.from_pretrained(p)
-    except Exception as e:  # noqa: BLE001 - many failure types; one line for the user
-        raise R1Error(f"cannot load a tokenizer from {p}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    tok = load_tokenizer(p)
     try:
         model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype)
     except Exception as e:  # noqa: BLE001
         raise R1Error(f"cannot load a causal LM from {p}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    return model.to(device), tok
+
+
+def load_tokenizer(p: Path):
+    """The tokenizer saved in directory ``p``, set up for batched sampling (a pad token, left padding)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(p)
+    except Exception as e:  # noqa: BLE001 - many failure types; one line for the user
+        raise R1Error(f"cannot load a tokenizer from {p}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    return model.to(device), tok
+    return tok
 
 
 def _quiet_transformers() -> None:
@@ -128,9 +142,14 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def save(model, tokenizer, path: str | Path) -> Path:
-    """Save as a Hugging Face directory (safetensors). Returns the path."""
+def save(model, tokenizer, path: str | Path, merge: bool = False) -> Path:
+    """Save as a Hugging Face directory (safetensors). Returns the path. A peft model (LoRA) saves its adapter
+    instead, and with ``merge`` the merged model in ``path/merged`` (``r1.models.lora.save_adapter``)."""
     _quiet_transformers()
+    if hasattr(model, "peft_config"):
+        from r1.models.lora import save_adapter
+
+        return save_adapter(model, tokenizer, path, merge=merge)
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(p, safe_serialization=True)

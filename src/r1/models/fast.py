@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from r1.data.batching import left_pad
 from r1.models import kernels
 from r1.models.kernels import fused_kernels
+from r1.models.lora import has_adapters, linear_weight, lora_reason
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
@@ -65,6 +66,9 @@ def unsupported_reason(model) -> str | None:
     head_dim = getattr(inner.layers[0].self_attn, "head_dim", None)
     if head_dim is None or inner.rotary_emb.inv_freq.numel() * 2 != head_dim:
         return "partial rotary embeddings"
+    lora = lora_reason(model)  # peft LoRA layers are read through linear_weight: W + scaling·B·A
+    if lora is not None:
+        return lora
     for layer in inner.layers:
         a = layer.self_attn
         if len({p.bias is None for p in (a.q_proj, a.k_proj, a.v_proj)}) != 1:
@@ -467,7 +471,9 @@ class FastLM:
         low = None if grad or autocast_dtype(device) not in LOW_PRECISION else autocast_dtype(device)
         key = None
         params = list(self.model.parameters())
-        if not grad and device.type == "cpu" and not any(p.requires_grad for p in params):
+        # A model with LoRA adapters trains them (and turns them off for the reference): its weights are not cached.
+        frozen = not any(p.requires_grad for p in params) and not has_adapters(self.model)
+        if not grad and device.type == "cpu" and frozen:
             # A frozen model's (the reference's) copies are made once, not at every step, and kept while its
             # parameters are unchanged (the same tensors, no in-place update since). A trained model's are not
             # kept: they would be stale after the next optimizer step, and hold memory meanwhile. On a GPU neither:
@@ -488,23 +494,26 @@ class FastLM:
         for layer in self.model.model.layers:
             a, m = layer.self_attn, layer.mlp
             qn, kn = getattr(a, "q_norm", None), getattr(a, "k_norm", None)
+            # (weight, bias) each projection applies: its own, or with a LoRA adapter W + scaling·B·A (r1.models.lora)
+            q, k, v, o = (linear_weight(x) for x in (a.q_proj, a.k_proj, a.v_proj, a.o_proj))
+            gate, up, down = (linear_weight(x) for x in (m.gate_proj, m.up_proj, m.down_proj))
             out.append(
                 LayerWeights(
                     n1=layer.input_layernorm.weight,
                     eps1=norm_eps(layer.input_layernorm),
-                    wqkv=fused([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                    bqkv=fused([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]),
+                    wqkv=fused([q[0], k[0], v[0]]),
+                    bqkv=fused([q[1], k[1], v[1]]),
                     q_norm=None if qn is None else qn.weight,
                     k_norm=None if kn is None else kn.weight,
                     eps_qk=norm_eps(qn) if qn is not None else 0.0,
-                    wo=mat(a.o_proj.weight),
-                    bo=mat(a.o_proj.bias),
+                    wo=mat(o[0]),
+                    bo=mat(o[1]),
                     n2=layer.post_attention_layernorm.weight,
                     eps2=norm_eps(layer.post_attention_layernorm),
-                    wgu=fused([m.gate_proj.weight, m.up_proj.weight]),
-                    bgu=fused([m.gate_proj.bias, m.up_proj.bias]),
-                    wd=mat(m.down_proj.weight),
-                    bd=mat(m.down_proj.bias),
+                    wgu=fused([gate[0], up[0]]),
+                    bgu=fused([gate[1], up[1]]),
+                    wd=mat(down[0]),
+                    bd=mat(down[1]),
                 )
             )
         if key is not None:

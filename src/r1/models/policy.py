@@ -18,6 +18,13 @@ entropy a block of positions at a time (``r1.algo.logprobs.head_logprobs``), so 
 logits never exist whole, in the forward or the backward. ``policy_logits`` / ``reference_logits`` give the full
 logits: the plain path, kept as the fused one's reference (``fused_head = False`` makes the logprob methods use it).
 
+With LoRA adapters (``r1.models.lora``), the policy is the ``transformers`` model with peft's layers inside it and
+the reference is that same model with its adapters off (``reference_context``: peft's ``disable_adapter``), so the
+base weights exist once. The lean forward reads each adapted layer as ``W + scaling·B·A`` (exact, and
+differentiable in ``A`` and ``B``), except in a train pass with LoRA dropout, which takes the ``transformers``
+forward; the replay is not used (its hand-written backward yields the gradient of the whole weights, not of the
+adapters: the trainer does not record a LoRA policy's rollout).
+
 Left out: deciding *whether* to record a rollout (the trainer's call: only the step's algorithm knows that the train
 pass will differentiate the policy that sampled) and micro-batching.
 """
@@ -29,7 +36,11 @@ from torch import Tensor
 
 from r1.algo.logprobs import entropy_from_logits, gather_logprobs, head_logprobs
 from r1.data.batching import right_pad
+from contextlib import nullcontext
+from typing import Callable, ContextManager
+
 from r1.models.fast import SUPPORTED_MODEL_TYPES, FastLM, unsupported_reason
+from r1.models.lora import lora_reason
 from r1.models.replay import replay_hidden, replay_logits
 
 HEAD_MODEL_TYPES = (*SUPPORTED_MODEL_TYPES, "gpt2", "gpt_neox")
@@ -37,9 +48,12 @@ HEAD_MODEL_TYPES = (*SUPPORTED_MODEL_TYPES, "gpt2", "gpt_neox")
 scale), so their plain forward can hand the fused head its hidden states; other models' logits are computed whole."""
 
 
-def lean_forward(model) -> FastLM | None:
-    """``model``'s lean forward where ``r1.models.fast`` covers it, else None (the ``transformers`` forward runs)."""
+def lean_forward(model, training: bool = False) -> FastLM | None:
+    """``model``'s lean forward where ``r1.models.fast`` covers it (in a ``training`` pass: also no LoRA dropout),
+    else None (the ``transformers`` forward runs)."""
     if model is None or unsupported_reason(model) is not None:
+        return None
+    if training and lora_reason(model, training=True) is not None:
         return None
     return FastLM(model)
 
@@ -47,15 +61,19 @@ def lean_forward(model) -> FastLM | None:
 class PolicyForward:
     """Logits of the policy and of the reference model at the positions that predict completion tokens.
 
-    ``PolicyForward(policy, reference, pad_id, device)``: ``reference`` may be None (no KL term). A *batch* is any
+    ``PolicyForward(policy, reference, pad_id, device)``: ``reference`` may be None (no KL term), or the policy
+    itself with ``reference_context`` entered around each reference pass (a LoRA policy's ``disable_adapter``: the
+    reference is its base). A *batch* is any
     object with ``prompt_ids`` and ``completion_ids`` (ragged lists of token ids, one per row) and ``record`` /
     ``record_rows`` (the rollout's forward record and each row's row in it, or None): ``r1.train.grpo.Rollouts``.
     """
 
-    def __init__(self, policy, reference=None, pad_id: int = 0, device: torch.device | str = "cpu"):
+    def __init__(self, policy, reference=None, pad_id: int = 0, device: torch.device | str = "cpu",
+                 reference_context: Callable[[], ContextManager] | None = None):
         self.policy, self.reference = policy, reference
         self.pad_id, self.device = pad_id, torch.device(device)
-        self.lean_policy = lean_forward(policy)
+        self.reference_context = reference_context or nullcontext
+        self.lean_policy = lean_forward(policy, training=True)
         self.lean_reference = lean_forward(reference)
         self.use_lean = True  # False: the transformers forward (or the replay), the lean forward's reference
         self.fused_head = True  # False: logprobs from the full logits (policy_logits), the fused head's reference
@@ -70,7 +88,8 @@ class PolicyForward:
 
     def reference_logits(self, batch, rows: list[int], comp_len: int) -> torch.Tensor:
         """(n, comp_len, V) logits of the reference model for ``rows`` of ``batch``."""
-        return self._forward(self.reference, self.lean_reference, batch, rows, comp_len)
+        with self.reference_context():
+            return self._forward(self.reference, self.lean_reference, batch, rows, comp_len)
 
     def policy_logprobs(
         self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float, chunk_size: int | None = None
@@ -95,7 +114,8 @@ class PolicyForward:
             logits = self.reference_logits(batch, rows, comp_len)
             return self._from_logits(logits, batch, rows, token_ids, temperature)[0]
         args = (batch, rows, comp_len, token_ids, temperature, chunk_size)
-        return self._logprobs(self.reference, self.lean_reference, *args)[0]
+        with self.reference_context():
+            return self._logprobs(self.reference, self.lean_reference, *args)[0]
 
     def _logprobs(self, model, lean, batch, rows, comp_len, token_ids, temperature, chunk_size):
         if lean is not None and self.use_lean:

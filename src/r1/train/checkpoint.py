@@ -5,6 +5,9 @@ Layout under a run directory::
     checkpoints/step_000010/   config.json, model.safetensors, tokenizer files, trainer_state.pt
     checkpoints/latest         text file naming the newest complete checkpoint
 
+A LoRA run's checkpoint holds its adapter instead of the model (``adapter_config.json``,
+``adapter_model.safetensors``; ``r1.models.lora``) and, when asked, the merged model in ``merged/``.
+
 A checkpoint is written to a temporary folder, its files and the folder fsynced, and renamed; ``latest`` is
 updated last the same way, so a run killed while saving, or a machine that loses power just after, still resumes
 from the previous checkpoint. Weights holding NaN/inf are never written (a diverged run stops with an error instead),
@@ -70,20 +73,22 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict[str, Any], keep: int = 2,
+                    merge: bool = False) -> Path:
     """Write ``checkpoints/step_<step>`` atomically and durably, point ``latest`` at it, prune older ones beyond
-    ``keep``. Refuses (R1Error) weights that hold NaN/inf, before anything is written."""
+    ``keep``. Refuses (R1Error) weights that hold NaN/inf, before anything is written. ``model`` may be a peft
+    model: its adapter is saved, and with ``merge`` the merged model too (``r1.models.save``)."""
     check_finite_weights(model, run_dir, step)
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
     tmp = root / f".tmp_step_{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, tokenizer, tmp)
+    save_model(model, tokenizer, tmp, merge=merge)
     torch.save(state, tmp / "trainer_state.pt")
     # Without fsync a power loss after the rename can leave a "complete" checkpoint whose files are empty: the
     # rename reaches the disk before the data. A handful of files, once per checkpoint.
-    for f in tmp.iterdir():
+    for f in sorted(tmp.rglob("*"), reverse=True):  # a sub-folder's files before the sub-folder
         _fsync(f)
     _fsync(tmp)
     shutil.rmtree(final, ignore_errors=True)

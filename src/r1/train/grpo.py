@@ -9,9 +9,11 @@ normalisation, DAPO clip-higher, token-mean aggregation, dynamic sampling and ov
 ratios. The math lives in ``r1.algo``; this file only moves data between phases.
 
 Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / temperature)), so μ = 1 costs
-no extra forward pass. The reference model is loaded only when β > 0. ``run.workers > 1`` trains data-parallel
-(``r1.train.dist``): each worker samples its share of the prompts, every worker sees the whole batch's rewards, and
-gradients are summed before each update. Left out on purpose: value functions (GRPO has none), vLLM.
+no extra forward pass. The reference model is loaded only when β > 0; with LoRA adapters (``model.lora``,
+``r1.models.lora``) only the adapters train and the reference is the base: the policy with its adapters off.
+``run.workers > 1`` trains data-parallel (``r1.train.dist``): each worker samples its share of the prompts, every
+worker sees the whole batch's rewards, and gradients are summed before each update. Left out on purpose: value
+functions (GRPO has none), vLLM.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from r1.data.batching import right_pad
 from r1.errors import R1Error
 from r1.generate import sampling_params, tokenize_prompt
 from r1.models import load as load_model
+from r1.models.lora import load_policy, set_base_path
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
@@ -211,20 +214,31 @@ class GRPOTrainer:
         else:
             self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
         seed_everything(c.run.seed)
-        self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
+        # With model.lora: self.model is the base with peft's LoRA layers inside (every forward path calls it),
+        # self.peft the PeftModel around it (adapters off for the reference; saving the adapter).
+        self.model, self.tok, self.peft = load_policy(
+            c.model.path, c.model.lora_on(), ckpt, device=self.device, seed=c.run.seed
+        )
         self.model.config.use_cache = True
         dist.barrier()  # every worker has checked the run directory before rank 0 (re)makes it
         if resume is None and self.rank == 0:  # model and data are good: now the run directory may be (re)made
             self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+        if self.peft is not None:  # the adapter names its base (a preset base is saved in the run directory)
+            set_base_path(self.peft, self.tok, c.model.path, self.run_dir, save=self.rank == 0)
         self.ref_model = None
-        if c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
+        if c.grpo.kl_coef > 0 and self.peft is not None:  # LoRA: the base is the policy with its adapters off
+            self.ref_model = self.model
+        elif c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
             self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)
             self.ref_model.eval().requires_grad_(False)
             dist.broadcast_params_(self.ref_model)
         dist.broadcast_params_(self.model)  # workers start from rank 0's weights, whatever their loaders did
         self.optimizer = build_optimizer(self.model, c.optim)
         # The policy's and the reference's logits for the losses; which forward computes them is its business.
-        self.policy_forward = PolicyForward(self.model, self.ref_model, self.tok.pad_token_id, self.device)
+        self.policy_forward = PolicyForward(
+            self.model, self.ref_model, self.tok.pad_token_id, self.device,
+            reference_context=self.peft.disable_adapter if self.peft is not None else None,
+        )
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
@@ -377,11 +391,13 @@ class GRPOTrainer:
     def records_rollout(self, rows: int, longest_prompt: int) -> bool:
         """Should the rollout record its forward for the train pass (``grpo.replay_rollout``)? Only when the train
         pass will differentiate the very policy that samples (μ = 1, one minibatch: one optimizer step, after
-        the rollout), in fp32 or bf16 autocast, and the record is no larger than ``grpo.replay_max_tokens``. The
-        engine keeps a record where it can (``Engine.last_record``; None otherwise)."""
+        the rollout), in fp32 or bf16 autocast, without LoRA adapters (the replay's backward is the whole weights'),
+        and the record is no larger than ``grpo.replay_max_tokens``. The engine keeps a record where it can
+        (``Engine.last_record``; None otherwise)."""
         c = self.cfg
         return (
             c.grpo.replay_rollout
+            and self.peft is None
             and c.grpo.mu == 1
             and c.grpo.num_minibatches == 1
             and self.dtype in (torch.float32, torch.bfloat16)
@@ -611,7 +627,11 @@ class GRPOTrainer:
                 step, self.optimizer, self.scheduler, self.prompt_sampler, sampler_rng=self.gen.get_state(),
                 nonfinite=self.guard.state_dict(), **extra
             )
-            path = save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+            lora = self.cfg.model.lora_on()
+            path = save_checkpoint(
+                self.run_dir, step, self.model if self.peft is None else self.peft, self.tok, state,
+                keep=self.cfg.run.keep_checkpoints, merge=lora is not None and lora.merge,
+            )
         dist.barrier()
         return path
 

@@ -5,7 +5,8 @@ Data comes from a task's generated corpus (``Task.pretrain_corpus``) or a data f
 Parquet or a datasets directory, :mod:`r1.data.readers`) with ``prompt``/``completion`` (or ``text``) records, the
 columns named by ``data.prompt_field`` / ``completion_field`` / ``text_field``. Batches are length-bucketed
 (similar lengths together, little padding) or packed.
-Same optimizer, schedule, checkpoint/resume and logging machinery as GRPO.
+Same optimizer, schedule, checkpoint/resume and logging machinery as GRPO, and the same LoRA option (``model.lora``:
+only the adapters train; checkpoints hold the adapter, ``r1.models.lora``).
 
 Left out: packing with per-document attention masks (packed rows attend across document boundaries, as in most
 pretraining setups; use ``bucket`` when that matters), multi-process training.
@@ -25,7 +26,7 @@ from r1.algo.sft import sft_loss
 from r1.config import SFTConfig, save_config, validate
 from r1.data.readers import iter_records
 from r1.errors import R1Error
-from r1.models import load as load_model
+from r1.models.lora import load_policy, set_base_path
 from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -198,7 +199,10 @@ class SFTTrainer:
         else:
             self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
         seed_everything(c.run.seed)
-        self.model, self.tok = load_model(str(ckpt) if ckpt else c.model.path, device=self.device, seed=c.run.seed)
+        # model.lora: self.model is the base with peft's LoRA layers inside, self.peft the PeftModel (saves the adapter)
+        self.model, self.tok, self.peft = load_policy(
+            c.model.path, c.model.lora_on(), ckpt, device=self.device, seed=c.run.seed
+        )
         records = load_records(c, self.tok)
         self.examples = tokenize_records(records, self.tok, c)
         if not any(any(m) for _, m in self.examples):
@@ -208,6 +212,8 @@ class SFTTrainer:
             )
         if resume is None:  # model and data are good: now the run directory may be (re)made
             self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
+        if self.peft is not None:  # the adapter names its base (a preset base is saved in the run directory)
+            set_base_path(self.peft, self.tok, c.model.path, self.run_dir, save=True)
         self.sampler = BatchSampler(
             [len(ids) for ids, _ in self.examples], c.data.examples_per_step, c.data.batching, c.run.seed
         )
@@ -259,7 +265,11 @@ class SFTTrainer:
 
     def checkpoint(self, step: int) -> Path:
         state = trainer_state(step, self.optimizer, self.scheduler, self.sampler, nonfinite=self.guard.state_dict())
-        return save_checkpoint(self.run_dir, step, self.model, self.tok, state, keep=self.cfg.run.keep_checkpoints)
+        lora = self.cfg.model.lora_on()
+        return save_checkpoint(
+            self.run_dir, step, self.model if self.peft is None else self.peft, self.tok, state,
+            keep=self.cfg.run.keep_checkpoints, merge=lora is not None and lora.merge,
+        )
 
     def train(self, on_step_end: Callable[[int, dict], None] | None = None) -> Path:
         c = self.cfg
