@@ -292,6 +292,24 @@ class RunConfig:
     What a failed start leaves (no checkpoint, no metrics line) never blocks a new run, with or without this."""
     progress: bool = True
     """Show a rich progress bar."""
+    wandb: bool = checked(False, env=lambda on: _package_missing("wandb", "r1[wandb]") if on else None)
+    """Also log each step's metrics to Weights & Biases (``r1.train.metrics``): offline, files under
+    ``<run dir>/wandb`` (``wandb sync`` uploads them), unless WANDB_MODE says otherwise. Needs the wandb package."""
+    wandb_project: str = checked("r1", test=lambda v: None if v.strip() else "give a project name")
+    """run.wandb: the W&B project; the W&B run is named ``run.name``."""
+
+
+def _package_missing(module: str, extra: str) -> Optional[str]:
+    import importlib.util
+    import sys
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules without a spec: imported already, or None (imports of it fail)
+        found = sys.modules.get(module) is not None
+    if not found:
+        return f"the {module} package is not installed: pip install '{extra}' (or pip install {module})"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------------ GRPO

@@ -36,8 +36,9 @@ def seed_everything(seed: int) -> None:
 
 
 #: What a start that failed before its first step leaves in a run directory (with metrics.jsonl empty, samples/
-#: empty, tb/ holding only event files): such a directory is removed rather than kept or moved aside.
-_LEFT_BY_A_FAILED_START = {"config.yaml", "git_sha.txt", "metrics.jsonl", "samples", "tb", "demo_config.yaml"}
+#: empty, tb/ holding only event files, wandb/ the W&B run opened with run.wandb): such a directory is removed rather
+#: than kept or moved aside.
+_LEFT_BY_A_FAILED_START = {"config.yaml", "git_sha.txt", "metrics.jsonl", "samples", "tb", "wandb", "demo_config.yaml"}
 
 
 def left_by_a_failed_start(run_dir: Path) -> bool:

@@ -254,7 +254,8 @@ class GRPOTrainer:
             self.restore(ckpt)
         self.logger = None
         if self.rank == 0:  # rank 0 writes the run directory; the other workers only compute
-            self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+            resume_step = self.start_step if ckpt is not None else None
+            self.logger = MetricsLogger(self.run_dir, resume_step=resume_step, config=c)  # config: run.wandb
             (self.run_dir / "samples").mkdir(exist_ok=True)
 
     def restore(self, ckpt: Path) -> None:

@@ -161,7 +161,8 @@ class RMTrainer:
             self.guard.load_state_dict(state["nonfinite"])
             save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
-        self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+        resume_step = self.start_step if ckpt is not None else None
+        self.logger = MetricsLogger(self.run_dir, resume_step=resume_step, config=c)  # config: run.wandb
 
     def _encode(self, pairs: list[dict]) -> list[tuple[list[int], list[int]]]:
         """``(chosen ids, rejected ids)`` per pair."""

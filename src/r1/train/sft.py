@@ -228,7 +228,8 @@ class SFTTrainer:
                 self.guard.load_state_dict(state["nonfinite"])
             save_config(c, self.run_dir / "config.yaml")  # keeps overrides given on resume (e.g. run.steps)
             console.print(f"resumed {self.run_dir} from {ckpt.name} (step {self.start_step})")
-        self.logger = MetricsLogger(self.run_dir, resume_step=self.start_step if ckpt is not None else None)
+        resume_step = self.start_step if ckpt is not None else None
+        self.logger = MetricsLogger(self.run_dir, resume_step=resume_step, config=c)  # config: run.wandb
 
     def autocast(self):
         return autocast_context(self.device, self.dtype)
