@@ -166,6 +166,12 @@ class TrainModelConfig(ModelConfig):
         return self.lora if self.lora is not None and self.lora.r > 0 else None
 
 
+def _word_list(words: Optional[List[str]]) -> Optional[str]:
+    if words is not None and (not words or not all(isinstance(w, str) and w.strip() for w in words)):
+        return "give a non-empty list of words or phrases (e.g. [wait, verify]), or leave it unset"
+    return None
+
+
 @dataclass
 class TaskConfig:
     name: str = checked("addition", registry="r1.tasks:TASKS")
@@ -179,6 +185,10 @@ class TaskConfig:
     """Split the trainer draws prompts from."""
     params: Dict[str, Any] = field(default_factory=dict)
     """Task-specific parameters (e.g. ``digits`` for addition)."""
+    reflection_words: Optional[List[str]] = checked(None, test=_word_list)
+    """Words whose presence (whole word, any case) makes a completion count in the ``task/reflection`` rate of
+    training and its evaluations; None = the task's own list (``r1.tasks.base.REFLECTION_WORDS``: wait, recheck,
+    verify, let me check, double-check, mistake, ...; addition: its corpus markers)."""
 
     def _cross_check(self):
         yield from _task_params("params", self.name, self.params)
@@ -627,6 +637,9 @@ class EvalProtocolConfig:
     """Problems per engine call; each brings samples_per_problem rows."""
     grade_workers: int = checked(0, ge=0)
     """Processes that grade distinct answers (0 = in this process)."""
+    reflection_words: Optional[List[str]] = checked(None, test=_word_list)
+    """What counts as reflection in each benchmark's ``task/reflection`` rate (see ``task.reflection_words`` of
+    r1 grpo); None = each task's own list."""
     scores: List[RewardConfig] = field(default_factory=list)
     """Rewards averaged over the completions as extra metrics ``score/<label>`` (a reward model's score, the
     readable-format share, the language share); a reward returning None for a completion leaves it out."""

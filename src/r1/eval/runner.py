@@ -68,10 +68,10 @@ def _validate(cfg: EvalConfig) -> None:
             raise R1Error(f"benchmark {_benchmark_name(b)!r}: limit must be >= 0")
 
 
-def _load_benchmark(b: BenchmarkConfig):
+def _load_benchmark(b: BenchmarkConfig, reflection_words: list[str] | None = None):
     from r1.tasks import build_task
 
-    task = build_task(b.task, b.data, **b.params)
+    task = build_task(b.task, b.data, reflection_words=reflection_words, **b.params)
     samples = task.load(b.split)
     if b.limit:
         samples = samples[: b.limit]
@@ -202,7 +202,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
     validate(cfg)  # the whole config, before anything is loaded, written or moved
     _validate(cfg)
-    loaded = [(b, *_load_benchmark(b)) for b in cfg.benchmarks]  # fail on bad tasks/files before loading a model
+    # fail on bad tasks/files before loading a model
+    loaded = [(b, *_load_benchmark(b, cfg.eval.reflection_words)) for b in cfg.benchmarks]
     keys = {_benchmark_name(b): _sampling_key(cfg, b, task) for b, task, _ in loaded}
     if not cfg.run.overwrite:
         for name, key in keys.items():

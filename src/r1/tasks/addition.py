@@ -66,7 +66,7 @@ import re
 
 from r1.data.sample import Sample
 from r1.errors import R1Error
-from r1.tasks.base import Task
+from r1.tasks.base import Task, has_reflection_word
 
 MODES = ("direct", "cot", "reflect")
 """Completion modes of the pretraining corpus (see the module docstring)."""
@@ -85,7 +85,6 @@ docstring)."""
 DEFAULT_MIX = {"direct": 0.6, "cot": 0.35, "reflect": 0.05}
 """Default share of each completion mode in :meth:`AdditionTask.pretrain_corpus`."""
 
-_MARKER_RE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in REFLECTION_MARKERS) + r")\b", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")
 _FORMAT_RE = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.DOTALL)
 
@@ -125,6 +124,7 @@ class AdditionTask(Task):
     name = "addition"
     version = "1"
     default_template = "plain"
+    reflection_words = REFLECTION_MARKERS
 
     def __init__(
         self,
@@ -185,10 +185,11 @@ class AdditionTask(Task):
         return 1.0 if answer is not None and answer == sample.answer else 0.0
 
     def completion_metrics(self, completion: str) -> dict[str, float]:
-        """``reflection`` (a reflection marker is present), the share of each mode (``mode/<name>``) and, with
-        ``language_metrics``, ``mixed_language`` (:func:`is_mixed_language`)."""
+        """``reflection`` (one of :attr:`reflection_words` is present: :data:`REFLECTION_MARKERS` unless configured),
+        the share of each mode (``mode/<name>``) and, with ``language_metrics``, ``mixed_language``
+        (:func:`is_mixed_language`)."""
         mode = completion_mode(completion)
-        out = {"reflection": float(has_reflection(completion))}
+        out = {"reflection": float(has_reflection_word(completion, self.reflection_words))}
         out.update({f"mode/{m}": float(mode == m) for m in (*MODES, "other")})
         if self.language_metrics:
             out["mixed_language"] = float(is_mixed_language(completion))
@@ -312,7 +313,7 @@ def extract_answer(completion: str) -> str | None:
 
 def has_reflection(completion: str) -> bool:
     """True when the completion contains one of :data:`REFLECTION_MARKERS` as a whole word (any case)."""
-    return _MARKER_RE.search(completion) is not None
+    return has_reflection_word(completion, REFLECTION_MARKERS)
 
 
 def is_mixed_language(completion: str, threshold: float = 0.95) -> bool:

@@ -198,7 +198,7 @@ class GRPOTrainer:
         _check_batch_shape(c.grpo, self.world)
 
         # --- task, prompts, rewards (fail fast on bad input before any model is loaded)
-        self.task = build_task(c.task.name, c.task.data, **c.task.params)
+        self.task = build_task(c.task.name, c.task.data, reflection_words=c.task.reflection_words, **c.task.params)
         self.samples = self.task.load(c.task.train_split)
         if not self.samples:
             raise R1Error(f"task {c.task.name!r} split {c.task.train_split!r} is empty")
