@@ -137,3 +137,15 @@ def test_a_rerun_skips_the_finished_demo_and_an_old_layout_is_moved_aside(demo_r
     (old / "eval_base.jsonl").write_text("{}\n")
     run_demo(micro_cfg(tmp_path, "run.name=old_demo"))
     assert any(p.name.startswith("old_demo.old-") for p in tmp_path.iterdir())
+
+
+def test_logging_switches_do_not_change_the_cached_base_models_hash():
+    """Settings that change only how a run logs (wandb, threads, progress) keep a cached base model valid."""
+    from r1.config import load_demo_config
+    from r1.pipeline.demo import pretrain_key
+
+    plain = pretrain_key(load_demo_config(None, []).pretrain)
+    logged = load_demo_config(None, ["pretrain.run.wandb_project=other", "pretrain.run.threads=1",
+                                     "pretrain.run.progress=false"]).pretrain
+    assert pretrain_key(logged) == plain
+    assert pretrain_key(load_demo_config(None, ["pretrain.run.steps=999"]).pretrain) != plain

@@ -90,9 +90,9 @@ def _always(run_dir: Path) -> bool:
 # makes (threads change only the order of float sums). The same list decides
 # r1 demo's cache key for its base model (r1.pipeline.demo.pretrain_key), so the two share one cache.
 TRAIN_IRRELEVANT = ("name", "out_dir", "progress", "log_every", "overwrite", "save_every", "keep_checkpoints",
-                    "threads", "keep_freed_memory", "sample_every", "num_samples_shown")
+                    "threads", "keep_freed_memory", "sample_every", "num_samples_shown", "wandb", "wandb_project")
 # generate's workers: batch seeds make the samples the same for any number
-_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads", "workers")
+_RUN_IRRELEVANT = ("name", "out_dir", "progress", "overwrite", "threads", "workers", "wandb", "wandb_project")
 
 STAGES: Registry[StageKind] = Registry("pipeline stage command")
 
