@@ -100,7 +100,7 @@ def pipeline_settings(cfg: DemoConfig) -> dict:
     }
 
 
-def _eval_records(stage, label: str, out: Path) -> dict:
+def eval_records(stage, label: str, out: Path) -> dict:
     """The eval stage's graded completions as the demo's records (with question and gold answer), written to
     ``out``; returns their metrics (accuracy, mean length, truncated share, the task's own rates)."""
     ecfg = stage.cfg
@@ -141,8 +141,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     save_config(cfg, run_dir / "demo_config.yaml")
     stages = {s.name: s for s in pipe.stages}
     recs = {s["name"]: s for s in pipe_summary["stages"]}
-    base_m = _eval_records(stages["eval_base"], "base", run_dir / "eval_base.jsonl")
-    final_m = _eval_records(stages["eval_final"], "final", run_dir / "eval_final.jsonl")
+    base_m = eval_records(stages["eval_base"], "base", run_dir / "eval_base.jsonl")
+    final_m = eval_records(stages["eval_final"], "final", run_dir / "eval_final.jsonl")
     cached = bool(recs["base"].get("cached"))
     summary = {}
     for _, name, metric, _ in TABLE_METRICS:
