@@ -149,3 +149,21 @@ def test_logging_switches_do_not_change_the_cached_base_models_hash():
                                      "pretrain.run.progress=false"]).pretrain
     assert pretrain_key(logged) == plain
     assert pretrain_key(load_demo_config(None, ["pretrain.run.steps=999"]).pretrain) != plain
+
+
+def test_a_replaced_mapping_in_the_demo_settings_is_not_merged_with_the_shipped_one():
+    """`r1 demo pretrain.data.corpus={mix: {...}}` trains on exactly that mix (the stage does not merge it with
+    demo.yaml's own mix), while the default settings keep their stage hashes."""
+    from r1.config import load_demo_config
+    from r1.pipeline.demo import R1_ZERO_DEMO, pipeline_settings
+    from r1.pipeline.runner import load_pipeline
+
+    def base_stage(overrides):
+        pipe = load_pipeline(R1_ZERO_DEMO, merge=pipeline_settings(load_demo_config(None, overrides)))
+        return {s.name: s for s in pipe.stages}["base"]
+
+    shipped = base_stage([])
+    assert shipped.cfg.data.corpus == load_demo_config(None, []).pretrain.data.corpus
+    mine = base_stage(["pretrain.data.corpus={mix: {direct: 0.5, reflect: 0.5}}"])
+    assert mine.cfg.data.corpus == {"mix": {"direct": 0.5, "reflect": 0.5}}
+    assert mine.hash != shipped.hash

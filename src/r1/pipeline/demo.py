@@ -95,7 +95,9 @@ def pipeline_settings(cfg: DemoConfig) -> dict:
     }
     return {
         "name": cfg.run.name, "out_dir": cfg.run.out_dir, "cache_dir": cfg.run.cache_dir, **common,
-        "stages": {"base": {"set": pretrain}, "grpo": {"set": grpo},
+        # each section is the whole config: no file below it (a dict the user replaced, e.g. the corpus mix, is not
+        # merged with the file's)
+        "stages": {"base": {"config": [], "set": pretrain}, "grpo": {"config": [], "set": grpo},
                    "eval_base": {"set": evaluation}, "eval_final": {"set": evaluation}},
     }
 
