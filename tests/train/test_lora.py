@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("peft")
 
 from r1.algo import compute_group_advantages  # noqa: E402
-from r1.config import GRPOConfig, SFTConfig, load_config  # noqa: E402
+from r1.config import GRPOConfig, SFTConfig, load_config, validate  # noqa: E402
 from r1.errors import R1Error  # noqa: E402
 from r1.models import load  # noqa: E402
 from r1.models.policy import PolicyForward  # noqa: E402
@@ -143,6 +143,7 @@ def test_checkpoint_loads_with_peft_and_gives_the_policy_logits(tmp_path):
         torch.testing.assert_close(auto(input_ids=ids).logits, want, rtol=0, atol=0)
         # r1's loader (r1 eval, r1 generate, a pipeline stage's output): the run directory's latest checkpoint,
         # merged/ when there, else the base + the adapter, merged: plain transformers models either way
+        validate(grpo_cfg(tmp_path, "next", f"model.path={tmp_path / 'ckpt'}"))  # a later stage's model.path
         merged, _ = load(str(tmp_path / "ckpt"))
         assert not hasattr(merged, "peft_config")
         torch.testing.assert_close(merged(input_ids=ids).logits, want, rtol=1e-5, atol=1e-5)
