@@ -149,3 +149,27 @@ def test_what_a_failed_start_leaves_with_wandb_does_not_block(tmp_path):
     assert left_by_a_failed_start(run)
     (run / "metrics.jsonl").write_text('{"step": 1}\n')  # a logged step: a run to keep
     assert not left_by_a_failed_start(run)
+
+
+def test_a_failing_init_leaves_no_open_file(tmp_path, fake_wandb):
+    import os
+
+    def init(**kwargs):
+        raise ValueError("no")
+
+    def open_files():  # the paths this process holds open (Linux; elsewhere nothing to check)
+        out, fds = set(), Path("/proc/self/fd")
+        for f in os.listdir(fds) if fds.is_dir() else []:
+            try:
+                out.add(os.readlink(fds / f))
+            except OSError:  # the descriptor listdir itself used, closed by now
+                pass
+        return out
+
+    fake_wandb.init = init
+    # the error is still held (as the CLI holds it while printing), and with it the failed logger's frame
+    with pytest.raises(R1Error, match="wandb.init failed") as excinfo:
+        MetricsLogger(tmp_path, tensorboard=True, config=_cfg(tmp_path, "run.wandb=true"))
+    assert excinfo.value is not None
+    assert str(tmp_path / "metrics.jsonl") not in open_files()
+    assert not [f for f in open_files() if f.startswith(str(tmp_path / "tb"))]

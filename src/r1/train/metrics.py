@@ -88,7 +88,12 @@ class MetricsLogger:
             purge = resume_step + 1 if resume_step is not None else None
             self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=purge)
         run = getattr(config, "run", None)
-        self._wandb = open_wandb(Path(run_dir), config) if getattr(run, "wandb", False) else None
+        try:
+            self._wandb = open_wandb(Path(run_dir), config) if getattr(run, "wandb", False) else None
+        except BaseException:  # a failed W&B start leaves no open file or TensorBoard writer behind
+            self._wandb = None
+            self.close()
+            raise
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
