@@ -124,3 +124,26 @@ def test_one_run_keeps_its_own_report_and_out_moves_it(three_seeds, tmp_path):
     assert "Before and after RL" in one and "Final numbers" not in one
     assert make_report(three_seeds[1], tmp_path / "elsewhere") == tmp_path / "elsewhere" / "report.html"
     assert (tmp_path / "elsewhere" / "curves.png").is_file() and not (three_seeds[1] / "report.html").exists()
+
+
+def test_malformed_files_fail_in_one_line_naming_them(three_seeds, tmp_path, capsys):
+    out = tmp_path / "out"
+    metrics = three_seeds[1] / "grpo" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 21, "eval/acc')  # a run killed mid-line
+    assert main(["report", str(three_seeds[0]), str(three_seeds[1]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{metrics}:22: malformed JSON" in err and len(err.strip().splitlines()) == 1, err
+    (three_seeds[2] / "summary.json").write_text("{not json")
+    assert main(["report", str(three_seeds[2])]) == 2
+    err = capsys.readouterr().err
+    assert f"{three_seeds[2] / 'summary.json'}: malformed JSON" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() and not (three_seeds[2] / "report.html").exists()
+
+
+def test_many_runs_default_folder_name_stays_short(tmp_path):
+    runs = [fake_demo(tmp_path / "runs", f"demo-with-a-long-descriptive-name-{i:02d}", i, [0.3, 0.5, 0.6], None,
+                      {"accuracy": 0.5, "response_length/mean": 30.0, "truncated_share": 0.0}) for i in range(8)]
+    html_path = make_runs_report(runs)  # report-<eight names> would pass the file system's 255 bytes
+    assert html_path == tmp_path / "runs" / "report-8-runs" / "report.html"
+    two = make_runs_report(runs[:2])
+    assert two.parent.name == f"report-{runs[0].name}+{runs[1].name}"

@@ -20,8 +20,13 @@ import os
 import statistics
 from typing import Any
 
+from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
 from r1.train.metrics import curve_peak
+
+MAX_DIR_NAME = 128
+"""Longest default folder name of a several-runs report (``report-<name>+<name>...``); longer: ``report-<n>-runs``.
+File systems refuse names over 255 bytes."""
 
 PANELS = (
     ("accuracy", "eval/accuracy", "accuracy"),
@@ -32,9 +37,18 @@ PANELS = (
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of ``path`` ([] without the file); a malformed line is a one-line R1Error naming FILE:LINE."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [rec for _, rec in iter_jsonl(path)]
+
+
+def _read_json(path: Path) -> Any:
+    """``path``'s JSON; a one-line R1Error naming the file when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise R1Error(f"{path}: malformed JSON ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -56,8 +70,8 @@ def locate(run_dir: Path) -> dict[str, Any]:
         grpo = run_dir / "grpo"
         before = _read_jsonl(run_dir / "eval_base.jsonl")
         after = _read_jsonl(run_dir / "eval_final.jsonl")
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else None
-        if summary is not None and "base" not in summary:
+        summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else None
+        if not isinstance(summary, dict) or "base" not in summary:
             summary = None  # r1 pipeline's own summary (the demo's stages run as a plain pipeline), not the demo's
     elif (run_dir / "metrics.jsonl").is_file():
         grpo = run_dir
@@ -285,7 +299,8 @@ def make_runs_report(run_dirs: list[str | Path], out_dir: str | Path | None = No
     """One ``report.html`` (+ ``curves.png``, ``training.png``) for several runs, e.g. one demo per seed: the curves of
     every run overlaid, each run's final numbers and peaks with their mean ± sd, and each run's before/after table.
     Every directory is read before anything is written. ``out_dir`` defaults to ``report-<name>+<name>...`` in the
-    runs' common parent folder. Returns the HTML path."""
+    runs' common parent folder (``report-<n>-runs`` when that name would pass :data:`MAX_DIR_NAME` bytes). Returns the
+    HTML path."""
     dirs = [Path(d) for d in run_dirs]
     seen = [d.resolve() for d in dirs]
     for i, d in enumerate(seen):
@@ -296,7 +311,10 @@ def make_runs_report(run_dirs: list[str | Path], out_dir: str | Path | None = No
     if len(set(labels)) < len(labels):  # same folder name under different parents
         labels = [run_label(d, f["seed"]).replace(d.name, str(d), 1) for d, f in zip(dirs, found)]
     if out_dir is None:
-        out_dir = Path(os.path.commonpath(seen)) / ("report-" + "+".join(d.name for d in seen))
+        name = "report-" + "+".join(d.name for d in seen)
+        if len(name.encode()) > MAX_DIR_NAME:
+            name = f"report-{len(seen)}-runs"
+        out_dir = Path(os.path.commonpath(seen)) / name
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = make_runs_plots([(label, f["rows"]) for label, f in zip(labels, found)], out_dir)
