@@ -117,6 +117,51 @@ def test_clean_cot_and_reflect_always_grade_right(kw):
             assert has_reflection(c) == (mode == "reflect")
 
 
+def test_msb_hand_cases():
+    # 472+368, most-significant column first: the 7 was written before 7+6=13 carried into it
+    t = task(digits=3)
+    assert t.make_completion(S, "msb_reflect", ScriptedRng()) == (
+        "<think>4+3=07 7 7+6=13 wait 83 2+8=10 wait 840</think><answer>840</answer>")
+    # carry-blind: every carry out of a later column is lost, so the answer is the no-carry sum
+    assert t.make_completion(S, "msb", ScriptedRng()) == "<think>4+3=07 7 7+6=13 73 2+8=10 730</think><answer>730</answer>"
+    # no carry into an earlier column: no wait, and the carry-blind trace is right too
+    s = Sample("n", "123+456", "579")
+    assert t.make_completion(s, "msb_reflect", ScriptedRng()) == "<think>1+4=05 5 2+5=07 57 3+6=09 579</think><answer>579</answer>"
+    # a carry out of the leading column is no correction; a cascade corrects the whole running value
+    s = Sample("c", "951+49", "1000")
+    assert t.make_completion(s, "msb_reflect", ScriptedRng()) == (
+        "<think>9+0=09 9 5+4=09 99 1+9=10 wait 1000</think><answer>1000</answer>")
+
+
+@pytest.mark.parametrize("kw", [dict(digits=3), dict(digits=4), dict(digits=5, min_digits=1)])
+def test_msb_reflect_is_always_right_and_msb_only_without_carries(kw):
+    t = task(**kw)
+    rng = random.Random(0)
+    for s in t.load("train")[:300]:
+        right = t.make_completion(s, "msb_reflect", rng)
+        blind = t.make_completion(s, "msb", rng)
+        assert t.grade(right, s) == 1.0, (s, right)
+        assert extract_answer(blind) == _no_carry(s)
+        # a wait exactly when a carry crosses into an earlier column, i.e. when the carry-blind trace is wrong
+        assert has_reflection(right) == _carries_inside(s) == (t.grade(blind, s) == 0.0), (s, right, blind)
+        assert not has_reflection(blind)
+
+
+def _no_carry(s):
+    """The sum with every carry between columns dropped (the leading column's own sum kept whole)."""
+    a, b = (int(x) for x in s.problem.split("+"))
+    n = max(len(str(a)), len(str(b)))
+    cols = [int(x) + int(y) for x, y in zip(str(a).zfill(n), str(b).zfill(n))]
+    return str(cols[0]) + "".join(str(c % 10) for c in cols[1:])
+
+
+def _carries_inside(s):
+    """A column other than the leading one sums to 10 or more (its carry changes an earlier digit)."""
+    a, b = (int(x) for x in s.problem.split("+"))
+    n = max(len(str(a)), len(str(b)))
+    return any(int(x) + int(y) >= 10 for x, y in list(zip(str(a).zfill(n), str(b).zfill(n)))[1:])
+
+
 def test_cot_with_certain_error_is_always_wrong():
     t = task(cot_error_rate=1.0)
     rng = random.Random(0)

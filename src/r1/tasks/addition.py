@@ -26,6 +26,23 @@ modes, so the base model is mediocre in a way that RL can fix.
   R1-Zero then rewards the completions where it did (the corrected ones are right), which is what should raise the
   reflection rate during RL.
 
+Two more modes write the columns most-significant first, as people read a number, with the running value of the
+columns so far after each step. A digit is then written before the columns to its right are added, so a carry out
+of a later column makes an earlier digit wrong, however well the writer adds: the need to go back is set by the
+problem, not by a slip the model could learn to avoid.
+
+- ``msb``: carry-blind; a carry into an earlier digit is lost, so the answer is the no-carry sum (wrong whenever an
+  inner column carries: ~84% of 4-digit problems)::
+
+      <think>4+3=07 7 7+6=13 73 2+8=10 730 1+9=10 7300</think><answer>7300</answer>
+
+- ``msb_reflect``: each such carry is met with ``wait`` and the corrected running value, so the answer is right::
+
+      <think>4+3=07 7 7+6=13 wait 83 2+8=10 wait 840 1+9=10 wait 8410</think><answer>8410</answer>
+
+  Reflection here stays useful for as long as problems carry: RL cannot make it unnecessary by removing slips, which
+  is what happened with ``reflect`` (the demo's trials: docs/demo-trials.md).
+
 Language mixing (``lang_mix > 0``, for the language-consistency reward of DeepSeek-R1 section 2.3.2): the trace
 steps are joined by a step word, ``then`` (``step_words``), and a share ``lang_mix`` of the traces switch it to another
 language (one of ``mix_languages``: ``dann``, ``puis``, ``然后``) from a random join on, after at least one ``then``
@@ -68,7 +85,7 @@ from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.tasks.base import Task, has_reflection_word
 
-MODES = ("direct", "cot", "reflect")
+MODES = ("direct", "cot", "reflect", "msb", "msb_reflect")
 """Completion modes of the pretraining corpus (see the module docstring)."""
 
 REFLECTION_MARKERS = ("wait", "recheck", "let me check", "mistake")
@@ -190,7 +207,7 @@ class AdditionTask(Task):
         (:func:`is_mixed_language`)."""
         mode = completion_mode(completion)
         out = {"reflection": float(has_reflection_word(completion, self.reflection_words))}
-        out.update({f"mode/{m}": float(mode == m) for m in (*MODES, "other")})
+        out.update({f"mode/{m}": float(mode == m) for m in ("direct", "cot", "reflect", "other")})
         if self.language_metrics:
             out["mixed_language"] = float(is_mixed_language(completion))
         return out
@@ -216,6 +233,9 @@ class AdditionTask(Task):
         if mode == "reflect":
             at = rng.randrange(_num_columns(a, b))
             steps, value = _column_steps(a, b, reflect_at=at, rng=rng)
+            return f"<think>{self._join_steps(steps, rng)}</think><answer>{value}</answer>"
+        if mode in ("msb", "msb_reflect"):
+            steps, value = _msb_steps(a, b, reflect=mode == "msb_reflect")
             return f"<think>{self._join_steps(steps, rng)}</think><answer>{value}</answer>"
         raise R1Error(f"addition: unknown completion mode {mode!r}; valid: {', '.join(MODES)}")
 
@@ -393,6 +413,28 @@ def _column_steps(
         digits.append(total % 10)
         carry = total // 10
     value = carry * 10 ** len(digits) + sum(d * 10**k for k, d in enumerate(digits))
+    return steps, str(value)
+
+
+def _msb_steps(a: int, b: int, *, reflect: bool) -> tuple[list[str], str]:
+    """Most-significant column first, each step ``"da+db=ss R"`` with ``R`` the running value of the columns so far.
+
+    A digit of ``R`` is written before the columns to its right are added, so a carry out of a later column makes
+    an earlier digit wrong, whatever the writer does: ``reflect=False`` drops the carry (the running value stays the
+    no-carry sum, so the answer is wrong whenever a carry occurs); ``reflect=True`` writes ``wait`` and the corrected
+    running value (``R*10 + ss``) instead, so the answer is right.
+
+    Example (472+368): reflect ``["4+3=07 7", "7+6=13 wait 83", "2+8=10 wait 840"]``, ``"840"``; without,
+    ``["4+3=07 7", "7+6=13 73", "2+8=10 730"]``, ``"730"``.
+    """
+    n = _num_columns(a, b)
+    sa, sb = str(a).zfill(n), str(b).zfill(n)
+    steps, value = [], 0
+    for i in range(n):
+        total = int(sa[i]) + int(sb[i])
+        carry_back = i > 0 and total >= 10
+        value = value * 10 + (total if reflect or i == 0 else total % 10)
+        steps.append(f"{sa[i]}+{sb[i]}={total:02d} {'wait ' if reflect and carry_back else ''}{value}")
     return steps, str(value)
 
 
