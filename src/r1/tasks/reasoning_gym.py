@@ -7,6 +7,25 @@ same generator under another seed (derived from ``seed``), with problems whose q
 train. The prompt is the generator's question; the answer is the text of the last ``<answer>…</answer>`` block,
 scored by the generator's own ``score_answer`` (a float in [0, 1]: some generators give partial credit).
 
+Scoring is kept out of reach of the answer it scores. Several scorers ``eval()`` the answer (``n_queens``,
+``binary_matrix``, ``spiral_matrix``, ``string_insertion``) and others hand it to ``sympy.parse_expr``, which
+evaluates Python too (``countdown``, ``puzzle24``, the integrations, ``polynomial_multiplication``), so
+``<answer>9**9**9**9</answer>`` would hang a run and ``__import__('os')...`` would run. Every answer is therefore
+scored in a worker process (:class:`r1.workers.ChildProcess`, one per calling thread, kept between calls):
+
+- the worker imports reasoning-gym, then confines itself for good (:func:`r1.sandbox.confine.confine_self`: no
+  file writes, no programs or processes, no network, 1 GiB more address space at most);
+- in it, the scorers' ``eval`` only evaluates plain values (numbers, strings, lists, tuples, sets, dicts and
+  arithmetic on them: what the scorers expect, e.g. ``[[1, 0], [0, 1]]``), and ``parse_expr`` refuses text with
+  a name starting with ``_``, an attribute access, a string literal or a Python builtin other than a few numeric
+  ones (``abs``, ``min``, ``max``, ``round``, ``pow``, ``sum``, ``int``, ``float``); a refused answer scores 0;
+- each answer has ``score_timeout_s`` seconds (5; less when a reward batch's budget,
+  :meth:`r1.rewards.base.CompositeReward.budget`, has less left); past it the worker is killed and the next call
+  starts a fresh one.
+
+A timeout, a scorer exception or a dead worker scores 0.0, is counted in ``task.scorer_failures`` (by kind) and
+logged once per kind; the run goes on. Scores outside [0, 1] (or NaN) are clipped (NaN: 0).
+
 Needs ``pip install 'r1[reasoning_gym]'`` (or ``pip install reasoning-gym``); without it, building the task is a
 one-line R1Error saying so. ``import r1`` never imports it.
 
@@ -16,12 +35,34 @@ in a ``mixture``), and its system prompts (the r1 templates frame the question).
 
 from __future__ import annotations
 
+import ast
+import builtins
+import collections
+import importlib
+import io
+import logging
+import math
 import random
-from typing import Any
+import sys
+import threading
+import tokenize
+from typing import Any, NamedTuple
 
 from r1.data.sample import Sample
 from r1.errors import R1Error
 from r1.tasks.base import Task, last_answer_block
+from r1.workers import ChildError, ChildProcess, ChildTimeout, serve
+
+logger = logging.getLogger(__name__)
+
+#: Seconds one answer's scoring may take by default (``params.score_timeout_s``).
+SCORE_TIMEOUT_S = 5.0
+#: Seconds a worker may take to start (Python + reasoning-gym's imports) or to build a generator.
+_WORKER_START_TIMEOUT_S = 60.0
+#: Address space (MiB) a worker may add once confined.
+_WORKER_MEMORY_MB = 1024
+#: Python builtins an expression given to ``parse_expr`` may name (numeric, no way to reach other objects).
+_SAFE_BUILTINS = frozenset({"abs", "min", "max", "round", "pow", "sum", "int", "float", "True", "False", "None"})
 
 INSTALL_HINT = "pip install 'r1[reasoning_gym]' (or pip install reasoning-gym)"
 """How to get the optional dependency."""
@@ -45,13 +86,15 @@ class ReasoningGymTask(Task):
         test_size: number of test problems (drawn under another seed; their questions are removed from train).
         seed: seed of the train problems; the test seed is derived from it, so the splits are a pure function of the
             parameters.
+        score_timeout_s: seconds one answer's scoring may take (see the module docstring).
         **kwargs: the generator's own config fields (e.g. ``min_animals``); an unknown one is an R1Error.
     """
 
     name = "reasoning_gym"
     version = "1"
 
-    def __init__(self, dataset: str = "", size: int = 1000, test_size: int = 100, seed: int = 0, **kwargs: Any):
+    def __init__(self, dataset: str = "", size: int = 1000, test_size: int = 100, seed: int = 0,
+                 score_timeout_s: float = SCORE_TIMEOUT_S, **kwargs: Any):
         rg = import_reasoning_gym()
         if not isinstance(dataset, str) or dataset not in rg.factory.DATASETS:
             known = ", ".join(sorted(rg.factory.DATASETS))
@@ -59,12 +102,22 @@ class ReasoningGymTask(Task):
         for key, value in (("size", size), ("test_size", test_size), ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "size" else 0):
                 raise R1Error(f"task reasoning_gym: {key} must be an integer >= {int(key == 'size')}, got {value!r}")
+        if isinstance(score_timeout_s, bool) or not isinstance(score_timeout_s, (int, float)) or not (
+                0 < score_timeout_s <= 600):
+            raise R1Error(f"task reasoning_gym: score_timeout_s must be a number of seconds in (0, 600], "
+                          f"got {score_timeout_s!r}")
         self.dataset, self.size, self.test_size, self.seed, self.kwargs = dataset, size, test_size, seed, kwargs
+        self.score_timeout_s = float(score_timeout_s)
+        self.scorer_failures: collections.Counter[str] = collections.Counter()
         test_seed = random.Random(f"reasoning_gym/{dataset}/{seed}/test").getrandbits(31)
         self._datasets = {
             "train": self._create(rg, size, seed),
             "test": self._create(rg, max(test_size, 1), test_seed),
         }
+        # how the worker process builds the same generators (it never sees this process's objects)
+        self._specs = {split: ScorerSpec(f"{rg.__name__}:create_dataset", (dataset,),
+                                         {"size": n, "seed": sd, **kwargs})
+                       for split, n, sd in (("train", size, seed), ("test", max(test_size, 1), test_seed))}
         self._splits: dict[str, list[Sample]] | None = None
 
     def _create(self, rg, size: int, seed: int):
@@ -98,8 +151,15 @@ class ReasoningGymTask(Task):
     def grade_answer(self, answer: str | None, sample: Sample) -> float:
         if answer is None:
             return 0.0
-        ds = self._datasets[sample.meta["split"]]
-        return float(ds.score_answer(answer, sample.meta["entry"]))
+        score, problem = score_isolated(self._specs[sample.meta["split"]], answer, sample.meta["entry"],
+                                        self.score_timeout_s)
+        if problem:
+            kind = problem.split()[0]
+            self.scorer_failures[kind] += 1
+            if self.scorer_failures[kind] == 1:
+                logger.warning("task reasoning_gym (%s): the scorer failed on an answer (%s); it scores 0 "
+                               "(counted in task.scorer_failures; said once per kind)", self.dataset, problem)
+        return score
 
     def same_answer(self, a: str, b: str, sample: Sample) -> bool:
         return a.strip() == b.strip()
@@ -115,6 +175,185 @@ class ReasoningGymTask(Task):
                       meta={"split": split, "entry": entry})
 
 
+# ---- scoring in a worker process ---------------------------------------------------------------------------------
+
+
+class ScorerSpec(NamedTuple):
+    """How a worker builds a generator: ``factory`` (``"module:callable"``) called with ``args`` and ``kwargs``;
+    the result's ``score_answer(answer, entry)`` scores."""
+
+    factory: str
+    args: tuple
+    kwargs: dict
+
+
+_workers = threading.local()
+_warned_guards: list[bool] = []
+
+
+def score_isolated(spec: ScorerSpec, answer: str, entry: dict,
+                   timeout_s: float = SCORE_TIMEOUT_S) -> tuple[float, str]:
+    """``(score, problem)``: the generator's ``score_answer(answer, entry)`` computed in a confined worker process
+    within ``timeout_s`` seconds (see the module docstring), clipped to [0, 1], and ``""``; or ``(0.0, problem)``
+    where ``problem`` says what went wrong (``"timeout ..."``, ``"error <type>"``, ``"died ..."``, ``"budget"``)."""
+    from r1.rewards.base import time_left  # a reward batch's budget
+
+    left = time_left()
+    if left is not None:
+        if left <= 0:
+            return 0.0, "budget spent"
+        timeout_s = min(timeout_s, left)
+    key = repr(spec)
+    try:
+        worker = getattr(_workers, "worker", None)
+        if worker is None:
+            worker = _workers.worker = _start_worker()
+        if key not in worker.loaded:
+            worker.send(("load", key, spec))
+            loaded = worker.receive(timeout_s=_WORKER_START_TIMEOUT_S)
+            if loaded:
+                return 0.0, loaded
+            worker.loaded.add(key)
+        worker.send(("score", key, answer, entry))
+        score, problem = worker.receive(timeout_s=timeout_s)
+    except ChildTimeout:
+        _drop_worker()
+        return 0.0, f"timeout (over {timeout_s:g} s; worker restarted)"
+    except ChildError as e:
+        _drop_worker()
+        return 0.0, f"died ({e})"
+    except Exception as e:  # the worker could not start, or the request does not pickle
+        _drop_worker()
+        return 0.0, f"error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if problem or not isinstance(score, float) or math.isnan(score):
+        return 0.0, problem or f"error score {score!r}"
+    return min(max(score, 0.0), 1.0), ""
+
+
+def _drop_worker() -> None:
+    worker = getattr(_workers, "worker", None)
+    _workers.worker = None
+    if worker is not None:
+        worker.kill()
+
+
+def _start_worker() -> ChildProcess:
+    worker = ChildProcess("r1.tasks.reasoning_gym:_serve")
+    try:
+        worker.send(("guards",))
+        guards = worker.receive(timeout_s=_WORKER_START_TIMEOUT_S)
+    except ChildError:
+        worker.kill()
+        raise
+    missing = sorted(k for k, on in guards.items() if not on)
+    if missing and not _warned_guards:
+        _warned_guards.append(True)
+        logger.warning("task reasoning_gym: the scorer's worker runs without %s (unavailable here); answers are "
+                       "still time-limited and their eval/parse_expr restricted", ", ".join(missing))
+    worker.loaded = set()
+    return worker
+
+
+def _serve() -> None:
+    """Worker loop: import reasoning-gym, restrict its ``eval``/``parse_expr``, confine this process, then answer
+    ``("guards",)``, ``("load", key, spec)`` and ``("score", key, answer, entry)`` requests."""
+    from r1.sandbox.confine import confine_self
+
+    try:
+        import reasoning_gym  # noqa: F401  (its imports read many files: done before confinement)
+    except ImportError:
+        pass
+    _restrict_evaluation()
+    guards = confine_self(_WORKER_MEMORY_MB)
+    scorers: dict[str, Any] = {}
+
+    def handle(request: tuple) -> Any:
+        if request[0] == "guards":
+            return guards
+        if request[0] == "load":
+            _, key, spec = request
+            try:
+                module, name = spec.factory.split(":")
+                scorers[key] = getattr(importlib.import_module(module), name)(*spec.args, **spec.kwargs)
+            except Exception as e:
+                return f"error building the generator: {type(e).__name__}"
+            _restrict_evaluation()  # modules the generator imported on demand
+            return ""
+        _, key, answer, entry = request
+        try:
+            return float(scorers[key].score_answer(answer, entry)), ""
+        except Exception as e:
+            return 0.0, f"error {type(e).__name__}"
+
+    serve(handle)
+
+
+def _restrict_evaluation() -> None:
+    """In the worker: reasoning-gym's modules get :func:`plain_eval` as their ``eval``, and ``parse_expr`` (sympy's,
+    which ``sympify`` of a string also uses) refuses code (:func:`check_expression_text`)."""
+    try:
+        import sympy
+        import sympy.parsing.sympy_parser as sympy_parser
+    except ImportError:
+        sympy_parser = None
+    real = getattr(sympy_parser, "parse_expr", None)
+    if real is not None and not getattr(real, "_r1_screened", False):
+        def parse_expr(s, *args, **kwargs):
+            if isinstance(s, str):
+                check_expression_text(s)
+            return real(s, *args, **kwargs)
+
+        parse_expr._r1_screened = True
+        for owner in (sympy_parser, sympy, sympy.parsing):
+            setattr(owner, "parse_expr", parse_expr)
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] != "reasoning_gym":
+            continue
+        module.eval = plain_eval  # a module global shadows the builtin
+        if real is not None and getattr(module, "parse_expr", None) is real:
+            module.parse_expr = sympy_parser.parse_expr
+
+
+_PLAIN_NODES = (ast.Expression, ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp,
+                ast.unaryop, ast.operator, ast.Load)
+
+
+def plain_eval(source, globals=None, locals=None):  # noqa: A002 (the signature of eval)
+    """``eval`` of a plain value only: constants, lists, tuples, sets, dicts and arithmetic on them, e.g.
+    ``"[[1, 0], [0, 1]]"`` or ``"(0x3 << 2) + 1"``. Names, calls, attributes, subscripts, comprehensions and
+    lambdas raise ValueError."""
+    if not isinstance(source, str):
+        raise ValueError("plain_eval takes a string")
+    tree = ast.parse(source.strip(), mode="eval")
+    for node in ast.walk(tree):
+        if not isinstance(node, _PLAIN_NODES):
+            raise ValueError(f"not a plain value: {type(node).__name__}")
+    return eval(compile(tree, "<answer>", "eval"), {"__builtins__": {}})
+
+
+def check_expression_text(text: str) -> None:
+    """ValueError unless ``text`` is safe to hand to ``sympy.parse_expr``: no name starting with ``_``, no attribute
+    access, no string literal, no Python builtin but a few numeric ones; e.g. ``3*x**2 + sin(x) + C`` passes,
+    ``__import__('os')``, ``x.func`` and ``S('...')`` do not."""
+    previous = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.STRING or getattr(tokenize, "FSTRING_START", None) == tok.type:
+                raise ValueError("string literal in an expression")
+            if tok.type == tokenize.NAME:
+                if tok.string.startswith("_"):
+                    raise ValueError(f"name {tok.string!r} in an expression")
+                if previous is not None and previous.type == tokenize.OP and previous.string == ".":
+                    raise ValueError(f"attribute access .{tok.string} in an expression")
+                if hasattr(builtins, tok.string) and tok.string not in _SAFE_BUILTINS:
+                    raise ValueError(f"builtin {tok.string!r} in an expression")
+            if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                previous = tok
+    except tokenize.TokenError as e:
+        raise ValueError(f"expression does not tokenize: {e}") from None
+
+
 TASKS_TABLE = {"reasoning_gym": ReasoningGymTask}
 
-__all__ = ["INSTALL_HINT", "ReasoningGymTask", "TASKS_TABLE", "import_reasoning_gym"]
+__all__ = ["INSTALL_HINT", "ReasoningGymTask", "SCORE_TIMEOUT_S", "ScorerSpec", "TASKS_TABLE",
+           "check_expression_text", "import_reasoning_gym", "plain_eval", "score_isolated"]
