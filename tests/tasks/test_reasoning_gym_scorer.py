@@ -149,3 +149,16 @@ def test_hostile_answers_to_real_generators_score_0(tmp_path, caplog):
         assert not target.exists()
         assert task.scorer_failures["timeout"] == 1  # the power tower
         assert sum("scorer failed" in r.getMessage() and dataset in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_installed_reasoning_gym_satisfies_the_pin():
+    pytest.importorskip("reasoning_gym")
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    (pin,) = pyproject["project"]["optional-dependencies"]["reasoning_gym"]
+    assert Requirement(pin).specifier.contains(version("reasoning-gym")), (pin, version("reasoning-gym"))
