@@ -117,3 +117,18 @@ def test_sft_mixes_non_reasoning_data_in_a_ratio(tmp_path):
                      tokenizer=None)
     with pytest.raises(R1Error, match="data.mix.0.task='nope'"):
         load_config(SFTConfig, None, ["data.mix=[{task: nope}]"])
+
+
+def test_completion_metrics_are_the_mixtures_own_not_a_sources():
+    # completion_metrics sees only the text, so a mixture cannot use addition's markers or its mode/* metrics
+    # (documented in r1.tasks.mixture); it counts reflection with its own reflection_words
+    from r1.tasks.base import REFLECTION_WORDS
+
+    task = build_task("mixture", sources=[{"name": "a", "task": "addition", "params": {"digits": 3}}])
+    text = "<think>3+4=8, wrong</think><answer>7</answer>"  # "wrong": a default word, not an addition marker
+    assert task.completion_metrics(text) == {"reflection": 1.0}
+    assert task.sources["a"].completion_metrics(text)["reflection"] == 0.0
+    assert "wrong" in REFLECTION_WORDS
+    import r1.tasks.mixture
+
+    assert "cannot tell which source" in " ".join(r1.tasks.mixture.__doc__.split())

@@ -23,6 +23,12 @@ completions (``r1.rewards.base.CompositeReward``), so ``reward/<label>`` is a pe
 ``preference_prompts``: the prompts of the procedural preference tasks (``r1.tasks.preference``: ``helpful``,
 ``harmless``) as RL prompts; the gold "answer" is the chosen response, shown in logs only. No rule grades them
 (``grade`` is 0.0): their reward comes from a reward model.
+Per-completion metrics (``task/<name>``) are the mixture's own, not each source's: ``Task.completion_metrics`` gets
+only the completion's text (GRPO, evaluation and the demo call it so), so a mixture cannot tell which source a
+completion answers. It counts ``reflection`` with the default words (``r1.tasks.base.REFLECTION_WORDS``, or the
+mixture's ``reflection_words``), so a source's own markers (addition's ``REFLECTION_MARKERS``) and extra metrics
+(addition's ``mode/*``, ``mixed_language``) are not logged for it; ``source/<name>/reward`` is per source. For a
+source's own metrics, train or evaluate that task alone.
 Left out: per-source sampling temperatures and lengths.
 """
 
