@@ -487,10 +487,12 @@ class SFTConfig:
 
     def _cross_check(self):
         if self.data.source == "jsonl" and self.data.path is None:
-            yield "data.path", None, "data.source=jsonl needs data.path (a JSONL file)"
+            yield "data.path", None, ("data.source=jsonl needs data.path (a JSONL or Parquet file, or a datasets "
+                                      "directory)")
         for i, m in enumerate(self.data.mix):
             if bool(m.path) == bool(m.task):
-                yield f"data.mix.{i}", {"path": m.path, "task": m.task}, "give either path (a JSONL file) or task"
+                yield f"data.mix.{i}", {"path": m.path, "task": m.task}, ("give either path (a JSONL file, a Parquet "
+                                                                         "file or a datasets directory) or task")
             elif m.task:
                 yield from _task_params(f"data.mix.{i}.params", m.task, m.params)
         if self.run.workers != 1:

@@ -112,9 +112,18 @@ def test_sft_mixes_non_reasoning_data_in_a_ratio(tmp_path):
     assert sum(r["completion"] == "hello" for r in recs) == 15  # 4 records drawn again after the first 4
     assert sum(r["prompt"].startswith("q") for r in recs) == 30
     assert recs != sorted(recs, key=lambda r: r["prompt"])  # shuffled together
-    with pytest.raises(R1Error, match="give either path"):
+    with pytest.raises(R1Error, match=r"give either path \(a JSONL file, a Parquet file or a datasets directory\) or "
+                                      r"task"):
         load_records(load_config(SFTConfig, None, ["data.source=jsonl", f"data.path={main}", "data.mix=[{ratio: 1}]"]),
                      tokenizer=None)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "chat.parquet"  # as the message says: a Parquet file mixes in too
+    pq.write_table(pa.table({"prompt": ["hi"], "completion": ["hello"]}), parquet)
+    cfg = load_config(SFTConfig, None, ["data.source=jsonl", f"data.path={main}",
+                                        f"data.mix=[{{path: {parquet}, ratio: 0.1}}]"])
+    assert sum(r["completion"] == "hello" for r in load_records(cfg, tokenizer=None)) == 3
     with pytest.raises(R1Error, match="data.mix.0.task='nope'"):
         load_config(SFTConfig, None, ["data.mix=[{task: nope}]"])
 

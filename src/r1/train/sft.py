@@ -66,7 +66,8 @@ def load_records(cfg: SFTConfig, tokenizer) -> list[dict]:
 
 def _mix_records(cfg: SFTConfig, m, tokenizer, key: str, want: int) -> list[dict]:
     if bool(m.path) == bool(m.task):
-        raise R1Error(f"{key}: give either path (a JSONL file) or task, not {'both' if m.path else 'neither'}")
+        raise R1Error(f"{key}: give either path (a JSONL file, a Parquet file or a datasets directory) or task, "
+                      f"not {'both' if m.path else 'neither'}")
     sub = copy.deepcopy(cfg)
     if m.path:
         sub.data.source, sub.data.path = "jsonl", m.path
