@@ -147,3 +147,21 @@ def test_many_runs_default_folder_name_stays_short(tmp_path):
     assert html_path == tmp_path / "runs" / "report-8-runs" / "report.html"
     two = make_runs_report(runs[:2])
     assert two.parent.name == f"report-{runs[0].name}+{runs[1].name}"
+
+
+def test_rows_without_a_step_are_skipped(three_seeds, tmp_path):
+    from r1.train.metrics import curve_peak
+
+    rows = [{"step": 0, "eval/accuracy": 0.2}, {"eval/accuracy": 0.9}, {"step": True, "eval/accuracy": 0.8},
+            {"step": 10, "eval/accuracy": 0.5}]
+    assert curve_peak(rows, "eval/accuracy") == (0.5, 10)  # not 0.9 from the row without a step
+    metrics = three_seeds[0] / "grpo" / "metrics.jsonl"
+    metrics.write_text('{"note": "written by another tool", "eval/accuracy": 1.0, "reward/total": 1.0}\n'
+                       + metrics.read_text() + '{"eval/accuracy": 1.0}\n')
+    html_path = make_runs_report([three_seeds[0]], out_dir=tmp_path / "one")
+    assert html_path.is_file() and "0.800 (10)" in html_path.read_text()  # the peak of the rows with a step
+    grpo = tmp_path / "runs" / "stepless"
+    grpo.mkdir()
+    _write(grpo / "metrics.jsonl", [{"eval/accuracy": 1.0}])
+    with pytest.raises(R1Error, match=r"stepless/metrics.jsonl has no row with a step"):
+        make_runs_report([grpo])

@@ -22,7 +22,7 @@ from typing import Any
 
 from r1.data.jsonl import iter_jsonl
 from r1.errors import R1Error
-from r1.train.metrics import curve_peak
+from r1.train.metrics import curve_peak, has_step
 
 MAX_DIR_NAME = 128
 """Longest default folder name of a several-runs report (``report-<name>+<name>...``); longer: ``report-<n>-runs``.
@@ -55,7 +55,7 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     xs, ys = [], []
     for r in rows:
         v = r.get(key)
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and has_step(r):
             xs.append(r["step"])
             ys.append(v)
     return xs, ys
@@ -81,9 +81,9 @@ def locate(run_dir: Path) -> dict[str, Any]:
         summary = None
     else:
         raise R1Error(f"{run_dir} has no metrics.jsonl (nor grpo/metrics.jsonl): not an r1 run directory")
-    rows = _read_jsonl(grpo / "metrics.jsonl")
+    rows = [r for r in _read_jsonl(grpo / "metrics.jsonl") if has_step(r)]  # a row without a step is skipped
     if not rows:
-        raise R1Error(f"{grpo / 'metrics.jsonl'} is empty: the run has not logged a step yet")
+        raise R1Error(f"{grpo / 'metrics.jsonl'} has no row with a step: the run has not logged a step yet")
     return {"rows": rows, "before": before, "after": after, "summary": summary, "seed": _seed(grpo)}
 
 

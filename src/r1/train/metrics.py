@@ -121,13 +121,22 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def has_step(row: dict[str, Any]) -> bool:
+    """Whether a ``metrics.jsonl`` row has a number for ``step`` (rows without one, e.g. written by another tool or
+    cut short, are skipped by readers of curves)."""
+    step = row.get("step")
+    return isinstance(step, (int, float)) and not isinstance(step, bool)
+
+
 def curve_peak(rows: list[dict[str, Any]], key: str) -> tuple[float, int] | None:
     """The highest value of the curve ``key`` over ``rows`` (``metrics.jsonl`` lines) and the step it was first
-    reached (a tie goes to the earliest step); None when no row has a number for ``key``.
+    reached (a tie goes to the earliest step); None when no row has a number for ``key``. Rows without a ``step``
+    are skipped.
 
     Example: rows with ``eval/accuracy`` 0.3 at step 0, 0.8 at step 10, 0.8 at step 20, 0.7 at step 30 -> (0.8, 10).
     """
-    points = [(r["step"], v) for r in rows if isinstance(v := r.get(key), (int, float)) and not isinstance(v, bool)]
+    points = [(r["step"], v) for r in rows
+              if has_step(r) and isinstance(v := r.get(key), (int, float)) and not isinstance(v, bool)]
     if not points:
         return None
     step, value = min(points, key=lambda p: (-p[1], p[0]))
