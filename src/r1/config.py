@@ -471,6 +471,11 @@ class SFTDataConfig:
     """bucket (batches of similar length, shuffled) | pack (concatenate into max_length rows) | random."""
     examples_per_step: int = checked(64, ge=1)
     """Examples per optimizer step (rows per step with batching=pack)."""
+    packing: Optional[bool] = None
+    """How a step's examples are laid out for the forward, not which examples train (the loss and gradients are the
+    same up to float rounding): true = packed one after another, no padding, with attention and positions that do
+    not cross examples; false = one right-padded row per example; unset = packed where the lean forward covers the
+    model (r1.train.sft). Not with batching=pack (rows that cross examples)."""
     mix: List[SFTMixConfig] = field(default_factory=list)
     """Other data mixed into the main data in a set ratio (DeepSeek-R1's SFT round 2: reasoning samples plus
     non-reasoning data), each a JSONL file or a task's corpus."""
@@ -489,6 +494,8 @@ class SFTConfig:
         if self.data.source == "jsonl" and self.data.path is None:
             yield "data.path", None, ("data.source=jsonl needs data.path (a JSONL or Parquet file, or a datasets "
                                       "directory)")
+        if self.data.packing and self.data.batching == "pack":
+            yield "data.packing", True, "batching=pack concatenates examples into rows already; use one or the other"
         for i, m in enumerate(self.data.mix):
             if bool(m.path) == bool(m.task):
                 yield f"data.mix.{i}", {"path": m.path, "task": m.task}, ("give either path (a JSONL file, a Parquet "

@@ -13,7 +13,16 @@ from r1.algo.sft import sft_loss
 from r1.config import SFTConfig, load_config
 from r1.errors import R1Error
 from r1.train.metrics import read_metrics
-from r1.train.sft import BatchSampler, SFTTrainer, collate, tokenize_records, train_sft
+from r1.train.sft import (
+    BatchSampler,
+    SFTTrainer,
+    collate,
+    micro_batches,
+    packed_rows,
+    padded_rows,
+    tokenize_records,
+    train_sft,
+)
 
 
 def test_sft_loss_hand_case():
@@ -138,3 +147,76 @@ def test_examples_cut_off_by_max_length_say_so(tmp_path):
     with pytest.raises(R1Error, match=r"data\.max_length=128"):
         SFTTrainer(cfg_for(tmp_path, "cut", "data.source=jsonl", f"data.path={data}", "data.max_length=128",
                            "data.examples_per_step=1"))
+
+
+def test_packed_and_padded_rows_hand_case():
+    ex = [([1, 2, 3], [False, True, True]), ([4, 5], [False, True])]
+    rows = packed_rows(ex)
+    assert rows["ids"].tolist() == [[1, 2, 3, 4, 5]] and rows["targets"].tolist() == [[2, 3, 0, 5, 0]]
+    assert rows["loss_mask"].tolist() == [[True, True, False, True, False]]
+    assert rows["plan"].positions.tolist() == [0, 1, 2, 0, 1]
+    rows = padded_rows(ex, pad_id=9)
+    assert rows["ids"].tolist() == [[1, 2, 3], [4, 5, 9]] and rows["targets"].tolist() == [[2, 3, 0], [5, 0, 0]]
+    assert rows["loss_mask"].tolist() == [[True, True, False], [True, False, False]]
+    assert micro_batches([3, 2, 4, 1], 6, packed=True) == [[0, 1], [2, 3]]
+    assert micro_batches([3, 2, 4, 1], 6, packed=False) == [[0, 1], [2], [3]]
+    assert micro_batches([9], 4, packed=True) == [[0]]  # an example over the budget still gets its micro-batch
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],  # packed (the default on the lean forward)
+        ["data.packing=false"],
+        ["optim.tokens_per_micro_batch=40"],  # several packed micro-batches
+        ["data.packing=false", "optim.tokens_per_micro_batch=40"],
+        ["data.batching=pack", "data.max_length=24", "data.completion_only=false"],  # rows across examples
+    ],
+    ids=["packed", "padded", "packed-micro", "padded-micro", "batching-pack"],
+)
+def test_fast_path_matches_the_transformers_reference(tmp_path, overrides):
+    """The lean step (sequence_hidden + the fused head on loss positions only) gives the loss, target count and
+    every gradient of the reference step (transformers forward over right-padded rows, full logits, sft_loss)."""
+    t = SFTTrainer(cfg_for(tmp_path, "fast", "data.examples_per_step=12", *overrides))
+    assert t.lean is not None
+    start = t.sampler.state_dict()
+    got = {}
+    for lean in (True, False):
+        t.sampler.load_state_dict(start)
+        t.use_lean = lean
+        t.model.zero_grad()
+        batch = [t.examples[i] for i in t.sampler.next()]
+        pack = t.cfg.data.max_length if t.cfg.data.batching == "pack" else None
+        if lean:
+            loss, n = t._lean_backward(t._rows(batch, pack))
+        else:
+            ids, attn, mask = collate(batch, t.tok.pad_token_id, pack)
+            loss, n = sft_loss(t.model(input_ids=ids, attention_mask=attn).logits.float(), ids, mask)
+            loss.backward()
+        got[lean] = loss.item(), int(n), {k: p.grad.clone() for k, p in t.model.named_parameters()}
+    assert got[True][1] == got[False][1] > 0
+    assert got[True][0] == pytest.approx(got[False][0], rel=1e-5)
+    for k, want in got[False][2].items():
+        err, scale = float((got[True][2][k] - want).abs().max()), float(want.abs().max())
+        assert err <= 2e-5 * scale + 1e-7, f"{k}: {err:.3g} at scale {scale:.3g}"
+    # and a whole step runs on it, equal to the reference's first step
+    t.sampler.load_state_dict(start)
+    t.use_lean = True
+    assert t.step()["loss"] == pytest.approx(got[False][0], rel=1e-5)
+
+
+def test_packing_needs_the_lean_forward_and_not_batching_pack(tmp_path):
+    with pytest.raises(R1Error, match="data.packing"):
+        cfg_for(tmp_path, "p1", "data.packing=true", "data.batching=pack")
+    import transformers
+
+    from r1.models import build_preset
+
+    _, tok = build_preset("tiny-qwen2")
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2))
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(R1Error, match="data.packing"):
+        SFTTrainer(cfg_for(tmp_path, "p2", "data.packing=true", f"model.path={tmp_path / 'gpt2'}"))
+    t = SFTTrainer(cfg_for(tmp_path, "p3", f"model.path={tmp_path / 'gpt2'}"))  # unset: the reference path
+    assert t.lean is None and t.step()["tokens"] > 0

@@ -8,8 +8,20 @@ columns named by ``data.prompt_field`` / ``completion_field`` / ``text_field``. 
 Same optimizer, schedule, checkpoint/resume and logging machinery as GRPO, and the same LoRA option (``model.lora``:
 only the adapters train; checkpoints hold the adapter, ``r1.models.lora``).
 
-Left out: packing with per-document attention masks (packed rows attend across document boundaries, as in most
-pretraining setups; use ``bucket`` when that matters), multi-process training.
+The train pass (``SFTTrainer.step``): for the models the lean forward covers (``r1.models.fast``: Llama, Qwen2/3,
+Mistral) each step's examples run through ``r1.models.sequence.sequence_hidden`` (fused norms, SwiGLU and RoPE with
+hand-written backwards) and the output head only at the positions that carry a loss, a block at a time
+(``r1.algo.logprobs.head_logprobs``: no ``(rows, tokens, vocabulary)`` logits). ``data.packing`` (default on there)
+lays the step's examples one after another with no padding, RoPE positions restarting at each and attention
+within each (``r1.models.sequence.PackPlan``): the loss and gradients are those of the unpacked batch up to float
+rounding. ``data.packing=false``: one right-padded row per example. Either is split into micro-batches of at most
+``optim.tokens_per_micro_batch`` tokens, their gradients summed (exact: the loss is a token mean over the step). Other models, and ``use_lean = False``, take the ``transformers`` forward over right-padded rows and
+the full logits (``sft_loss``): the fast path's reference (``tests/train/test_sft.py``).
+
+``data.batching=pack`` is something else: the standard packed approximation, examples concatenated into
+``max_length`` rows whose attention crosses example boundaries (as in most pretraining setups).
+
+Left out: multi-process training.
 """
 
 from __future__ import annotations
@@ -22,11 +34,15 @@ from typing import Callable
 
 import torch
 
+from r1.algo.logprobs import head_logprobs
 from r1.algo.sft import sft_loss
 from r1.config import SFTConfig, save_config, validate
 from r1.data.readers import iter_records
+from r1.data.batching import right_pad
 from r1.errors import R1Error
 from r1.models.lora import load_policy, set_base_path
+from r1.models.policy import lean_forward
+from r1.models.sequence import PackPlan, sequence_hidden
 from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -186,6 +202,53 @@ def collate(examples: list[tuple[list[int], list[bool]]], pad_id: int, pack_len:
     return input_ids, attn, loss_mask
 
 
+def _targets(seq: list[int], mask: list[bool]) -> tuple[list[int], list[bool]]:
+    """Each position's target (the example's next token; 0 after its last) and whether it carries a loss."""
+    return seq[1:] + [0], mask[1:] + [False]
+
+
+def packed_rows(examples: list[tuple[list[int], list[bool]]]) -> dict:
+    """The fast path's packed micro-batch: the examples one after another in one row, no padding: ``ids``,
+    ``targets`` (the next token of the same example), ``loss_mask`` (the target carries a loss), each (1, M), and
+    ``plan`` (``r1.models.sequence.PackPlan``: positions and attention per example).
+
+    Example: examples ``[1, 2, 3]`` (mask F T T) and ``[4, 5]`` (F T): ids ``[1 2 3 4 5]``, targets ``[2 3 0 5 0]``,
+    loss mask ``[T T F T F]``, RoPE positions ``[0 1 2 0 1]``."""
+    ids, targets, loss_mask = [], [], []
+    for seq, mask in examples:
+        t, m = _targets(seq, mask)
+        ids += seq
+        targets += t
+        loss_mask += m
+    return {"ids": torch.tensor([ids]), "positions": None, "targets": torch.tensor([targets]),
+            "loss_mask": torch.tensor([loss_mask]), "plan": PackPlan([len(seq) for seq, _ in examples])}
+
+
+def padded_rows(examples: list[tuple[list[int], list[bool]]], pad_id: int) -> dict:
+    """The fast path's unpacked micro-batch: one right-padded row per example, ``ids``, ``targets``, ``loss_mask``
+    as ``packed_rows`` gives them, (R, T)."""
+    pairs = [_targets(seq, mask) for seq, mask in examples]
+    return {"ids": right_pad([seq for seq, _ in examples], pad_id, torch.long), "positions": None,
+            "targets": right_pad([t for t, _ in pairs], 0, torch.long),
+            "loss_mask": right_pad([m for _, m in pairs], False, torch.bool), "plan": None}
+
+
+def micro_batches(lengths: list[int], budget: int, packed: bool) -> list[list[int]]:
+    """Example indices in consecutive groups of at most ``budget`` tokens (packed: their lengths summed;
+    unpacked: rows × the longest), at least one example each."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    total = longest = 0
+    for i, n in enumerate(lengths):
+        cost = total + n if packed else (len(cur) + 1) * max(longest, n)
+        if cur and cost > budget:
+            out.append(cur)
+            cur, total, longest = [], 0, 0
+        cur.append(i)
+        total, longest = total + n, max(longest, n)
+    return out + [cur] if cur else out
+
+
 class SFTTrainer:
     def __init__(self, cfg: SFTConfig, resume: str | Path | None = None):
         self.cfg = cfg
@@ -218,6 +281,14 @@ class SFTTrainer:
         self.sampler = BatchSampler(
             [len(ids) for ids, _ in self.examples], c.data.examples_per_step, c.data.batching, c.run.seed
         )
+        # The fast path (module docstring): the lean forward where it covers the model, else the transformers one
+        self.lean = lean_forward(self.model, training=True)
+        if c.data.packing and self.lean is None:
+            raise R1Error(
+                f"data.packing: packed rows need the lean forward (r1.models.fast: llama, qwen2, qwen3, mistral "
+                f"without LoRA dropout), which does not cover {c.model.path}; use data.packing=false"
+            )
+        self.use_lean = True  # False: the transformers forward and full logits, the fast path's reference
         self.optimizer = build_optimizer(self.model, c.optim)
         self.scheduler = build_scheduler(self.optimizer, c.run.steps, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
@@ -239,16 +310,23 @@ class SFTTrainer:
         c = self.cfg
         timer = PhaseTimer()
         t0 = time.perf_counter()
+        lean = self.lean is not None and self.use_lean
         with timer("data"):
             batch = [self.examples[i] for i in self.sampler.next()]
             pack = c.data.max_length if c.data.batching == "pack" else None
-            input_ids, attn, loss_mask = (t.to(self.device) for t in collate(batch, self.tok.pad_token_id, pack))
+            if lean:
+                rows = self._rows(batch, pack)
+            else:
+                input_ids, attn, loss_mask = (t.to(self.device) for t in collate(batch, self.tok.pad_token_id, pack))
         self.model.train()
         with timer("train"):
-            with self.autocast():
-                logits = self.model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (B, L, V)
-            loss, num_tokens = sft_loss(logits.float(), input_ids, loss_mask)
-            loss.backward()
+            if lean:
+                loss, num_tokens = self._lean_backward(rows)
+            else:
+                with self.autocast():
+                    logits = self.model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits  # (B, L, V)
+                loss, num_tokens = sft_loss(logits.float(), input_ids, loss_mask)
+                loss.backward()
             gn = clip_grad_norm(self.model.parameters(), c.optim.grad_clip)
             finite = self.guard.step(self.optimizer, self.scheduler, loss, gn)  # NaN/inf: no update, counted
         dt = time.perf_counter() - t0
@@ -262,8 +340,43 @@ class SFTTrainer:
             "nonfinite_steps_total": self.guard.total,
             "time/step": dt,
             **{f"time/{k}": v for k, v in timer.times.items()},
-            "throughput/tokens_per_s": int(attn.sum()) / dt,
+            "throughput/tokens_per_s": sum(len(ids) for ids, _ in batch) / dt,
         }
+
+    def _rows(self, batch: list[tuple[list[int], list[bool]]], pack: int | None) -> list[dict]:
+        """The fast path's micro-batches (``packed_rows`` / ``padded_rows``, ``micro_batches``); with
+        ``batching=pack`` the concatenated rows of ``collate`` (attention across examples, as the reference path
+        computes them)."""
+        pad = self.tok.pad_token_id
+        budget = self.cfg.optim.tokens_per_micro_batch
+        if pack is None:
+            packed = self.cfg.data.packing is not False
+            groups = micro_batches([len(ids) for ids, _ in batch], budget, packed)
+            mbs = [packed_rows([batch[i] for i in g]) if packed else padded_rows([batch[i] for i in g], pad)
+                   for g in groups]
+        else:
+            ids, _, mask = collate(batch, pad, pack)  # (B, L)
+            targets, loss_mask = torch.zeros_like(ids), torch.zeros_like(mask)
+            targets[:, :-1], loss_mask[:, :-1] = ids[:, 1:], mask[:, 1:]
+            per = max(1, budget // ids.shape[1])
+            mbs = [{"ids": ids[i : i + per], "positions": None, "targets": targets[i : i + per],
+                    "loss_mask": loss_mask[i : i + per], "plan": None} for i in range(0, ids.shape[0], per)]
+        return [{k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in mb.items()} for mb in mbs]
+
+    def _lean_backward(self, micro: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-mean cross-entropy of the micro-batches' targets and its gradients (accumulated into ``.grad``):
+        each micro-batch's summed log-likelihood over the step's target count. Returns (the loss, detached; the
+        number of target tokens)."""
+        n = sum(mb["loss_mask"].sum() for mb in micro)
+        total = torch.zeros((), device=self.device)
+        for mb in micro:
+            with self.autocast():
+                hidden, w, b = sequence_hidden(self.lean, mb["ids"], mb["positions"], mb["plan"])
+                logps, _ = head_logprobs(hidden, w, mb["targets"], 1.0, b, mb["loss_mask"])  # (R, T), 0 off-target
+            loss = -logps.sum() / n.clamp(min=1)
+            loss.backward()
+            total += loss.detach()
+        return total, n
 
     def checkpoint(self, step: int) -> Path:
         state = trainer_state(step, self.optimizer, self.scheduler, self.sampler, nonfinite=self.guard.state_dict())
