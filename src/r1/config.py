@@ -340,6 +340,11 @@ class GRPOAlgoConfig:
     replay_max_tokens: int = checked(0, ge=0)
     """Largest rollout (rows × (longest prompt + max_new_tokens)) whose forward is recorded: the record holds about
     what a train forward over that many tokens keeps for its backward. 0 = ``optim.tokens_per_micro_batch``."""
+    activation_checkpointing: bool = False
+    """The lean train forward keeps each decoder layer's input only and recomputes the layer in the backward (one
+    more forward of the layers): a micro-batch's backward then holds ~hidden-size floats a token a layer plus one
+    layer's activations (``r1.models.fast.FastLM.checkpoint_layers``). With ``optim.tokens_per_micro_batch`` it keeps
+    long completions' memory flat in length (docs/performance.md, section 4). The replay is unaffected."""
     adv_norm: str = checked("group_std", registry="r1.algo.advantages:ADV_NORMS")
     """Advantage normalisation: group_std (GRPO) | batch_std | none (Dr. GRPO, arXiv:2503.20783)."""
     adv_eps: float = checked(1e-4, gt=0)

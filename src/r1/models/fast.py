@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from r1.data.batching import left_pad
 from r1.models import kernels
@@ -459,6 +460,11 @@ class FastLM:
         self.num_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
         self.scale = float(getattr(attn, "scaling", self.head_dim**-0.5))
         self._cached: tuple | None = None  # (key, Weights) of the last no-grad ``weights()``
+        self.checkpoint_layers = False
+        """Activation checkpointing in the train forward (``train_hidden`` / ``train_logits`` under autograd): each
+        decoder layer of the completion pass keeps only its input and is recomputed in the backward (one more
+        forward of the layers), so what the backward holds is ~E floats a token a layer plus one layer's
+        activations, not every layer's (``grpo.activation_checkpointing``). False: the plain pass, its reference."""
 
     # ------------------------------------------------------------------------------------------------ weights
     def weights(self) -> "Weights":
@@ -801,9 +807,19 @@ class FastLM:
             return first, grp, None, *head
         xc = F.embedding(c_ids, embed, padding_idx=pad_row)  # (N, Tc-1, E)
         cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
+        checkpoint = self.checkpoint_layers and torch.is_grad_enabled()
         for w, (pk, pv) in zip(weights, prompt_kv):
-            q, k, v = self._qkv(w, xc, cos_c, sin_c)
-            k_all = torch.cat([pk[grp], k], dim=2)  # (N, KV, P + Tc-1, D)
-            v_all = torch.cat([pv[grp], v], dim=2)
-            xc = self._finish_layer(w, xc, self._attend(q, k_all, v_all, c_attn))
+            args = (w, xc, pk, pv, grp, cos_c, sin_c, c_attn)
+            if checkpoint:  # keep the layer's inputs only; the backward recomputes it (torch.utils.checkpoint)
+                xc = torch.utils.checkpoint.checkpoint(self._completion_layer, *args, use_reentrant=False)
+            else:
+                xc = self._completion_layer(*args)
         return first, grp, rms_norm(xc, norm.weight, eps), *head  # rest: (N, Tc-1, E)
+
+    def _completion_layer(self, w: LayerWeights, xc, pk, pv, grp, cos, sin, attn_mask) -> torch.Tensor:
+        """One decoder layer over the completion positions (N, Tc-1, E), attending to their prompt's keys/values
+        ``pk``/``pv`` (U, KV, P, D) picked by ``grp`` and to the completions' own."""
+        q, k, v = self._qkv(w, xc, cos, sin)
+        k_all = torch.cat([pk[grp], k], dim=2)  # (N, KV, P + Tc-1, D)
+        v_all = torch.cat([pv[grp], v], dim=2)
+        return self._finish_layer(w, xc, self._attend(q, k_all, v_all, attn_mask))

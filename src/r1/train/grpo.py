@@ -239,6 +239,8 @@ class GRPOTrainer:
             self.model, self.ref_model, self.tok.pad_token_id, self.device,
             reference_context=self.peft.disable_adapter if self.peft is not None else None,
         )
+        if self.policy_forward.lean_policy is not None:
+            self.policy_forward.lean_policy.checkpoint_layers = c.grpo.activation_checkpointing
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
