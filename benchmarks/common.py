@@ -18,6 +18,12 @@ from pathlib import Path
 PRESETS = {"tiny": "qwen2-3m", "small": "qwen2-23m"}
 """Benchmark preset name → r1 model preset (``r1.models.PRESETS``)."""
 
+REAL = {"vocab_size": 151_936, "hidden_size": 896, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "intermediate_size": 4864, "max_position_embeddings": 32_768}
+"""The ``real`` preset: Qwen2.5-0.5B's shape (tied embeddings, as every preset), random init, ``layers`` of its 24
+decoder layers (``save_preset``); the byte tokenizer (ids past its 263 decode to nothing, so a random model's
+completions run to the length limit)."""
+
 NUM_PROBLEMS = 1024
 PROMPTS_PER_STEP = 8
 SAMPLES_PER_PROMPT = 8
@@ -62,7 +68,8 @@ def register_bench_task() -> None:
 
 
 def r1_overrides(model_dir: str, steps: int, threads: int, out_dir: str, engine: str = "native") -> list[str]:
-    """Dotted overrides for ``load_config(GRPOConfig, None, ...)``: the setting mirrored on both sides."""
+    """Dotted overrides for ``load_config(GRPOConfig, None, ...)``: the setting mirrored on both sides (the shape
+    from this module's ``PROMPTS_PER_STEP`` and ``MAX_NEW_TOKENS``, which a ``real`` run sets)."""
     return [
         f"model.path={model_dir}",
         "model.dtype=fp32",
@@ -103,13 +110,24 @@ def build_r1_trainer(
     return GRPOTrainer(cfg)
 
 
-def save_preset(preset: str, path: str | Path, seed: int = 0) -> str:
-    """Build the r1 preset once and save it as an HF directory both sides load."""
+def save_preset(preset: str, path: str | Path, seed: int = 0, layers: int = 2) -> str:
+    """Build the r1 preset once and save it as an HF directory both sides load (``real``: ``REAL`` with
+    ``layers`` decoder layers)."""
     from r1.models import build_preset, save
 
-    model, tok = build_preset(PRESETS.get(preset, preset), seed=seed)
+    over = {**REAL, "num_hidden_layers": layers} if preset == "real" else {}
+    model, tok = build_preset(PRESETS.get(preset, "qwen2-1m" if preset == "real" else preset), seed=seed, **over)
     save(model, tok, path)
     return str(path)
+
+
+def limit_memory(gib: float) -> None:
+    """Cap this process's address space (``RLIMIT_AS``) at ``gib`` GiB, 0 = no cap: on a shared machine a run that
+    would outgrow it fails with a MemoryError instead of pushing the machine into the OOM killer. (Address space
+    exceeds resident memory by the libraries' and threads' mappings, ~1-2 GiB for torch.)"""
+    if gib > 0:
+        cap = int(gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 def peak_rss_mib() -> float:

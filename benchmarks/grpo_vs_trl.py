@@ -2,6 +2,15 @@
 
     python benchmarks/grpo_vs_trl.py                              # tiny + small, 10 steps, 2 repeats
     python benchmarks/grpo_vs_trl.py --presets tiny --steps 4 --repeats 1   # quick look
+    python benchmarks/grpo_vs_trl.py --presets real --layers 2 --max-new-tokens 256 --steps 3 --warmup 1 \
+        --threads 1 --mem-limit-gib 14                                    # Qwen2.5-0.5B's shape, r1 vs TRL
+
+``--presets real`` is Qwen2.5-0.5B's shape (vocabulary 151,936, ``common.REAL``, ``--layers`` of its 24 layers),
+random init, 2 prompts × 8 samples (``--prompts``), completions to ``--max-new-tokens`` (default 256; a random model
+runs every one to the limit), r1 with ``grpo.activation_checkpointing=true`` (TRL's gradient checkpointing is on by
+default); settings ``r1,trl`` run one after another (``--mode runs``: one big process at a time), each under
+``--mem-limit-gib`` of address space, and without the matmul floor (its timing loops would take longer than the
+steps). A setting that fails (e.g. over the memory cap) is reported as failed; the others still run.
 
 The model is built once (an ``r1`` preset, Qwen2 architecture, byte tokenizer) and saved as an HF directory that
 both sides load. Every measurement runs in its own subprocess (clean peak RSS, no shared caches), and the sides
@@ -34,12 +43,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc", "r1_bf16", "trl_bf16", "trl_bf16_no_gc")
+SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc", "r1_bf16", "trl_bf16", "trl_bf16_no_gc", "trl_mb")
 """``r1``: one process with all threads; ``r1_2w``: two data-parallel r1 workers (``run.workers=2``) with half
 the threads each; ``trl``: TRL defaults (gradient checkpointing on) in fp32; ``trl_no_gc``: gradient checkpointing
 off. The bf16 pair, both sides in bf16 mixed precision (fp32 weights and optimizer state, matmuls in bf16):
 ``r1_bf16`` (``model.dtype=bf16``) and ``trl_bf16`` (``bf16=True``, TRL's own default, gradient checkpointing on),
-``trl_bf16_no_gc`` (gradient checkpointing off).
+``trl_bf16_no_gc`` (gradient checkpointing off). ``trl_mb``: TRL's defaults with its own memory knob, the step's
+batch trained in micro-batches of ``--trl-micro-rows`` rows (``gradient_accumulation_steps``, one generation per
+optimizer step: ``steps_per_generation`` = the accumulation steps).
 The default ``--settings`` leave it out; it pays only on CPUs with bf16 matmul units (AMX, AVX512-BF16)."""
 
 DEFAULT_SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
@@ -47,6 +58,7 @@ DEFAULT_SETTINGS = ("r1", "r1_2w", "trl", "trl_no_gc")
 PAIRS = (
     ("r1", "trl", "r1", "TRL", "TRL defaults, gradient checkpointing on"),
     ("r1", "trl_no_gc", "r1", "TRL", "gradient checkpointing off"),
+    ("r1", "trl_mb", "r1", "TRL", "TRL in micro-batches"),
     ("r1_2w", "trl", "r1 2 workers", "TRL", "TRL defaults, gradient checkpointing on"),
     ("r1_2w", "trl_no_gc", "r1 2 workers", "TRL", "gradient checkpointing off"),
     ("r1_bf16", "trl_bf16", "r1 bf16", "TRL", "bf16 on both sides, TRL defaults otherwise"),
@@ -132,7 +144,7 @@ def run_r1_dp(model_dir: str, steps: int, threads: int, gate: str | None = None)
 
 
 def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bool, gate: Gate | None = None,
-            bf16: bool = False) -> dict:
+            bf16: bool = False, micro_rows: int = 0) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -160,9 +172,12 @@ def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bo
             gate.done(times[-1])
 
     out = tempfile.mkdtemp(prefix="trl_bench_")
+    rows = common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT
+    accumulate = rows // micro_rows if micro_rows else 1
     args = GRPOConfig(
         output_dir=out,
-        per_device_train_batch_size=common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT,
+        per_device_train_batch_size=rows // accumulate,
+        gradient_accumulation_steps=accumulate,
         num_generations=common.SAMPLES_PER_PROMPT,
         max_completion_length=common.MAX_NEW_TOKENS,
         temperature=common.TEMPERATURE,
@@ -206,25 +221,31 @@ def run_trl(model_dir: str, steps: int, threads: int, gradient_checkpointing: bo
 
 
 def worker(args) -> None:
+    common.limit_memory(args.mem_limit_gib)
+    common.PROMPTS_PER_STEP, common.MAX_NEW_TOKENS = args.prompts, args.max_new_tokens  # this run's shape
     import torch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.worker in ("r1", "r1_bf16"):
-        extra = ("model.dtype=bf16",) if args.worker == "r1_bf16" else ()
+        extra = (("model.dtype=bf16",) if args.worker == "r1_bf16" else ()) + tuple(args.r1_extra or ())
         res = run_r1(args.model_dir, args.steps, args.threads, extra=extra, gate=Gate(args.gate))
     elif args.worker == "r1_2w":
         res = run_r1_dp(args.model_dir, args.steps, args.threads, gate=args.gate)
     else:
         trl_gc = args.worker in ("trl", "trl_bf16")
-        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc, gate=Gate(args.gate),
-                      bf16=args.worker.startswith("trl_bf16"))
+        res = run_trl(args.model_dir, args.steps, args.threads, gradient_checkpointing=trl_gc or args.worker == "trl_mb",
+                      gate=Gate(args.gate), bf16=args.worker.startswith("trl_bf16"),
+                      micro_rows=args.trl_micro_rows if args.worker == "trl_mb" else 0)
     res.setdefault("peak_rss_mib", common.peak_rss_mib())
     res["load_1min"] = os.getloadavg()[0]  # other work on the machine inflates step times; reported beside them
     print("BENCH_JSON " + json.dumps(res), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------- driver
+WORKER_ARGS: list[str] = []
+"""The run's shape and limits, passed on to every worker (``main`` sets them)."""
+
 BASELINE = "@base"
 """A setting name ending in this (``r1@base``, ``r1_bf16@base``) runs that setting with ``r1`` imported from
 ``--baseline-src`` (the ``src`` folder of another checkout, e.g. ``git worktree add /tmp/base HEAD~1``): the steps of
@@ -235,7 +256,7 @@ def _worker_cmd(setting: str, model_dir: str, steps: int, threads: int, gate: st
                 baseline_src: str | None = None):
     worker = setting.removesuffix(BASELINE)
     cmd = [sys.executable, __file__, "--worker", worker, "--model-dir", model_dir, "--steps", str(steps)]
-    cmd += ["--threads", str(threads)] + (["--gate", gate] if gate else [])
+    cmd += ["--threads", str(threads)] + (["--gate", gate] if gate else []) + WORKER_ARGS
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     if setting.endswith(BASELINE):
         if not baseline_src or not Path(baseline_src, "r1", "__init__.py").is_file():
@@ -337,7 +358,7 @@ def summarise(runs: list[dict], warmup: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", default="tiny,small", help="comma list of: " + ", ".join(common.PRESETS))
+    ap.add_argument("--presets", default="tiny,small", help="comma list of: " + ", ".join([*common.PRESETS, "real"]))
     ap.add_argument("--steps", type=int, default=10, help="steps per run (the first --warmup are not timed)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="runs per setting, alternating between settings")
@@ -347,6 +368,14 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(DEFAULT_SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
     ap.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--layers", type=int, default=2, help="real: decoder layers (Qwen2.5-0.5B has 24)")
+    ap.add_argument("--max-new-tokens", type=int, help=f"completion limit (default {common.MAX_NEW_TOKENS}; real 256)")
+    ap.add_argument("--prompts", type=int, help=f"prompts per step (default {common.PROMPTS_PER_STEP}; real 2)")
+    ap.add_argument("--mem-limit-gib", type=float, default=0.0,
+                    help="address-space cap of every worker (RLIMIT_AS), 0 = none: a run over it fails, not the machine")
+    ap.add_argument("--r1-extra", nargs="*", help="dotted overrides for the r1 settings "
+                    "(default: real grpo.activation_checkpointing=true, else none)")
+    ap.add_argument("--trl-micro-rows", type=int, default=4, help="trl_mb: rows per TRL micro-batch")
     ap.add_argument("--baseline-src", help=f"for settings ending in {BASELINE}: the src folder of the r1 to run there")
     ap.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -354,6 +383,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    real = "real" in args.presets.split(",")
+    if real and args.presets != "real":
+        raise SystemExit("--presets real runs alone (its shape and defaults differ from the small presets')")
+    if real:  # one big process at a time, no floor; the default settings those of the target
+        args.mode = "runs"
+        if args.settings == ",".join(DEFAULT_SETTINGS):
+            args.settings = "r1,trl"
+    prompts = args.prompts or (2 if real else common.PROMPTS_PER_STEP)
+    max_new = args.max_new_tokens or (256 if real else common.MAX_NEW_TOKENS)
+    r1_extra = args.r1_extra if args.r1_extra is not None else (["grpo.activation_checkpointing=true"] if real else [])
+    common.PROMPTS_PER_STEP, common.MAX_NEW_TOKENS = prompts, max_new
+    WORKER_ARGS[:] = ["--prompts", str(prompts), "--max-new-tokens", str(max_new), "--mem-limit-gib",
+                      str(args.mem_limit_gib), "--trl-micro-rows", str(args.trl_micro_rows), "--r1-extra", *r1_extra]
     if args.steps <= args.warmup:
         raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
     settings = [s for s in args.settings.split(",") if s]
@@ -370,13 +412,15 @@ def main() -> None:
         print(f"trl {trl.__version__}")
     import torch
 
-    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}, mode {args.mode}")
+    print(f"torch {torch.__version__}, threads {args.threads}, load {os.getloadavg()[0]:.2f}, mode {args.mode}; "
+          f"{prompts} prompts x {common.SAMPLES_PER_PROMPT} samples, {max_new} new tokens"
+          + (f", {args.layers} layers" if real else "") + (f"; r1 {' '.join(r1_extra)}" if r1_extra else ""))
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_model_") as tmp:
         for preset in [p for p in args.presets.split(",") if p]:
-            model_dir = common.save_preset(preset, Path(tmp) / preset)
+            model_dir = common.save_preset(preset, Path(tmp) / preset, layers=args.layers)
             runs = {s: [] for s in settings}
-            floors = [preset_floor(model_dir, args.threads)]
+            floors = [] if real else [preset_floor(model_dir, args.threads)]
             for rep in range(args.repeats):
                 if args.mode == "steps":
                     t = time.perf_counter()
@@ -391,18 +435,25 @@ def main() -> None:
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
                     t = time.perf_counter()
-                    runs[s].append(spawn(s, model_dir, args.steps, args.threads, args.baseline_src))
+                    try:
+                        runs[s].append(spawn(s, model_dir, args.steps, args.threads, args.baseline_src))
+                    except SystemExit as e:  # e.g. over --mem-limit-gib: reported, the other settings still run
+                        print(f"  [{preset}] {s} repeat {rep + 1}: FAILED ({time.perf_counter() - t:.0f}s)\n{e}")
+                        continue
                     med = common.median(runs[s][-1]["times"][args.warmup :])
                     load = runs[s][-1]["load_1min"]
                     took = time.perf_counter() - t
                     print(f"  [{preset}] {s} repeat {rep + 1}: {med:.3f} s/step ({took:.0f}s, load {load:.2f})")
-            floors.append(preset_floor(model_dir, args.threads))
-            summary = {s: summarise(runs[s], args.warmup) for s in settings}
+            if not real:
+                floors.append(preset_floor(model_dir, args.threads))
+            summary = {s: summarise(runs[s], args.warmup) for s in settings if runs[s]}
             results[preset] = {"summary": summary, "runs": runs, "gemm_floor_s": floors}
-            print_table(preset, summary)
+            if summary:
+                print_table(preset, summary)
             if args.mode == "steps":
                 print_paired(preset, runs, args.warmup)
-            print_bound(preset, summary, floors)
+            if floors:
+                print_bound(preset, summary, floors)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -19,6 +19,7 @@ def _pass(pf, batch, rows, tc, ids, weight):
     logps, ent = pf.policy_logprobs(batch, rows, tc, ids, 1.5, chunk_size=5)
     loss = (logps * weight).sum() + 0.3 * ent.sum()  # the entropy's gradient too
     loss.backward()
+    assert not any(p.grad.is_sparse for p in pf.policy.parameters())  # a tied embedding's sparse part summed in
     return logps.detach(), ent.detach(), loss.detach(), [p.grad.clone() for p in pf.policy.parameters()]
 
 

@@ -209,8 +209,10 @@ class _HeadLogprobs(torch.autograd.Function):
                 dz = dz.to(low)
             if need_h:
                 dh[s] = (dz @ w).to(dh.dtype)
-            if need_w:
-                dw += (dz.t() @ (h if low is None else h.to(low))).to(dw.dtype)
+            if need_w and dz.dtype == dw.dtype:  # in place (MKL's beta = 1): no (V, H) temporary per block
+                dw.addmm_(dz.t(), h)
+            elif need_w:
+                dw += (dz.t() @ h.to(low)).to(dw.dtype)
             if need_b:
                 db += dz.sum(0, dtype=db.dtype)
         dw = None if dw is None else dw.to(weight.dtype)

@@ -786,7 +786,10 @@ class FastLM:
         weights = self.weights()
         embed = self.model.model.embed_tokens.weight
         pad_row = self.model.model.embed_tokens.padding_idx  # no gradient through it, as nn.Embedding
-        xp = F.embedding(p_ids, embed, padding_idx=pad_row)  # (U, P, E)
+        # Tied to the head: the lookups' gradient sparse (autograd sums it into the head's dense one), sparing a
+        # (vocabulary, hidden) temporary; untied, dense (the optimizer takes dense gradients).
+        sparse = embed is self.model.get_output_embeddings().weight
+        xp = F.embedding(p_ids, embed, padding_idx=pad_row, sparse=sparse)  # (U, P, E)
         cos_p, sin_p = self.rope_table(p_pos, xp.dtype)
         prompt_kv = []
         for w in weights:
@@ -805,7 +808,7 @@ class FastLM:
         first = rms_norm(xp[:, -1], norm.weight, eps)  # (U, E): predicts each row's completion token 0
         if Tc == 1:
             return first, grp, None, *head
-        xc = F.embedding(c_ids, embed, padding_idx=pad_row)  # (N, Tc-1, E)
+        xc = F.embedding(c_ids, embed, padding_idx=pad_row, sparse=sparse)  # (N, Tc-1, E)
         cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
         checkpoint = self.checkpoint_layers and torch.is_grad_enabled()
         for w, (pk, pv) in zip(weights, prompt_kv):

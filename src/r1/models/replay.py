@@ -441,5 +441,10 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         pad_row = model.model.embed_tokens.padding_idx
         if pad_row is not None:  # nn.Embedding's padding_idx: its row gets no gradient from lookups (a sampled pad)
             dx = dx.masked_fill((ids == pad_row)[:, None], 0)
-        add(emb, torch.zeros_like(emb).index_add_(0, ids, dx))
+        if emb is model.get_output_embeddings().weight and id(emb) not in grads:
+            # Tied to the head: autograd sums this into the head's dense gradient, so a sparse one spares a
+            # (vocabulary, hidden) temporary (0.5 GiB at a 151,936-token vocabulary).
+            grads[id(emb)] = torch.sparse_coo_tensor(ids[None], dx, emb.shape, check_invariants=False)
+        else:
+            add(emb, torch.zeros_like(emb).index_add_(0, ids, dx))
     return grads
