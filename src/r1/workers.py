@@ -14,12 +14,18 @@ the child's :func:`serve` loop answers each with one frame, and :meth:`ChildProc
 within a deadline (past it the child is killed: its state is unknown). A child that dies gives :class:`ChildDied`
 with its exit code; its traceback is on the parent's stderr, which the child shares.
 
+A child that runs untrusted input (``plain=True``, ``max_frame_bytes``: :mod:`r1.tasks.reasoning_gym`'s scorer) may
+be taken over by it, so the parent then reads only plain values (numbers, strings, bytes, lists, tuples, sets,
+dicts: a pickle naming any class or function, which ``pickle.loads`` would call, is refused) and frames up to a size;
+either breach kills the child and raises :class:`ChildError`.
+
 Left out: restarts and scheduling (the callers decide: the math grader starts a fresh helper after a timeout, the
 grading pool hands out chunks with :func:`wait_readable`), and any security boundary (see :mod:`r1.sandbox`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -59,10 +65,11 @@ class ChildProcess:
         child.close()
     """
 
-    def __init__(self, entry: str):
+    def __init__(self, entry: str, *, plain: bool = False, max_frame_bytes: int | None = None):
         module, function = entry.split(":")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.entry = entry
+        self.plain, self.max_frame_bytes = plain, max_frame_bytes  # see the module docstring (untrusted children)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", f"from {module} import {function}; {function}()"],
             stdin=subprocess.PIPE,
@@ -87,8 +94,18 @@ class ChildProcess:
         """Read one frame. Raises :class:`ChildDied` if the child's output ends first, and :class:`ChildTimeout`
         (after killing the child) if the whole frame has not arrived within ``timeout_s`` seconds (None: wait)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        head = self._read_exact(_HEADER_BYTES, deadline)
-        return pickle.loads(self._read_exact(int.from_bytes(head, "little"), deadline))
+        n = int.from_bytes(self._read_exact(_HEADER_BYTES, deadline), "little")
+        if self.max_frame_bytes is not None and n > self.max_frame_bytes:
+            self.kill()
+            raise ChildError(f"worker process {self.entry} sent a frame of {n} bytes (at most {self.max_frame_bytes})")
+        data = self._read_exact(n, deadline)
+        if not self.plain:
+            return pickle.loads(data)
+        try:
+            return _PlainUnpickler(io.BytesIO(data)).load()
+        except Exception as e:  # noqa: BLE001 - a malformed or forged frame, whatever the unpickler says
+            self.kill()
+            raise ChildError(f"worker process {self.entry} sent a frame that is not plain values ({e})") from None
 
     def _read_exact(self, n: int, deadline: float | None) -> bytes:
         # os.read on the pipe itself, never the buffered reader: select then sees every byte not yet read.
@@ -131,6 +148,13 @@ class ChildProcess:
                 pipe.close()
             except OSError:
                 pass
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain values only: every class or function a pickle names (``find_class``) is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"names {module}.{name}")
 
 
 def wait_readable(children: Sequence[ChildProcess], timeout_s: float | None = None) -> list[ChildProcess]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import pickle
 import subprocess
 import sys
 import time
@@ -48,7 +49,36 @@ class FakeScorer:
             sys.exit(0)
         if answer == "huge":
             return 7.5
+        if answer in FORGED:  # what code that took the worker over could write to the parent
+            sys.stdout.buffer.write(FORGED[answer])
+            sys.stdout.buffer.flush()
+            time.sleep(30)
         return float(answer == entry["answer"])
+
+
+class _RunsInTheParent:
+    """Unpickled, runs ``exec`` (a pickle may name any callable): code a taken-over worker would send the parent."""
+
+    def __reduce__(self):
+        return exec, ("import r1; r1.FORGED_PICKLE_RAN = True",)
+
+
+def _raw_frame(data: bytes) -> bytes:
+    return len(data).to_bytes(8, "little") + data
+
+
+FORGED = {
+    "pickle": _raw_frame(pickle.dumps((1.0, _RunsInTheParent()))),
+    "oversized": (1 << 40).to_bytes(8, "little"),
+    "not a string": _raw_frame(pickle.dumps((0.0, [1]))),
+}
+
+#: parse_expr evaluates Python: from names sympy exports, text builds the string "setattr(__import__('r1'),
+#: 'pwned', 1)" without a string literal, underscore-led name or attribute access, and lambdify runs it.
+_Q, _LP, _RP, _COMMA = "srepr(x)[7]", "srepr(x)[6]", "srepr(x)[10]", "srepr(Tuple(x, y))[17:19]"
+LAMBDIFY_ESCAPE = "lambdify(x, " + " + ".join([
+    "sstr(setattrq)[:7]", _LP, "sstr(a__import__)[1:]", _LP, _Q, "sstr(r1)", _Q, _RP, _COMMA, _Q, "sstr(pwned)", _Q,
+    _COMMA, "sstr(1)", _RP]) + ")(1)"
 
 
 def _spec(path: str = "") -> ScorerSpec:
@@ -126,10 +156,53 @@ def test_expression_check_lets_expressions_through(text):
 
 @pytest.mark.parametrize("text", [
     "__import__('os').system('true')", "x.func", "S('1')", "exec(1)", "getattr(x, 1)", "_x", "1 + (",
+    "srepr(x)", "sstr(x)[0]", "lambdify(x, x)", "sympify(x)", "\uff45\uff56\uff41\uff4c(1)", LAMBDIFY_ESCAPE,
 ])
 def test_expression_check_refuses_code(text):
     with pytest.raises(ValueError):
         check_expression_text(text)
+
+
+def test_expression_check_lets_sympy_math_and_the_callers_names_through():
+    check_expression_text("sqrt(x) + exp(-x)*log(2) + atan(x)/pi + Rational(1, 3) + E + I")
+    check_expression_text("N + S*Q", allowed={"N": 1, "S": 2, "Q": 3})  # a scorer's local_dict: its variables
+    with pytest.raises(ValueError):
+        check_expression_text("N + S*Q")
+
+
+def test_screened_parse_expr_does_not_run_the_lambdify_escape():
+    sympy_parser = pytest.importorskip("sympy.parsing.sympy_parser")
+    import r1
+    from r1.tasks.reasoning_gym import _restrict_evaluation
+
+    real = sympy_parser.parse_expr
+    try:
+        _restrict_evaluation()  # what the worker does (here: this test process's sympy)
+        with pytest.raises(ValueError):
+            sympy_parser.parse_expr(LAMBDIFY_ESCAPE)
+        assert not hasattr(r1, "pwned")
+        x = sympy_parser.parse_expr("x")
+        assert sympy_parser.parse_expr("N*x", local_dict={"N": x}) == x**2
+    finally:
+        import sympy
+        import sympy.parsing
+
+        for owner in (sympy_parser, sympy, sympy.parsing):
+            owner.parse_expr = real
+
+
+@pytest.mark.parametrize("answer, said", [
+    ("pickle", "died"), ("oversized", "died"), ("not a string", "error reply"),
+])
+def test_a_taken_over_worker_cannot_run_code_in_or_flood_or_crash_the_parent(answer, said):
+    import r1
+
+    t0 = time.monotonic()
+    score, problem = score_isolated(_spec(), answer, {"answer": answer}, timeout_s=20.0)
+    assert score == 0.0 and problem.startswith(said), problem
+    assert time.monotonic() - t0 < 10.0  # refused at once, not read until the deadline
+    assert not hasattr(r1, "FORGED_PICKLE_RAN")
+    assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
 
 
 def test_hostile_answers_to_real_generators_score_0(tmp_path, caplog):

@@ -17,8 +17,10 @@ scored in a worker process (:class:`r1.workers.ChildProcess`, one per calling th
   file writes, no programs or processes, no network, 1 GiB more address space at most);
 - in it, the scorers' ``eval`` only evaluates plain values (numbers, strings, lists, tuples, sets, dicts and
   arithmetic on them: what the scorers expect, e.g. ``[[1, 0], [0, 1]]``), and ``parse_expr`` refuses text with
-  a name starting with ``_``, an attribute access, a string literal or a Python builtin other than a few numeric
-  ones (``abs``, ``min``, ``max``, ``round``, ``pow``, ``sum``, ``int``, ``float``); a refused answer scores 0;
+  a name starting with ``_``, an attribute access, a string literal, a Python builtin other than a few numeric
+  ones (``abs``, ``min``, ``max``, ``round``, ``pow``, ``sum``, ``int``, ``float``) or a sympy name other than its
+  math (numbers, symbols and functions: ``sympy.Basic`` values and classes, ``sqrt``, ``root`` ...): ``lambdify``
+  runs a string as Python, and ``srepr``/``sstr`` make strings without a literal; a refused answer scores 0;
 - each answer has ``score_timeout_s`` seconds (5; less when a reward batch's budget,
   :meth:`r1.rewards.base.CompositeReward.budget`, has less left); past it the worker is killed and the next call
   starts a fresh one.
@@ -38,6 +40,7 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import functools
 import importlib
 import io
 import logging
@@ -46,6 +49,7 @@ import random
 import sys
 import threading
 import tokenize
+import unicodedata
 from typing import Any, NamedTuple
 
 from r1.data.sample import Sample
@@ -61,8 +65,12 @@ SCORE_TIMEOUT_S = 5.0
 _WORKER_START_TIMEOUT_S = 60.0
 #: Address space (MiB) a worker may add once confined.
 _WORKER_MEMORY_MB = 1024
+#: Bytes a worker's answer may take (a score and a short problem; a guards dict).
+_MAX_FRAME_BYTES = 1 << 16
 #: Python builtins an expression given to ``parse_expr`` may name (numeric, no way to reach other objects).
 _SAFE_BUILTINS = frozenset({"abs", "min", "max", "round", "pow", "sum", "int", "float", "True", "False", "None"})
+#: sympy functions an expression may name besides ``sympy.Basic`` values and classes (``_sympy_math``).
+_SAFE_SYMPY_FUNCTIONS = frozenset({"sqrt", "cbrt", "root", "real_root"})
 
 INSTALL_HINT = "pip install 'r1[reasoning_gym]' (or pip install reasoning-gym)"
 """How to get the optional dependency."""
@@ -212,10 +220,10 @@ def score_isolated(spec: ScorerSpec, answer: str, entry: dict,
             worker.send(("load", key, spec))
             loaded = worker.receive(timeout_s=_WORKER_START_TIMEOUT_S)
             if loaded:
-                return 0.0, loaded
+                return 0.0, _said(loaded)
             worker.loaded.add(key)
         worker.send(("score", key, answer, entry))
-        score, problem = worker.receive(timeout_s=timeout_s)
+        reply = worker.receive(timeout_s=timeout_s)
     except ChildTimeout:
         _drop_worker()
         return 0.0, f"timeout (over {timeout_s:g} s; worker restarted)"
@@ -225,9 +233,20 @@ def score_isolated(spec: ScorerSpec, answer: str, entry: dict,
     except Exception as e:  # the worker could not start, or the request does not pickle
         _drop_worker()
         return 0.0, f"error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    if problem or not isinstance(score, float) or math.isnan(score):
-        return 0.0, problem or f"error score {score!r}"
+    if not (isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], float)
+            and isinstance(reply[1], str)):  # not what _serve answers: the worker was taken over
+        _drop_worker()
+        return 0.0, "error reply (not a score and a string; worker restarted)"
+    score, problem = reply
+    if problem or math.isnan(score):
+        return 0.0, _said(problem) if problem else "error score nan"
     return min(max(score, 0.0), 1.0), ""
+
+
+def _said(problem: Any) -> str:
+    """A worker's problem text as this process logs and counts it: a string, printable, short, never empty."""
+    text = problem if isinstance(problem, str) else f"error {type(problem).__name__}"
+    return "".join(c if c.isprintable() else "?" for c in text[:200]).strip() or "error"
 
 
 def _drop_worker() -> None:
@@ -238,7 +257,8 @@ def _drop_worker() -> None:
 
 
 def _start_worker() -> ChildProcess:
-    worker = ChildProcess("r1.tasks.reasoning_gym:_serve")
+    # the worker may be taken over by an answer: its frames are read as plain values of bounded size
+    worker = ChildProcess("r1.tasks.reasoning_gym:_serve", plain=True, max_frame_bytes=_MAX_FRAME_BYTES)
     try:
         worker.send(("guards",))
         guards = worker.receive(timeout_s=_WORKER_START_TIMEOUT_S)
@@ -298,12 +318,13 @@ def _restrict_evaluation() -> None:
         sympy_parser = None
     real = getattr(sympy_parser, "parse_expr", None)
     if real is not None and not getattr(real, "_r1_screened", False):
-        def parse_expr(s, *args, **kwargs):
+        def parse_expr(s, local_dict=None, *args, **kwargs):
             if isinstance(s, str):
-                check_expression_text(s)
-            return real(s, *args, **kwargs)
+                check_expression_text(s, allowed=local_dict or ())
+            return real(s, local_dict, *args, **kwargs)
 
         parse_expr._r1_screened = True
+        _sympy_math()  # sympy's namespace read once, before the worker confines itself
         for owner in (sympy_parser, sympy, sympy.parsing):
             setattr(owner, "parse_expr", parse_expr)
     for name, module in list(sys.modules.items()):
@@ -331,26 +352,55 @@ def plain_eval(source, globals=None, locals=None):  # noqa: A002 (the signature 
     return eval(compile(tree, "<answer>", "eval"), {"__builtins__": {}})
 
 
-def check_expression_text(text: str) -> None:
+def check_expression_text(text: str, allowed=()) -> None:
     """ValueError unless ``text`` is safe to hand to ``sympy.parse_expr``: no name starting with ``_``, no attribute
-    access, no string literal, no Python builtin but a few numeric ones; e.g. ``3*x**2 + sin(x) + C`` passes,
-    ``__import__('os')``, ``x.func`` and ``S('...')`` do not."""
+    access, no string literal, no Python builtin but a few numeric ones, no sympy name but its math (``sympy.Basic``
+    values and classes, ``sqrt``, ``cbrt``, ``root``, ``real_root``); names in ``allowed`` (the caller's
+    ``local_dict``) pass. E.g. ``3*x**2 + sin(x) + C`` passes, ``__import__('os')``, ``x.func``, ``S('...')`` and
+    ``lambdify(x, srepr(x))`` do not (``lambdify`` runs a string as Python; ``srepr`` makes one)."""
     previous = None
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.STRING or getattr(tokenize, "FSTRING_START", None) == tok.type:
                 raise ValueError("string literal in an expression")
             if tok.type == tokenize.NAME:
-                if tok.string.startswith("_"):
+                name = unicodedata.normalize("NFKC", tok.string)  # as Python reads an identifier
+                if name.startswith("_"):
                     raise ValueError(f"name {tok.string!r} in an expression")
                 if previous is not None and previous.type == tokenize.OP and previous.string == ".":
                     raise ValueError(f"attribute access .{tok.string} in an expression")
-                if hasattr(builtins, tok.string) and tok.string not in _SAFE_BUILTINS:
-                    raise ValueError(f"builtin {tok.string!r} in an expression")
+                if tok.string not in allowed and name not in _SAFE_BUILTINS:
+                    if hasattr(builtins, name):
+                        raise ValueError(f"builtin {tok.string!r} in an expression")
+                    if name in _sympy_names() and name not in _sympy_math():
+                        raise ValueError(f"sympy name {tok.string!r} in an expression (only its math is allowed)")
             if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
                 previous = tok
     except tokenize.TokenError as e:
         raise ValueError(f"expression does not tokenize: {e}") from None
+
+
+@functools.cache
+def _sympy_names() -> dict[str, Any]:
+    """What ``parse_expr`` sees by default: ``from sympy import *`` (empty without sympy)."""
+    names: dict[str, Any] = {}
+    try:
+        exec("from sympy import *", names)  # noqa: S102 - a fixed import statement
+    except ImportError:
+        pass
+    names.pop("__builtins__", None)
+    return names
+
+
+@functools.cache
+def _sympy_math() -> frozenset[str]:
+    """The sympy names an expression may use: numbers, constants, symbols and function classes (``sympy.Basic``
+    values and subclasses) and :data:`_SAFE_SYMPY_FUNCTIONS`; not its printers, parsers, code generators (``srepr``,
+    ``sympify``, ``lambdify``) or solvers."""
+    from sympy import Basic
+
+    return frozenset(n for n, v in _sympy_names().items()
+                     if isinstance(v, Basic) or (isinstance(v, type) and issubclass(v, Basic))) | _SAFE_SYMPY_FUNCTIONS
 
 
 TASKS_TABLE = {"reasoning_gym": ReasoningGymTask}
