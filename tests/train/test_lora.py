@@ -247,3 +247,32 @@ def test_bad_lora_settings_are_one_line_errors(tmp_path):
         GRPOTrainer(grpo_cfg(tmp_path, "full", "run.steps=2"), resume=tmp_path / "full")
     with pytest.raises(R1Error, match="does not match model.lora"):
         GRPOTrainer(grpo_cfg(tmp_path, "lora", "run.steps=2", "model.lora.r=2"), resume=tmp_path / "lora")
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing")
+def test_a_moved_run_directory_loads_with_its_own_base_and_a_lost_base_is_one_line(tmp_path):
+    import shutil
+
+    from r1.models.lora import attach_lora, save_adapter, set_base_path
+
+    model, tok = load("tiny-qwen2", seed=0)
+    peft_model = attach_lora(model, 4, 8.0, 0.0, ["q_proj", "v_proj"])
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.5)
+    run = tmp_path / "run"
+    set_base_path(peft_model, tok, "tiny-qwen2", run, save=True)
+    save_adapter(peft_model, tok, run / "checkpoints" / "step_000001")
+    (run / "checkpoints" / "latest").write_text("step_000001")
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    shutil.move(run, tmp_path / "moved")
+    loaded, _ = load(str(tmp_path / "moved"))  # its base_model, not the path the adapter names (gone)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, want, rtol=1e-5, atol=1e-5)
+    shutil.rmtree(tmp_path / "moved" / "base_model")
+    with pytest.raises(R1Error, match="adapter_config.json: its base .*run/base_model does not exist") as e:
+        load(str(tmp_path / "moved"))
+    assert "\n" not in str(e.value)

@@ -252,7 +252,8 @@ def load_merged(path: Path, *, dtype: torch.dtype, device, seed: int):
         raise R1Error(f"{path / ADAPTER_CONFIG}: no base_model_name_or_path ({type(e).__name__})") from None
     if not base_spec:
         raise R1Error(f"{path / ADAPTER_CONFIG}: base_model_name_or_path is empty; load the base yourself")
-    model, _ = load(str(base_spec), dtype=dtype, device=device, seed=seed)
+    base_spec = _moved_base(path, str(base_spec))
+    model, _ = load(base_spec, dtype=dtype, device=device, seed=seed)
     try:
         from peft import PeftModel
     except ImportError:
@@ -262,6 +263,21 @@ def load_merged(path: Path, *, dtype: torch.dtype, device, seed: int):
     from r1.models import load_tokenizer
 
     return model, load_tokenizer(path)
+
+
+def _moved_base(ckpt: Path, base_spec: str) -> str:
+    """The base a checkpoint's adapter names, or where it went: a run directory moved (or copied) as a whole takes its
+    preset base along (``<run>/base_model``, the checkpoint being ``<run>/checkpoints/step_N``). R1Error (one line)
+    when the named base is gone."""
+    from r1.models import PRESETS
+
+    if base_spec in PRESETS or Path(base_spec).expanduser().exists():
+        return base_spec
+    own = ckpt.resolve().parent.parent / BASE_MODEL
+    if Path(base_spec).name == BASE_MODEL and (own / "config.json").is_file():
+        return str(own)
+    raise R1Error(f"{ckpt / ADAPTER_CONFIG}: its base {base_spec} does not exist (moved or deleted?); put it back "
+                  f"there, or set base_model_name_or_path to where it is now")
 
 
 __all__ = [
