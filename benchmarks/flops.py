@@ -2,6 +2,12 @@
 
     python benchmarks/flops.py                        # peak fp32/bf16, then MFU of the tiny preset, 6 steps
     python benchmarks/flops.py --presets tiny,small --steps 4 --warmup 1
+    python benchmarks/flops.py --presets real --layers 2 --max-new-tokens 256 --steps 2 --warmup 1 --threads 1
+
+``--presets real``: Qwen2.5-0.5B's shape (``common.REAL``, vocabulary 151,936, ``--layers`` of its 24), 2 prompts ×
+8 samples, completions to ``--max-new-tokens`` (a random model runs each to the limit), ``r1`` with
+``grpo.activation_checkpointing=true``; no floor (``--floor`` times it: minutes of timing loops at this shape), and
+the attention score FLOPs, no longer negligible at long completions, still left out.
 
 Peak: the best of ``--matmul-repeats`` timed loops (~0.5 s each) of square matmuls (``--matmul-sizes``) per dtype,
 ``2·n³`` FLOPs each, at ``--threads`` torch threads. It is what ``torch.matmul`` reaches here, not a datasheet number.
@@ -151,13 +157,16 @@ def gemm_floor(gemms: dict[tuple[int, int, int], int], repeats: int = 3, dtype=N
     return total
 
 
-def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float, dtype: str = "fp32") -> dict:
-    """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum`` (``dtype``: ``model.dtype``)."""
+def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float, dtype: str = "fp32", layers: int = 2,
+             floor: bool = True) -> dict:
+    """Median per-phase times and MFUs of ``r1`` GRPO steps on ``bench_sum`` (``dtype``: ``model.dtype``; ``real``:
+    ``layers`` decoder layers, activation checkpointing on)."""
     import torch
 
+    extra = (f"model.dtype={dtype}",) + (("grpo.activation_checkpointing=true",) if preset == "real" else ())
     trainer = common.build_r1_trainer(
-        common.save_preset(preset, Path(tempfile.mkdtemp(prefix="flops_model_")) / preset), steps, threads,
-        extra=(f"model.dtype={dtype}",),
+        common.save_preset(preset, Path(tempfile.mkdtemp(prefix="flops_model_")) / preset, layers=layers), steps,
+        threads, extra=extra,
     )
     N = sum(p.numel() for p in trainer.model.parameters())  # shared (tied) tensors are yielded once
     rows = common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT
@@ -178,7 +187,7 @@ def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float, dt
     out = {"params": N, "prompt_len": prompt_len}
     gemms = step_gemms(trainer.model.config, common.PROMPTS_PER_STEP, rows, prompt_len, common.MAX_NEW_TOKENS)
     mm_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    out["floor_s"] = {k: gemm_floor(v, dtype=mm_dtype) for k, v in gemms.items()}
+    out["floor_s"] = {k: gemm_floor(v, dtype=mm_dtype) if floor else float("nan") for k, v in gemms.items()}
     out["floor_s"]["step"] = sum(out["floor_s"].values())
     for k in ("rollout", "ref", "train", "step"):
         t = common.median([s[k][1] for s in timed])
@@ -189,7 +198,12 @@ def step_mfu(preset: str, steps: int, warmup: int, threads: int, peak: float, dt
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", default="tiny", help="comma list of: " + ", ".join(common.PRESETS))
+    ap.add_argument("--presets", default="tiny", help="comma list of: " + ", ".join([*common.PRESETS, "real"]))
+    ap.add_argument("--layers", type=int, default=2, help="real: decoder layers (Qwen2.5-0.5B has 24)")
+    ap.add_argument("--max-new-tokens", type=int, help=f"completion limit (default {common.MAX_NEW_TOKENS}; real 256)")
+    ap.add_argument("--floor", action=argparse.BooleanOptionalAction, default=None,
+                    help="time the matmul floor (default: on, off for real)")
+    ap.add_argument("--mem-limit-gib", type=float, default=0.0, help="address-space cap (RLIMIT_AS), 0 = none")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -201,6 +215,14 @@ def main() -> None:
     if args.steps <= args.warmup:
         raise SystemExit(f"--steps ({args.steps}) must exceed --warmup ({args.warmup})")
 
+    common.limit_memory(args.mem_limit_gib)
+    real = "real" in args.presets.split(",")
+    if real and args.presets != "real":
+        raise SystemExit("--presets real runs alone (its shape differs from the small presets')")
+    if real:
+        common.PROMPTS_PER_STEP = 2
+    common.MAX_NEW_TOKENS = args.max_new_tokens or (256 if real else common.MAX_NEW_TOKENS)
+    floor = args.floor if args.floor is not None else not real
     import torch
 
     torch.set_num_threads(args.threads)
@@ -213,7 +235,8 @@ def main() -> None:
         print(f"matmul peak {name}: {rate / 1e9:.1f} GFLOP/s (n = {n})")
     results = {}
     for preset in [p for p in args.presets.split(",") if p]:
-        results[preset] = step_mfu(preset, args.steps, args.warmup, args.threads, peaks[args.dtype], args.dtype)
+        results[preset] = step_mfu(preset, args.steps, args.warmup, args.threads, peaks[args.dtype], args.dtype,
+                                   args.layers, floor)
     # A shared machine's speed drifts: measure the peak again after the steps and keep the higher one, so MFU is
     # never flattered by a peak measured in a slow moment.
     again, n = matmul_peak(torch.bfloat16 if args.dtype == "bf16" else torch.float32, sizes, args.matmul_repeats)
@@ -221,7 +244,9 @@ def main() -> None:
     peak = max(peaks[args.dtype], again)
     for preset, r in results.items():
         print(f"\n{preset} ({common.PRESETS.get(preset, preset)}): {r['params'] / 1e6:.2f} M params, "
-              f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, {args.dtype}")
+              f"prompt {r['prompt_len']} tokens, median of {args.steps - args.warmup} steps, {args.dtype}, "
+              f"{common.PROMPTS_PER_STEP * common.SAMPLES_PER_PROMPT} x {common.MAX_NEW_TOKENS} new tokens, "
+              f"peak RSS {common.peak_rss_mib() / 1024:.2f} GiB")
         print(f"{'phase':<9}{'s':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'MFU':>8}{'floor s':>9}{'of floor':>10}")
         for k in ("rollout", "ref", "train", "step"):
             p = r[k]
