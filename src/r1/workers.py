@@ -12,12 +12,14 @@ its ``PYTHONPATH``, so it imports only what its entry needs.
 Protocol: each frame is an 8-byte little-endian length and a pickle. The parent :meth:`ChildProcess.send`\\ s a frame,
 the child's :func:`serve` loop answers each with one frame, and :meth:`ChildProcess.receive` reads it, optionally
 within a deadline (past it the child is killed: its state is unknown). A child that dies gives :class:`ChildDied`
-with its exit code; its traceback is on the parent's stderr, which the child shares.
+with its exit code; its traceback is on the parent's stderr, which a trusted child shares.
 
 A child that runs untrusted input (``plain=True``, ``max_frame_bytes``: :mod:`r1.tasks.reasoning_gym`'s scorer) may
 be taken over by it, so the parent then reads only plain values (numbers, strings, bytes, lists, tuples, sets,
 dicts: a pickle naming any class or function, which ``pickle.loads`` would call, is refused) and frames up to a size;
-either breach kills the child and raises :class:`ChildError`.
+either breach kills the child and raises :class:`ChildError`. Its stderr is not the parent's (it could flood the
+terminal or a log file): a thread drains it into a buffer that keeps the last :data:`STDERR_TAIL_BYTES`
+(:meth:`ChildProcess.stderr_tail`; a :class:`ChildDied` names its last line).
 
 Left out: restarts and scheduling (the callers decide: the math grader starts a fresh helper after a timeout, the
 grading pool hands out chunks with :func:`wait_readable`), and any security boundary (see :mod:`r1.sandbox`).
@@ -32,10 +34,13 @@ import pickle
 import select
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
 
 _HEADER_BYTES = 8
+#: Bytes of an untrusted child's stderr kept (its last ones); the rest is read and dropped.
+STDERR_TAIL_BYTES = 4096
 
 
 class ChildError(RuntimeError):
@@ -45,8 +50,8 @@ class ChildError(RuntimeError):
 class ChildDied(ChildError):
     """The child closed its output (it exited or crashed) before answering; ``returncode`` is its exit code."""
 
-    def __init__(self, returncode: int | None):
-        super().__init__(f"worker process died (exit code {returncode})")
+    def __init__(self, returncode: int | None, said: str = ""):
+        super().__init__(f"worker process died (exit code {returncode})" + (f": {said}" if said else ""))
         self.returncode = returncode
 
 
@@ -74,8 +79,38 @@ class ChildProcess:
             [sys.executable, "-c", f"from {module} import {function}; {function}()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if plain else None,
             env=env,
         )
+        self._tail = bytearray()
+        self._drain = None
+        if plain:  # its stderr is drained here, its last bytes kept (see the module docstring)
+            self._drain = threading.Thread(target=self._drain_stderr, name=f"stderr of {entry}", daemon=True)
+            self._drain.start()
+
+    def _drain_stderr(self) -> None:
+        fd = self.proc.stderr.fileno()
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            self._tail += data
+            del self._tail[:-STDERR_TAIL_BYTES]
+
+    def stderr_tail(self, wait_s: float = 0.0) -> str:
+        """The last :data:`STDERR_TAIL_BYTES` of an untrusted child's stderr (after waiting up to ``wait_s`` for
+        the rest of it, e.g. once it has died), decoded with replacement characters; ``""`` for a trusted child."""
+        if self._drain is not None and wait_s > 0:
+            self._drain.join(wait_s)
+        return bytes(self._tail).decode("utf-8", "replace")
+
+    def _died(self) -> ChildDied:
+        code = self.proc.wait()
+        lines = self.stderr_tail(wait_s=1.0).strip().splitlines()
+        return ChildDied(code, lines[-1][:200] if lines else "")
 
     def fileno(self) -> int:
         """The child's output pipe, readable when an answer arrives (for ``select``)."""
@@ -118,7 +153,7 @@ class ChildProcess:
                     raise ChildTimeout(f"worker process {self.entry} did not answer in time")
             data = os.read(fd, min(n, 1 << 20))
             if not data:
-                raise ChildDied(self.proc.wait())
+                raise self._died()
             parts.append(data)
             n -= len(data)
         return b"".join(parts)
@@ -148,6 +183,10 @@ class ChildProcess:
                 pipe.close()
             except OSError:
                 pass
+        if self._drain is not None:  # the child is gone: its stderr ends, and the drain with it
+            self._drain.join(1.0)
+            if not self._drain.is_alive():
+                self.proc.stderr.close()
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -165,7 +204,7 @@ def wait_readable(children: Sequence[ChildProcess], timeout_s: float | None = No
 
 def serve(handle: Callable[[Any], Any]) -> None:
     """A child's loop, on its main thread: each frame read from stdin is answered with the frame ``handle(frame)``;
-    returns when stdin closes. Logging is set to errors only (a child's stderr is the parent's)."""
+    returns when stdin closes. Logging is set to errors only (a trusted child's stderr is the parent's)."""
     logging.basicConfig(level=logging.ERROR)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
@@ -193,4 +232,4 @@ def _read_frame(stream) -> Any:
     return pickle.loads(data)
 
 
-__all__ = ["ChildDied", "ChildError", "ChildProcess", "ChildTimeout", "serve", "wait_readable"]
+__all__ = ["ChildDied", "ChildError", "ChildProcess", "ChildTimeout", "STDERR_TAIL_BYTES", "serve", "wait_readable"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -49,6 +50,33 @@ class FakeScorer:
             sys.exit(0)
         if answer == "huge":
             return 7.5
+        if answer == "stderr":  # a flood of the trainer's terminal or log file
+            for _ in range(64):
+                os.write(2, b"x" * (1 << 16))
+            os.write(2, b"\nlast words\n")
+            return 1.0
+        if answer == "crash":
+            os.write(2, b"Traceback: the scorer crashed\n")
+            os._exit(3)
+        if answer == "refuse":  # the screen refuses code; a scorer that catches the error scores it all the same
+            from r1.tasks import reasoning_gym
+
+            try:
+                reasoning_gym.sys.modules["sympy"].parse_expr("x.func")
+            except ValueError:
+                return 0.5
+        if answer == "queue":  # replies written ahead, for the requests to come, with this request's nonce if any
+            frame = sys._getframe()
+            while "request" not in frame.f_locals:
+                frame = frame.f_back
+            request = frame.f_locals["request"]
+            reply = (1.0, "")
+            if isinstance(request[0], int):
+                reply = (request[0], reply)
+            for _ in range(5):
+                sys.stdout.buffer.write(_raw_frame(pickle.dumps(reply)))
+            sys.stdout.buffer.flush()
+            return 0.0
         if answer in FORGED:  # what code that took the worker over could write to the parent
             sys.stdout.buffer.write(FORGED[answer])
             sys.stdout.buffer.flush()
@@ -205,6 +233,99 @@ def test_a_taken_over_worker_cannot_run_code_in_or_flood_or_crash_the_parent(ans
     assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
 
 
+def _worker_pid() -> int | None:
+    from r1.tasks import reasoning_gym
+
+    worker = getattr(reasoning_gym._workers, "worker", None)
+    return None if worker is None else worker.proc.pid
+
+
+def test_a_worker_cannot_flood_the_trainers_stderr_and_its_last_words_name_a_crash(capfd):
+    assert score_isolated(_spec(), "stderr", {"answer": "7"}) == (1.0, "")  # 4 MiB written to its stderr
+    score, problem = score_isolated(_spec(), "crash", {"answer": "7"})
+    assert score == 0.0 and problem.startswith("died") and "the scorer crashed" in problem, problem
+    assert len(capfd.readouterr().err) < 1000  # none of it reached this process's stderr
+    assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
+
+
+def test_replies_queued_ahead_by_a_taken_over_worker_do_not_score_later_answers():
+    score_isolated(_spec(), "queue", {"answer": "7"})  # its own score is the taken-over scorer's to give
+    later = [score_isolated(_spec(), "8", {"answer": "7"}) for _ in range(3)]
+    assert [score for score, _ in later] == [0.0, 0.0, 0.0], later
+    assert later[0][1].startswith("error reply")  # the first forged frame did not echo the new request's nonce
+    assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
+
+
+@pytest.mark.parametrize("answer, said", [("raise", "error RuntimeError"), ("refuse", "refused (attribute access")])
+def test_an_answer_that_fails_or_is_refused_scores_0_and_gets_a_fresh_worker(answer, said):
+    assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
+    before = _worker_pid()
+    score, problem = score_isolated(_spec(), answer, {"answer": "7"})
+    assert score == 0.0 and problem.startswith(said), problem  # refused: 0, though the scorer gave 0.5
+    assert _worker_pid() is None  # dropped; the next answer starts a fresh one
+    assert score_isolated(_spec(), "7", {"answer": "7"}) == (1.0, "")
+    assert _worker_pid() not in (None, before)
+
+
+def test_a_worker_is_replaced_after_restart_every_answers():
+    pids = []
+    for _ in range(5):
+        assert score_isolated(_spec(), "7", {"answer": "7"}, restart_every=2) == (1.0, "")
+        pids.append(_worker_pid())
+    assert pids[0] is pids[2] is pids[4] is None  # replaced after the 2nd and 4th answer
+    assert pids[1] is not None and pids[3] is not None
+
+
+def test_a_machine_that_cannot_confine_the_scorer_refuses_the_task_unless_opted_in(monkeypatch, tmp_path, caplog):
+    pytest.importorskip("reasoning_gym")
+    from r1.errors import R1Error
+    from r1.sandbox import confine
+    from r1.tasks import build_task, reasoning_gym
+
+    libc = confine._libc()
+    assert confine.probe_guards() == {"no_new_privs": confine._has_no_new_privs(libc),
+                                      "landlock": confine._landlock_abi(libc) >= 1,
+                                      "seccomp": confine._has_seccomp_filter()}
+    monkeypatch.setattr(confine, "_landlock_abi", lambda libc: -1)
+    monkeypatch.setattr(confine, "_has_seccomp_filter", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(R1Error, match=r"cannot be confined here \(no landlock, seccomp\).*unconfined_scorer") as e:
+        build_task("reasoning_gym", dataset="leg_counting", size=3, test_size=1)
+    assert "\n" not in str(e.value) and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(confine, "_has_no_new_privs", lambda libc: False)
+    with pytest.raises(R1Error, match="no landlock, no_new_privs, seccomp"):
+        build_task("reasoning_gym", dataset="leg_counting", size=3, test_size=1)
+    monkeypatch.setattr(reasoning_gym, "_warned_guards", [])
+    with caplog.at_level(logging.WARNING, logger="r1.tasks.reasoning_gym"):
+        task = build_task("reasoning_gym", dataset="leg_counting", size=3, test_size=1, unconfined_scorer=True)
+    assert task.unconfined_scorer and "runs without landlock, no_new_privs, seccomp" in caplog.text
+    with pytest.raises(R1Error, match="unconfined_scorer must be true or false"):
+        build_task("reasoning_gym", dataset="leg_counting", size=3, test_size=1, unconfined_scorer="yes")
+    with pytest.raises(R1Error, match="scorer_restart_every must be an integer >= 1"):
+        build_task("reasoning_gym", dataset="leg_counting", size=3, test_size=1, scorer_restart_every=0,
+                   unconfined_scorer=True)
+
+
+def test_a_worker_reporting_a_missing_guard_is_refused_unless_opted_in(monkeypatch):
+    from r1.errors import R1Error
+    from r1.tasks import reasoning_gym
+
+    real = reasoning_gym._start_worker
+
+    def unconfined_worker():
+        worker = real()
+        worker.guards = dict(worker.guards, landlock=False)  # as a kernel without it would report
+        return worker
+
+    monkeypatch.setattr(reasoning_gym, "_start_worker", unconfined_worker)
+    reasoning_gym._drop_worker()
+    with pytest.raises(R1Error, match="could not confine itself \\(no landlock\\)"):
+        score_isolated(_spec(), "7", {"answer": "7"})
+    assert _worker_pid() is None
+    assert score_isolated(_spec(), "7", {"answer": "7"}, confined=False) == (1.0, "")
+    reasoning_gym._drop_worker()
+
+
 def test_hostile_answers_to_real_generators_score_0(tmp_path, caplog):
     pytest.importorskip("reasoning_gym")
     from r1.tasks import build_task
@@ -220,8 +341,9 @@ def test_hostile_answers_to_real_generators_score_0(tmp_path, caplog):
             scores = [task.grade(f"<answer>{a}</answer>", s) for a in hostile]
         assert all(x <= 0.01 for x in scores), (dataset, scores)  # puzzle24 gives 0.01 for a wrong expression
         assert not target.exists()
-        assert task.scorer_failures["timeout"] == 1  # the power tower
-        assert sum("scorer failed" in r.getMessage() and dataset in r.getMessage() for r in caplog.records) == 1
+        assert task.scorer_failures == {"timeout": 1, "refused": 3}  # the power tower; the code, though caught
+        said = [r.getMessage() for r in caplog.records if "scorer failed" in r.getMessage() and dataset in r.getMessage()]
+        assert len(said) == 2 and any("refused" in m for m in said)  # once per kind
 
 
 def test_the_installed_reasoning_gym_satisfies_the_pin():

@@ -15,6 +15,9 @@ working directory):
 - ``RLIMIT_AS``: the address space may grow by ``memory_mb`` beyond what is mapped now (a larger allocation raises
   ``MemoryError``); ``RLIMIT_CORE`` 0.
 
+:func:`probe_guards` says, without changing the calling process, whether this kernel offers the three (its caller,
+:mod:`r1.tasks.reasoning_gym`, refuses to score without them unless the user opts in).
+
 Left out: a time limit (the parent's: :meth:`r1.workers.ChildProcess.receive` with a timeout kills the worker) and
 hiding the user's files from reads (the sandbox's ``namespaces`` level does that for whole programs).
 """
@@ -28,7 +31,7 @@ import sys
 
 from r1.sandbox.seccomp import build_filter
 
-_PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
+_PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 39, 22, 2
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_RESTRICT_SELF = 444, 446  # same number on x86_64 and aarch64
 # LANDLOCK_ACCESS_FS_*: WRITE_FILE (1<<1), REMOVE_DIR .. MAKE_SYM (1<<4 .. 1<<12); REFER (1<<13, ABI 2),
 # TRUNCATE (1<<14, ABI 3). EXECUTE, READ_FILE and READ_DIR are not handled, so they stay allowed.
@@ -50,11 +53,47 @@ def _vm_size_bytes() -> int:
     return 0
 
 
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _landlock_abi(libc) -> int:
+    """Landlock's ABI version (>= 1), or a negative number where the kernel lacks or disables it."""
+    return libc.syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+
+
+def _has_no_new_privs(libc) -> bool:
+    return libc.prctl(ctypes.c_int(_PR_GET_NO_NEW_PRIVS), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0)) >= 0
+
+
+def _has_seccomp_filter() -> bool:
+    if build_filter(allow_fork=False) is None:  # an architecture the filter does not know
+        return False
+    try:
+        with open("/proc/self/status") as f:
+            return any(line.startswith("Seccomp:") for line in f)  # the kernel has CONFIG_SECCOMP
+    except OSError:
+        return False
+
+
+def probe_guards() -> dict[str, bool]:
+    """Which of :func:`confine_self`'s kernel guards this machine offers, ``{"no_new_privs": ..., "landlock": ...,
+    "seccomp": ...}``, read without confining the calling process (all False off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return {"no_new_privs": False, "landlock": False, "seccomp": False}
+    libc = _libc()
+    return {"no_new_privs": _has_no_new_privs(libc), "landlock": _landlock_abi(libc) >= 1,
+            "seccomp": _has_seccomp_filter()}
+
+
 def confine_self(memory_mb: int = 1024) -> dict[str, bool]:
     """Confine this process for good (see the module docstring); returns which guards are on:
-    ``{"landlock": ..., "seccomp": ..., "memory": ...}``. A guard the kernel or platform lacks stays off (the
-    caller decides whether to go on); nothing here raises for that."""
-    on = {"landlock": False, "seccomp": False, "memory": False}
+    ``{"no_new_privs": ..., "landlock": ..., "seccomp": ..., "memory": ...}``. A guard the kernel or platform lacks
+    stays off (the caller decides whether to go on); nothing here raises for that."""
+    on = {"no_new_privs": False, "landlock": False, "seccomp": False, "memory": False}
     sys.dont_write_bytecode = True  # later imports would try (and fail) to write .pyc files
     try:
         limit = _vm_size_bytes() + memory_mb * (1 << 20)
@@ -65,13 +104,13 @@ def confine_self(memory_mb: int = 1024) -> dict[str, bool]:
         pass
     if not sys.platform.startswith("linux"):
         return on
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     syscall = libc.syscall
-    syscall.restype = ctypes.c_long
     ul = ctypes.c_ulong
     if libc.prctl(ctypes.c_int(_PR_SET_NO_NEW_PRIVS), ul(1), ul(0), ul(0), ul(0)) != 0:
         return on
-    abi = syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    on["no_new_privs"] = True
+    abi = _landlock_abi(libc)
     if abi >= 1:
         handled = ctypes.c_uint64(_WRITES_V1 | ((1 << 13) if abi >= 2 else 0) | ((1 << 14) if abi >= 3 else 0))
         rs = syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(handled), ctypes.c_size_t(8),
@@ -89,4 +128,4 @@ def confine_self(memory_mb: int = 1024) -> dict[str, bool]:
     return on
 
 
-__all__ = ["confine_self"]
+__all__ = ["confine_self", "probe_guards"]
