@@ -40,7 +40,8 @@ from r1.config import SFTConfig, save_config, validate
 from r1.data.readers import iter_records
 from r1.data.batching import right_pad
 from r1.errors import R1Error
-from r1.models.lora import load_policy, set_base_path
+from r1.models.fast import unsupported_reason
+from r1.models.lora import load_policy, lora_reason, set_base_path
 from r1.models.policy import lean_forward
 from r1.models.sequence import PackPlan, sequence_hidden
 from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
@@ -274,6 +275,15 @@ class SFTTrainer:
                 f"no example has a token to train on: every completion is empty or cut off by data.max_length="
                 f"{c.data.max_length} (the prompt alone fills it); raise data.max_length or check the data"
             )
+        # The fast path (module docstring): the lean forward where it covers the model, else the transformers one
+        self.lean = lean_forward(self.model, training=True)
+        if c.data.packing and self.lean is None:
+            why = unsupported_reason(self.model) or lora_reason(self.model, training=True)
+            fix = "model.lora.dropout=0 or " if why and "LoRA dropout" in why else ""
+            raise R1Error(
+                f"data.packing: packed rows need the lean forward (r1.models.fast), which does not cover "
+                f"{c.model.path}: {why}; use {fix}data.packing=false"
+            )
         if resume is None:  # model and data are good: now the run directory may be (re)made
             self.run_dir = prepare_run_dir(c.run.out_dir, c.run.name, c, overwrite=c.run.overwrite)
         if self.peft is not None:  # the adapter names its base (a preset base is saved in the run directory)
@@ -281,13 +291,6 @@ class SFTTrainer:
         self.sampler = BatchSampler(
             [len(ids) for ids, _ in self.examples], c.data.examples_per_step, c.data.batching, c.run.seed
         )
-        # The fast path (module docstring): the lean forward where it covers the model, else the transformers one
-        self.lean = lean_forward(self.model, training=True)
-        if c.data.packing and self.lean is None:
-            raise R1Error(
-                f"data.packing: packed rows need the lean forward (r1.models.fast: llama, qwen2, qwen3, mistral "
-                f"without LoRA dropout), which does not cover {c.model.path}; use data.packing=false"
-            )
         self.use_lean = True  # False: the transformers forward and full logits, the fast path's reference
         self.optimizer = build_optimizer(self.model, c.optim)
         self.scheduler = build_scheduler(self.optimizer, c.run.steps, c.optim)
