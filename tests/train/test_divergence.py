@@ -97,11 +97,20 @@ def test_guard_decides_on_the_flag_summed_over_workers():
 
 
 # ------------------------------------------------------------------------------------------------ SFT / pretrain
-def test_sft_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch):
+# the SFT trainer's loss: the fast path's head_logprobs (one call a micro-batch: one a step here) or the reference
+# path's sft_loss (``use_lean = False``)
+SFT_LOSSES = pytest.mark.parametrize("lean, loss_fn", [(True, "head_logprobs"), (False, "sft_loss")],
+                                     ids=["lean", "reference"])
+
+
+@SFT_LOSSES
+def test_sft_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch, lean, loss_fn):
     import r1.train.sft as sft
 
-    nan_at_call(monkeypatch, sft, "sft_loss", 2)
+    nan_at_call(monkeypatch, sft, loss_fn, 2)
     trainer = sft.SFTTrainer(sft_cfg(tmp_path, "nan1", "run.steps=4", "run.save_every=2"))
+    assert trainer.lean is not None  # the tiny preset has the fast path; use_lean picks the path under test
+    trainer.use_lean = lean
     weights = {}
     run = trainer.train(
         on_step_end=lambda step, m: weights.setdefault(step, [p.detach().clone() for p in trainer.model.parameters()])
@@ -175,14 +184,17 @@ def test_grpo_skips_an_injected_nan_step_and_goes_on(tmp_path, monkeypatch):
         assert_all_finite(ckpt)
 
 
-def test_sft_whose_last_update_is_skipped_does_not_end_done(tmp_path, monkeypatch):
+@SFT_LOSSES
+def test_sft_whose_last_update_is_skipped_does_not_end_done(tmp_path, monkeypatch, lean, loss_fn):
     """A skipped final update leaves no final checkpoint: the run must fail, not end "done" with metrics.jsonl ahead
     of its latest checkpoint (a --resume would silently go back)."""
     import r1.train.sft as sft
 
-    nan_at_call(monkeypatch, sft, "sft_loss", 3)
+    nan_at_call(monkeypatch, sft, loss_fn, 3)
+    trainer = sft.SFTTrainer(sft_cfg(tmp_path, "lastnan", "run.steps=3", "run.save_every=2"))
+    trainer.use_lean = lean
     with pytest.raises(R1Error, match="last optimizer update \\(step 3\\) was skipped"):
-        train_sft(sft_cfg(tmp_path, "lastnan", "run.steps=3", "run.save_every=2"))
+        trainer.train()
     run = tmp_path / "lastnan"
     assert [p.name for p in checkpoints(run)] == ["step_000002"]
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_000002"
