@@ -92,3 +92,21 @@ def setup_compute(run, model) -> tuple[torch.device, torch.dtype]:
     if run.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
     return device, dtype
+
+
+def open_run(run, resume) -> tuple["Path", "Path | None"]:
+    """The trainers' run directory and the checkpoint to resume from: ``resume``'s latest checkpoint, or a fresh
+    ``<run.out_dir>/<run.name>`` (``r1.runs.check_run_dir``: an earlier run is moved aside only with
+    ``run.overwrite``) and None. Seeds every generator with ``run.seed`` afterwards."""
+    from pathlib import Path
+
+    from r1.runs import check_run_dir, seed_everything
+    from r1.train.checkpoint import latest_checkpoint
+
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = latest_checkpoint(run_dir)
+    else:
+        run_dir, ckpt = check_run_dir(run.out_dir, run.name, overwrite=run.overwrite), None
+    seed_everything(run.seed)
+    return run_dir, ckpt

@@ -45,17 +45,16 @@ from r1.models.lora import load_policy, set_base_path
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
-from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
+from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     check_finite_weights,
     checkpoint_unless_skipped,
-    latest_checkpoint,
     restore_trainer_state,
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, setup_compute
+from r1.train.common import PhaseTimer, autocast_context, open_run, setup_compute
 from r1.train import dist
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
@@ -207,13 +206,7 @@ class GRPOTrainer:
 
         # --- run directory, model, optimizer
         self.start_step = 0
-        ckpt = None
-        if resume is not None:
-            self.run_dir = Path(resume)
-            ckpt = latest_checkpoint(self.run_dir)
-        else:
-            self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
-        seed_everything(c.run.seed)
+        self.run_dir, ckpt = open_run(c.run, resume)
         # With model.lora: self.model is the base with peft's LoRA layers inside (every forward path calls it),
         # self.peft the PeftModel around it (adapters off for the reference; saving the adapter).
         self.model, self.tok, self.peft = load_policy(

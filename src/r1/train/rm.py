@@ -46,16 +46,15 @@ from r1.models import resolve_run_dir
 from r1.rewards.reward_model import (
     DEFAULT_SEPARATOR, encode_texts, load_sequence_classifier, rm_text, score_ids,
 )
-from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
+from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks.preference import make_pairs
 from r1.train.checkpoint import (
     checkpoint_unless_skipped,
-    latest_checkpoint,
     restore_trainer_state,
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, setup_compute
+from r1.train.common import PhaseTimer, autocast_context, open_run, setup_compute
 from r1.train.grpo import micro_batches
 from r1.train.metrics import MetricsLogger, read_metrics
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
@@ -131,13 +130,7 @@ class RMTrainer:
         if c.run.workers != 1:
             raise R1Error("run.workers: data-parallel workers are supported by r1 grpo only; use run.workers=1")
         self.device, self.dtype = setup_compute(c.run, c.model)
-        ckpt = None
-        if resume is not None:
-            self.run_dir = Path(resume)
-            ckpt = latest_checkpoint(self.run_dir)
-        else:
-            self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
-        seed_everything(c.run.seed)
+        self.run_dir, ckpt = open_run(c.run, resume)
         train, test = load_pairs(c)  # data errors before the model is loaded
         self.model, self.tok = load_sequence_classifier(str(ckpt) if ckpt else c.model.path, device=self.device,
                                                         seed=c.run.seed)

@@ -44,16 +44,15 @@ from r1.models.fast import unsupported_reason
 from r1.models.lora import load_policy, lora_reason, set_base_path
 from r1.models.policy import lean_forward
 from r1.models.sequence import PackPlan, sequence_hidden
-from r1.runs import check_run_dir, console, make_progress, prepare_run_dir, seed_everything
+from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks import build_task
 from r1.train.checkpoint import (
     checkpoint_unless_skipped,
-    latest_checkpoint,
     restore_trainer_state,
     save_checkpoint,
     trainer_state,
 )
-from r1.train.common import PhaseTimer, autocast_context, setup_compute
+from r1.train.common import PhaseTimer, autocast_context, open_run, setup_compute
 from r1.train.metrics import MetricsLogger
 from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, clip_grad_norm
 
@@ -257,13 +256,7 @@ class SFTTrainer:
         if c.run.workers != 1:
             raise R1Error("run.workers: data-parallel workers are supported by r1 grpo only; use run.workers=1")
         self.device, self.dtype = setup_compute(c.run, c.model)
-        ckpt = None
-        if resume is not None:
-            self.run_dir = Path(resume)
-            ckpt = latest_checkpoint(self.run_dir)
-        else:
-            self.run_dir = check_run_dir(c.run.out_dir, c.run.name, overwrite=c.run.overwrite)
-        seed_everything(c.run.seed)
+        self.run_dir, ckpt = open_run(c.run, resume)
         # model.lora: self.model is the base with peft's LoRA layers inside, self.peft the PeftModel (saves the adapter)
         self.model, self.tok, self.peft = load_policy(
             c.model.path, c.model.lora_on(), ckpt, device=self.device, seed=c.run.seed
