@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from r1.algo.logprobs import entropy_from_logits, gather_logprobs, head_logprobs
+from r1.algo.logprobs import KnownLogprobs, entropy_from_logits, gather_logprobs, head_logprobs
 
 LN3 = math.log(3.0)
 
@@ -179,3 +179,65 @@ def test_bad_shapes_and_temperature_are_errors():
         head_logprobs(h, w, ids[:, :2])
     with pytest.raises(ValueError, match="hidden size 4"):
         head_logprobs(h, torch.zeros(5, 3), ids)
+
+
+class CountProducts(TorchDispatchMode):
+    """Counts matrix products (mm / addmm) while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.products = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+            self.products += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("tied,with_bias,temperature", [(True, False, 1.0), (False, True, 0.7)])
+def test_known_logprobs_give_the_same_gradient_with_no_forward_product(tied, with_bias, temperature):
+    """At μ = 1 the sampler's logprobs are the forward's values: given them, the forward runs no product, the
+    gradients equal the usual pass's (they are the known values' gradient, recomputed), and the backward fills the
+    pass's own entropies and logprobs (NaN before it, 0 at padding)."""
+    hidden, head, bias, ids, mask, leaves, g = problem(5, tied, with_bias, v=40)
+    g_lp = torch.randn(ids.shape, generator=g)
+    ref_lp, ref_ent, ref_grads = grads_of(lambda: plain(hidden(), head, ids, temperature, bias, mask), leaves, g_lp,
+                                          0.0)
+    counts = []
+    for known in (None, KnownLogprobs(ref_lp + 1e-7 * mask)):  # "the sampler's": the values up to rounding
+        for p in leaves:
+            p.grad = None
+        h = hidden()
+        with CountProducts() as forward:
+            lp, ent = head_logprobs(h, head, ids, temperature, bias, mask, chunk_size=4, known=known)
+        with CountProducts() as backward:
+            (lp * g_lp).sum().backward()
+        counts.append((forward.products, backward.products))
+    assert counts[0][0] == 3 and counts[1][0] == 0  # 12 real positions in blocks of 4: no product with known values
+    assert counts[1][1] == counts[0][1]  # the backward recomputes each block either way
+    assert known.used and ent is known.entropy and bool((ent[~mask] == 0).all())
+    torch.testing.assert_close(lp.detach(), known.logps * mask)
+    for a, b in zip([p.grad for p in leaves], ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(known.entropy, ref_ent, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(known.recomputed, ref_lp, rtol=1e-5, atol=1e-5)
+
+
+def test_known_logprobs_in_one_block_or_without_grad_are_computed_as_usual():
+    """Every position in one block (a small vocabulary): its backward recomputes nothing, so the forward runs as
+    usual (``used`` False); without autograd there is no backward to fill anything; a wrong shape is an error."""
+    hidden, head, bias, ids, mask, leaves, g = problem(6, tied=True, with_bias=False)
+    want = plain(hidden(), head, ids, 1.0, None, mask)
+    known = KnownLogprobs(torch.zeros(ids.shape))
+    lp, ent = head_logprobs(hidden(), head, ids, 1.0, mask=mask, known=known)
+    assert not known.used and known.entropy is None
+    torch.testing.assert_close(lp, want[0].detach(), rtol=1e-5, atol=1e-5)  # computed, not the zeros given
+    with torch.no_grad():
+        lp, ent = head_logprobs(hidden(), head, ids, 1.0, mask=mask, chunk_size=2, known=known)
+    assert not known.used
+    torch.testing.assert_close(ent, want[1].detach(), rtol=1e-5, atol=1e-5)
+    known = KnownLogprobs(want[0].detach())
+    lp, ent = head_logprobs(hidden(), head, ids, 1.0, mask=mask, chunk_size=2, known=known)
+    assert known.used and bool(ent[mask].isnan().all())  # NaN until the backward fills it
+    with pytest.raises(ValueError, match="known logprobs"):
+        head_logprobs(hidden(), head, ids, 1.0, known=KnownLogprobs(torch.zeros(2, 2)))

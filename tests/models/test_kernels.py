@@ -568,3 +568,37 @@ def test_packed_float32_decode_is_the_plain_decode(mkl, monkeypatch):
     assert {k: v.data_ptr() for k, v in store.items()} == ptrs
     monkeypatch.setattr(fast, "USE_MKL_PACKED", False)
     assert not can_pack(lm.weights())
+
+
+def test_engine_releases_the_packing_after_a_rollout(mkl, monkeypatch):
+    """After a rollout the packed copies leave the weights (a forward record keeps those for the train pass); the
+    packed memory is kept for the next rollout below ``PACK_KEEP_BYTES`` and freed above it; either way the next
+    rollout samples the same tokens."""
+    from r1.models.tokenizer import build_byte_tokenizer
+    from r1.rollout import native
+    from r1.rollout.base import SamplingParams
+
+    monkeypatch.setattr(fast, "ONEDNN_FP32", False)  # float32 products through MKL, as on Intel CPUs
+    tok = build_byte_tokenizer()
+    model = _model()
+    model.resize_token_embeddings(len(tok))
+    engine = native.NativeEngine(model, tok)
+    params = SamplingParams(temperature=1.0, max_new_tokens=6)
+    seen = []
+    real = fast.pack_weights
+
+    def spy(weights, **kw):
+        seen.append(weights)
+        return real(weights, **kw)
+
+    monkeypatch.setattr(fast, "pack_weights", spy)
+    outs = []
+    for keep in (1 << 30, 0):
+        monkeypatch.setattr(native, "PACK_KEEP_BYTES", keep)
+        with torch.no_grad():
+            out = engine.generate([[1, 2, 3]], 4, params, torch.Generator().manual_seed(0), record=True)
+        outs.append([c.token_ids for c in out[0]])
+        w = seen[-1]
+        assert w.head_packed is None and all(layer.packed is None for layer in w)
+        assert bool(engine._pack_store) == (keep > 0)
+    assert outs[0] == outs[1]

@@ -140,3 +140,54 @@ def test_grpo_run_is_unchanged_by_the_fused_head(tmp_path, extra, monkeypatch):
             assert a[k] == pytest.approx(b[k], rel=2e-2 if bf16 else 1e-4, abs=1e-3 if bf16 else 1e-6), k
     for a, b in zip(p1, p0):
         torch.testing.assert_close(a, b, rtol=1e-3 if bf16 else 1e-5, atol=1e-3 if bf16 else 1e-6)
+
+
+@pytest.mark.parametrize("extra", [[], ["grpo.replay_rollout=false"], ["model.dtype=bf16"], ["grpo.mu=2"]])
+@pytest.mark.filterwarnings("ignore:.*bf16.*")
+def test_grpo_run_is_unchanged_by_reusing_the_sampler_logprobs(tmp_path, extra, monkeypatch):
+    """The train pass's head given the sampler's logprobs as its forward values (``KnownLogprobs``; blocks of 5
+    positions so the tiny vocabulary takes several) against the head computing them: the same metrics (the entropy
+    and the rollout-vs-train gap measured by the backward) and weights, over the replay, the lean pass, bf16 autocast
+    and μ = 2 (whose second pass, after an update, computes its values); in bf16 it is not taken (the two passes'
+    logprobs differ by bfloat16's rounding there, and the k3 KL's coefficient ``1 - exp(ref - logp)`` magnifies it)."""
+    import r1.algo.logprobs as logprobs_module
+    from r1.train.grpo import GRPOTrainer
+    from tests.train.test_grpo import tiny_cfg
+
+    monkeypatch.setattr(logprobs_module, "HEAD_BLOCK_ELEMENTS", 5 * 263)
+    used = []
+    real = logprobs_module.head_logprobs
+
+    def spy(*args):
+        out = real(*args)
+        if torch.is_grad_enabled():  # a train pass (the reference's runs without autograd)
+            used.append(args[7] is not None and args[7].used)
+        return out
+
+    monkeypatch.setattr("r1.models.policy.head_logprobs", spy)
+    runs = []
+    for reuse in (True, False):
+        used.clear()
+        over = ["grpo.kl_coef=0.1", "rollout.temperature=1.5", *extra]
+        t = GRPOTrainer(tiny_cfg(tmp_path, f"reuse{reuse}", *over))
+        t.reuse_rollout_logprobs = reuse
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(0)
+            for p in t.model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+        start = [p.detach().clone() for p in t.model.parameters()]
+        metrics = []
+        t.train(on_step_end=lambda step, m: metrics.append(m))
+        moved = [p.detach() - s for p, s in zip(t.model.parameters(), start)]  # the two steps' updates
+        runs.append((metrics, moved, any(used), all(used)))
+    (m1, p1, any1, all1), (m0, p0, any0, _) = runs
+    mu2, bf16 = "grpo.mu=2" in extra, "model.dtype=bf16" in extra
+    assert not any0 and any1 != bf16 and all1 == (not mu2 and not bf16)  # every first pass, never after an update
+    for a, b in zip(m1, m0):
+        assert a["reward/total"] == b["reward/total"]
+        for k in ("loss", "kl", "entropy", "grad_norm", "logprob_diff_rollout_vs_train", "clip_fraction"):
+            assert a[k] == pytest.approx(b[k], rel=2e-2 if bf16 else 1e-4, abs=1e-3 if bf16 else 1e-6), k
+    # the loss's coefficients come from the sampler's values (rounding-level apart from the pass's own), and AdamW's
+    # normalisation shows such differences in gradient entries near 0: the updates within 1e-5
+    for a, b in zip(p1, p0):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

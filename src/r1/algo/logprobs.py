@@ -18,12 +18,19 @@ linear cross-entropy, Cut Cross-Entropy arXiv:2411.09009, with the temperature a
 memory: a few ``(chunk, V)`` float32 blocks, whatever the vocabulary and the completion length. The logits-based
 functions above are its slow, obvious reference (``tests/algo/test_chunked_head.py``).
 
+At μ = 1 the policy's forward values are known before the train pass: the sampler computed each token's logprob
+from the same weights. :class:`KnownLogprobs` hands them to :func:`head_logprobs`, whose forward then runs no head
+product (the values are the sampler's) and whose backward, which recomputes each block's logits anyway, takes that
+block's ``logsumexp`` and entropy itself and records the recomputed logprobs and entropies for the metrics: three
+products of the ``(V, H)`` head a block instead of four.
+
 Left out: double backward (the custom backwards are once-differentiable), top-k/top-p renormalisation, and fused or
 compiled kernels (the blocks are plain PyTorch products and reductions).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -141,6 +148,26 @@ HEAD_BLOCK_ELEMENTS = 1 << 24
 (110 positions of a 151,936-token vocabulary; every position at once for a small one)."""
 
 
+@dataclass
+class KnownLogprobs:
+    """Values of a head pass that are known before it runs: at μ = 1, the sampler's logprobs of the tokens it drew,
+    computed from the very weights the train pass differentiates.
+
+    Given to :func:`head_logprobs`, the forward returns ``logps`` as its logprobs (differentiable: the backward
+    recomputes each block's logits from the hidden states, so the gradient is the usual one) and runs no head product.
+    The backward fills ``entropy`` and ``recomputed`` ((N, T) each, 0 at padding, NaN until it runs): the entropies
+    and logprobs of the pass's own logits, for the metrics (so the rollout-vs-train logprob gap is still measured).
+    The entropy :func:`head_logprobs` returns is ``entropy`` itself, filled in place by the backward, and is not
+    differentiable on this path. ``used`` says whether the head took the values: when every position fits one block
+    (a small vocabulary) it computes them as usual, since its backward then recomputes nothing.
+    """
+
+    logps: Tensor  # (N, T) the known logprobs of ``token_ids``
+    entropy: Tensor | None = None  # (N, T) filled by the backward
+    recomputed: Tensor | None = None  # (N, T) filled by the backward
+    used: bool = False
+
+
 def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, low: torch.dtype | None,
                 temperature: float) -> Tensor:
     """``(h @ w.T + b) / τ`` for one block of positions, in ``z_dtype``; the product in ``low`` when given (as
@@ -157,9 +184,17 @@ class _HeadLogprobs(torch.autograd.Function):
     the backward recomputing each block's logits."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, token_ids, temperature, chunk, low):
+    def forward(ctx, hidden, weight, bias, token_ids, temperature, chunk, low, known, out):
         m = hidden.shape[0]
         dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
+        ctx.mark_non_differentiable(token_ids)
+        ctx.temperature, ctx.chunk, ctx.low, ctx.out = temperature, chunk, low, out
+        if known is not None:  # no product: the values are known; the backward computes the rest (KnownLogprobs)
+            ctx.one_block = None
+            ctx.save_for_backward(hidden, weight, bias, token_ids, None, None)
+            ent = torch.full((m,), torch.nan, dtype=dtype, device=hidden.device)  # the caller reads ``out``'s
+            ctx.mark_non_differentiable(ent)
+            return known.to(dtype).clone(), ent
         w = weight if low is None else weight.to(low)  # cast once, not at every block
         logps = hidden.new_empty((m,), dtype=dtype)
         lse = hidden.new_empty((m,), dtype=dtype)
@@ -174,36 +209,43 @@ class _HeadLogprobs(torch.autograd.Function):
         # One block (a small vocabulary): its log-probs are kept, and the backward needs no second head product.
         ctx.one_block = logp if m <= chunk and any(ctx.needs_input_grad[:3]) else None
         ctx.save_for_backward(hidden, weight, bias, token_ids, lse, ent)
-        ctx.temperature, ctx.chunk, ctx.low = temperature, chunk, low
-        ctx.mark_non_differentiable(token_ids)
         return logps, ent
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_logps, g_ent):
         hidden, weight, bias, token_ids, lse, ent = ctx.saved_tensors
-        temperature, chunk, low = ctx.temperature, ctx.chunk, ctx.low
+        temperature, chunk, low, out = ctx.temperature, ctx.chunk, ctx.low, ctx.out
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
         w = weight if low is None else weight.to(low)
         dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
-        dw = torch.zeros(weight.shape, dtype=lse.dtype, device=weight.device) if need_w else None  # (V, H)
-        db = torch.zeros(bias.shape, dtype=lse.dtype, device=bias.device) if need_b else None  # (V,)
+        dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if need_w else None  # (V, H)
+        db = torch.zeros(bias.shape, dtype=dtype, device=bias.device) if need_b else None  # (V,)
+        if lse is None:  # known values: no forward ran, the entropy is not differentiable on this path
+            g_ent = None
         for i in range(0, hidden.shape[0], chunk):
             s = slice(i, i + chunk)
             h = hidden[s]
             if ctx.one_block is not None:
                 logp, ctx.one_block = ctx.one_block, None
+            elif lse is None:  # this pass's own logsumexp; its entropies and logprobs go to ``out`` for the metrics
+                z = _head_block(dtype, h, w, bias, low, temperature)  # (c, V)
+                logp = z - torch.logsumexp(z, dim=-1, keepdim=True)
+                at = out[2][s]  # these positions' places in the (N, T) buffers
+                out[0].index_copy_(0, at, -(logp.exp() * logp).sum(-1))
+                out[1].index_copy_(0, at, logp.gather(-1, token_ids[s, None]).squeeze(-1))
             else:
-                logp = _head_block(lse.dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
+                logp = _head_block(dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
             p = logp.exp()
             # d logp_y / dz_v = 1[v = y] - p_v;  dH / dz_v = -p_v (log p_v + H)
             dz = torch.zeros_like(p)
             if g_logps is not None:
-                g = g_logps[s].to(lse.dtype)
+                g = g_logps[s].to(dtype)
                 dz.addcmul_(p, g[:, None], value=-1)
                 dz.scatter_add_(-1, token_ids[s, None], g[:, None])
             if g_ent is not None:
-                dz.addcmul_(p, (logp + ent[s, None]) * g_ent[s, None].to(lse.dtype), value=-1)
+                dz.addcmul_(p, (logp + ent[s, None]) * g_ent[s, None].to(dtype), value=-1)
             dz /= temperature  # (c, V): gradient of the block's logits
             if low is not None:
                 dz = dz.to(low)
@@ -217,7 +259,7 @@ class _HeadLogprobs(torch.autograd.Function):
                 db += dz.sum(0, dtype=db.dtype)
         dw = None if dw is None else dw.to(weight.dtype)
         db = None if db is None else db.to(bias.dtype)
-        return dh, dw, db, None, None, None, None
+        return dh, dw, db, None, None, None, None, None, None
 
 
 def head_logprobs(
@@ -228,6 +270,7 @@ def head_logprobs(
     bias: Tensor | None = None,
     mask: Tensor | None = None,
     chunk_size: int | None = None,
+    known: KnownLogprobs | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Log-prob of each ``token_ids`` entry and the entropy under ``softmax((hidden @ weight.T + bias) / τ)``,
     without ever holding the ``(N, T, V)`` logits; differentiable w.r.t. ``hidden``, ``weight`` and ``bias``.
@@ -250,6 +293,8 @@ def head_logprobs(
             outputs (padding).
         chunk_size: positions per block; None: ``HEAD_BLOCK_ELEMENTS // V``. Peak extra memory is a few
             ``chunk_size × V`` float32 blocks.
+        known: the logprobs' values, known already (:class:`KnownLogprobs`): no product in the forward, and the
+            entropy returned is ``known.entropy``, filled by the backward.
 
     Returns:
         (logps, entropy): (N, T) each, float32 (fp64 for fp64 inputs without autocast).
@@ -277,8 +322,25 @@ def head_logprobs(
     else:
         mask = mask.bool()
         h, y = hidden[mask], ids[mask]  # only the real positions (a differentiable gather)
+    given = out = None
+    if known is not None:
+        if known.logps.shape != token_ids.shape:
+            raise ValueError(f"known logprobs {tuple(known.logps.shape)} vs token_ids {tuple(token_ids.shape)}")
+        known.used = h.shape[0] > chunk and torch.is_grad_enabled()  # one block: computed and kept as usual
+    if known is not None and known.used:
+        dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
+        given = known.logps.reshape(-1) if mask is None else known.logps[mask]  # (M,)
+        pos = torch.arange(n * t, device=hidden.device)
+        pos = pos if mask is None else pos[mask.reshape(-1)]  # (M,) each position's place in the (N, T) buffers
+        known.entropy, known.recomputed = (hidden.new_zeros((n, t), dtype=dtype) for _ in range(2))
+        known.entropy.view(-1)[pos] = torch.nan  # until the backward fills them
+        known.recomputed.view(-1)[pos] = torch.nan
+        out = (known.entropy.view(-1), known.recomputed.view(-1), pos)
     with torch.autocast(device, enabled=False):  # the products' dtype is chosen above, explicitly
-        logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low)
+        logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low, given, out)
+    if out is not None:
+        lp = logps.view(n, t) if mask is None else logps.new_zeros((n, t)).masked_scatter(mask, logps)
+        return lp, known.entropy
     if mask is None:
         return logps.view(n, t), ent.view(n, t)
     full_lp = logps.new_zeros((n, t)).masked_scatter(mask, logps)

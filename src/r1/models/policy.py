@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from r1.algo.logprobs import entropy_from_logits, gather_logprobs, head_logprobs
+from r1.algo.logprobs import KnownLogprobs, entropy_from_logits, gather_logprobs, head_logprobs
 from r1.data.batching import right_pad
 from contextlib import nullcontext
 from typing import Callable, ContextManager
@@ -92,19 +92,23 @@ class PolicyForward:
             return self._forward(self.reference, self.lean_reference, batch, rows, comp_len)
 
     def policy_logprobs(
-        self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float, chunk_size: int | None = None
+        self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float,
+        chunk_size: int | None = None, known: KnownLogprobs | None = None,
     ) -> tuple[Tensor, Tensor]:
         """(n, comp_len) logprobs of ``token_ids`` and entropies under the policy's ``softmax(logits / temperature)``
         for ``rows``, differentiable with respect to its parameters; 0 beyond each row's completion. The head runs
-        block by block over the pass's hidden states (the replay's, when the rollout's record holds the policy)."""
+        block by block over the pass's hidden states (the replay's, when the rollout's record holds the policy).
+        ``known``: the logprobs' values, known already (the sampler's, at μ = 1): the head's forward then runs no
+        product (``r1.algo.logprobs.KnownLogprobs``; the logits path ignores it)."""
         if not self.fused_head:
             return self._from_logits(self.policy_logits(batch, rows, comp_len), batch, rows, token_ids, temperature)
         record = batch.record
         if record is not None and record.usable(self.policy, comp_len):
             hidden = replay_hidden(record, [batch.record_rows[i] for i in rows], comp_len)  # (n, comp_len, E)
             head = self.policy.lm_head
-            return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size)
-        return self._logprobs(self.policy, self.lean_policy, batch, rows, comp_len, token_ids, temperature, chunk_size)
+            return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size, known)
+        args = (batch, rows, comp_len, token_ids, temperature, chunk_size, known)
+        return self._logprobs(self.policy, self.lean_policy, *args)
 
     def reference_logprobs(
         self, batch, rows: list[int], comp_len: int, token_ids: Tensor, temperature: float, chunk_size: int | None = None
@@ -117,14 +121,14 @@ class PolicyForward:
         with self.reference_context():
             return self._logprobs(self.reference, self.lean_reference, *args)[0]
 
-    def _logprobs(self, model, lean, batch, rows, comp_len, token_ids, temperature, chunk_size):
+    def _logprobs(self, model, lean, batch, rows, comp_len, token_ids, temperature, chunk_size, known=None):
         if lean is not None and self.use_lean:
             distinct: dict[tuple[int, ...], int] = {}
             group = [distinct.setdefault(tuple(batch.prompt_ids[i]), len(distinct)) for i in rows]
             hidden, w, b = lean.train_hidden(
                 [list(p) for p in distinct], group, [batch.completion_ids[i] for i in rows], self.pad_id
             )  # (n, longest completion, E)
-            return self._head(hidden[:, :comp_len], w, b, batch, rows, token_ids, temperature, chunk_size)
+            return self._head(hidden[:, :comp_len], w, b, batch, rows, token_ids, temperature, chunk_size, known)
         head = model.get_output_embeddings()
         backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
         if getattr(model.config, "model_type", None) not in HEAD_MODEL_TYPES or backbone is None or not isinstance(
@@ -133,16 +137,16 @@ class PolicyForward:
             logits = self._forward(model, lean, batch, rows, comp_len)
             return self._from_logits(logits, batch, rows, token_ids, temperature)
         hidden = self._positions(backbone, batch, rows, comp_len, lambda out: out.last_hidden_state)  # (n, comp_len, E)
-        return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size)
+        return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size, known)
 
     def _real(self, batch, rows: list[int], comp_len: int) -> Tensor:
         """(n, comp_len) bool: the positions of each row's completion tokens (the rest is padding)."""
         lengths = torch.tensor([len(batch.completion_ids[i]) for i in rows], device=self.device)
         return torch.arange(comp_len, device=self.device)[None, :] < lengths[:, None]
 
-    def _head(self, hidden, weight, bias, batch, rows, token_ids, temperature, chunk_size) -> tuple[Tensor, Tensor]:
+    def _head(self, hidden, weight, bias, batch, rows, token_ids, temperature, chunk_size, known=None):
         mask = self._real(batch, rows, hidden.shape[1])
-        return head_logprobs(hidden, weight, token_ids, temperature, bias, mask, chunk_size)
+        return head_logprobs(hidden, weight, token_ids, temperature, bias, mask, chunk_size, known)
 
     def _from_logits(self, logits, batch, rows, token_ids, temperature) -> tuple[Tensor, Tensor]:
         """The plain path: logprobs and entropies from the full (n, comp_len, V) logits, 0 at padding."""

@@ -181,6 +181,10 @@ def _buffered_layer_class():
     return BufferedLayer
 
 
+PACK_KEEP_BYTES = 256 << 20
+"""The packed decode weights' memory the engine keeps between rollouts (``NativeEngine._release_packing``)."""
+
+
 class NativeEngine:
     """Batched KV-cache sampler (see the module docstring). ``NativeEngine(model, tokenizer)``.
 
@@ -215,6 +219,18 @@ class NativeEngine:
         self._last_taken = None  # the newest record, whose memory the next one reuses (and so invalidates)
         self._pack_store: dict = {}  # the packed float32 weights' memory, reused by the next rollout's packing
         self.update_weights(model)
+
+    def _release_packing(self, weights) -> None:
+        """After the decode: the packed copies serve only it, so drop them from ``weights`` (which a forward record
+        keeps through the train pass), and free their memory when it is over ``PACK_KEEP_BYTES``. Below that (the
+        small presets) the next rollout packs into it again, with no fresh heap; above, the train pass's peak would
+        otherwise carry it (a 151,936 × 896 head alone is 0.51 GiB) while repacking costs one pass over the weights
+        once a rollout."""
+        for w in weights:
+            w.packed = None
+        weights.head_packed = weights.layers_args = None
+        if sum(b.numel() * b.element_size() for b in self._pack_store.values()) > PACK_KEEP_BYTES:
+            self._pack_store.clear()
 
     def update_weights(self, model) -> None:
         """The trainer passes the very object it optimises: keep the reference, no copy."""
@@ -405,6 +421,8 @@ class NativeEngine:
         if rec is not None:
             rec.finish(tokens_host)
             self.last_record = rec
+        if self.fast is not None:
+            self._release_packing(weights)
         logps_host = logps_out.cpu()  # (B*G, M)
         out: list[list[Completion]] = []
         for i in range(num_prompts):

@@ -9,7 +9,9 @@ normalisation, DAPO clip-higher, token-mean aggregation, dynamic sampling and ov
 ratios. The math lives in ``r1.algo``; this file only moves data between phases.
 
 Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / temperature)), so μ = 1 costs
-no extra forward pass. The reference model is loaded only when β > 0; with LoRA adapters (``model.lora``,
+no extra forward pass; and while no update has changed the policy since it sampled (native engine), they are also
+the values of the train pass's logprobs, whose output head then runs no forward product, only the backward's
+(``r1.algo.logprobs.KnownLogprobs``: a quarter of the head's work at a large vocabulary). The reference model is loaded only when β > 0; with LoRA adapters (``model.lora``,
 ``r1.models.lora``) only the adapters train and the reference is the base: the policy with its adapters off.
 ``run.workers > 1`` trains data-parallel (``r1.train.dist``): each worker samples its share of the prompts, every
 worker sees the whole batch's rewards, and gradients are summed before each update. Left out on purpose: value
@@ -35,6 +37,7 @@ from r1.algo import (
     compute_policy_loss,
     group_zero_variance,
 )
+from r1.algo.logprobs import KnownLogprobs
 from r1.algo.overlong import OVERLONG, Overlong
 from r1.config import GRPOAlgoConfig, GRPOConfig, save_config, validate
 from r1.data.batching import right_pad
@@ -45,6 +48,7 @@ from r1.models.lora import load_policy, set_base_path
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
+from r1.rollout.native import NativeEngine
 from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -104,6 +108,8 @@ class Group:
     texts: list[str] = field(default_factory=list)  # (G,) decoded completions
     rewards: list[float] = field(default_factory=list)  # (G,) total rewards, overlong shaping included
     reward_parts: dict[str, list[float | None]] = field(default_factory=dict)  # name -> (G,)
+    # the trainer's update count when it was sampled, where its logprobs are the policy's own (native engine)
+    policy_version: int | None = None
 
 
 @dataclass
@@ -120,6 +126,7 @@ class Rollouts:
     reward_parts: dict[str, list[float | None]]
     record: object = None  # the rollout's ForwardRecord (r1.models.replay), when one was taken
     record_rows: list[int] | None = None  # (N,) each row's row in the record
+    policy_version: int | None = None  # every group's (Group.policy_version), when they agree
 
     @classmethod
     def from_groups(cls, groups: list[Group], group_size: int, record: object = None) -> Rollouts:
@@ -138,6 +145,8 @@ class Rollouts:
         )
         if record is not None and all(g.round == 1 for g in groups):
             r.record, r.record_rows = record, [g.row * G + j for g in groups for j in range(G)]
+        if groups and all(g.policy_version == groups[0].policy_version for g in groups):
+            r.policy_version = groups[0].policy_version
         return r
 
     @classmethod
@@ -185,6 +194,10 @@ class GRPOTrainer:
     """GRPO on one task: ``train()`` runs the steps, ``step()`` is one of them (see the module docstring for its
     phases). Built from a validated config; ``resume`` continues a run directory from its latest checkpoint. With
     several data-parallel workers (``r1.train.dist``), each builds one; rank 0 writes the run directory."""
+
+    reuse_rollout_logprobs = True
+    """Hand the sampler's logprobs to the train pass's head as its forward values while the policy has not changed
+    since it sampled (``KnownLogprobs``); False: the head computes them (the reference in the tests)."""
 
     def __init__(self, cfg: GRPOConfig, resume: str | Path | None = None):
         self.cfg = cfg
@@ -238,6 +251,7 @@ class GRPOTrainer:
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
         self.engine = build_engine(c.rollout.engine, self.model, self.tok)
+        self.updates = 0  # optimizer updates so far in this process (KnownLogprobs: is the policy the sampler's?)
         self.sampling = sampling_params(c.rollout)
         # Each worker samples its own prompts and completions (rank 0's streams are the single-process ones).
         self.gen = torch.Generator(device="cpu").manual_seed(c.run.seed + 1_000_003 * self.rank)
@@ -363,7 +377,10 @@ class GRPOTrainer:
         with timer("rollout"), self.autocast():
             self.model.eval()
             outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
-        groups = [Group(i, p, comps, sampling_round, k) for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
+        exact = isinstance(self.engine, NativeEngine) and self.engine.model is self.model  # its logprobs: the policy's
+        version = self.updates if exact else None
+        groups = [Group(i, p, comps, sampling_round, k, policy_version=version)
+                  for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
         return groups, (self.engine.last_record if record else None)
 
     def score_groups(self, groups: list[Group]) -> None:
@@ -480,9 +497,14 @@ class GRPOTrainer:
         g = self.cfg.grpo
         tc = max(b.completion_lengths[i] for i in micro)
         m = b.mask[micro, :tc]  # (n, tc)
+        known = None  # the sampler's logprobs are this pass's values while the policy is the one that sampled
+        if self.reuses_rollout_logprobs(b.rollouts.policy_version):
+            known = KnownLogprobs(b.old_logps[micro, :tc])
         with self.autocast():  # the head's blocks of logits only: never (n, tc, V) at once (r1.models.policy)
             ids = b.completion_ids[micro, :tc]
-            logps, entropy = self.policy_forward.policy_logprobs(b.rollouts, micro, tc, ids, b.temperature)  # (n, tc)
+            logps, entropy = self.policy_forward.policy_logprobs(
+                b.rollouts, micro, tc, ids, b.temperature, known=known
+            )  # (n, tc); with ``known`` used, ``entropy`` is filled by the backward
         per_tok, clipped = compute_policy_loss(
             logps, b.old_logps[micro, :tc], b.advantages[micro], m,
             clip_low=g.clip_low, clip_high=g.clip_high, is_level=g.is_level,
@@ -500,13 +522,27 @@ class GRPOTrainer:
         acc["tokens"] += m.sum()
         if first_pass:
             with torch.no_grad():
+                train_logps = known.recomputed if known is not None and known.used else logps.detach()
                 acc["entropy"] += (entropy.detach() * m).sum()
-                acc["diff"] += ((logps.detach() - b.old_logps[micro, :tc]).abs() * m).sum()
+                acc["diff"] += ((train_logps - b.old_logps[micro, :tc]).abs() * m).sum()
         return loss.detach()
+
+    def reuses_rollout_logprobs(self, version: int | None) -> bool:
+        """May the train pass take the sampler's logprobs as its head's forward values? Yes while the policy is the
+        one that sampled (``version``: the update count then, None unless the native engine sampled with this very
+        model), in float32: there the two passes' values agree to float32 rounding. Not in bf16, where they differ
+        by bfloat16's, which the k3 KL's gradient coefficient ``1 - exp(ref - logp)`` magnifies."""
+        return (
+            self.reuse_rollout_logprobs
+            and version is not None
+            and version == self.updates
+            and self.dtype == torch.float32
+        )
 
     def update(self, opt_loss: torch.Tensor) -> torch.Tensor:
         """One optimizer step: sum the workers' gradients, clip them and step, unless the loss or the gradient norm
         is NaN/inf on any worker (then no worker updates, and the guard counts it). Returns the gradient norm."""
+        self.updates += 1  # the policy may change below (the sampler's logprobs are no longer its own)
         dist.all_reduce_grads_(self.model)
         grad_norm = clip_grad_norm(self.model.parameters(), self.cfg.optim.grad_clip)
         self.guard.step(self.optimizer, self.scheduler, opt_loss, grad_norm, reduce=dist.all_reduce_sum_)
