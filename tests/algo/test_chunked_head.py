@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from r1.algo.logprobs import KnownLogprobs, entropy_from_logits, gather_logprobs, head_logprobs
+from r1.algo.logprobs import KnownLogprobs, entropy_from_logits, gather_logprobs, head_logprobs, head_nll
 
 LN3 = math.log(3.0)
 
@@ -241,3 +241,50 @@ def test_known_logprobs_in_one_block_or_without_grad_are_computed_as_usual():
     assert known.used and bool(ent[mask].isnan().all())  # NaN until the backward fills it
     with pytest.raises(ValueError, match="known logprobs"):
         head_logprobs(hidden(), head, ids, 1.0, known=KnownLogprobs(torch.zeros(2, 2)))
+
+
+@pytest.mark.parametrize("tied,with_bias,chunk_size", [(True, False, 4), (False, True, 5), (True, True, None)])
+def test_head_nll_is_the_summed_cross_entropy_with_its_gradient(tied, with_bias, chunk_size):
+    """``head_nll`` (the SFT loss, gradients computed in its forward) = ``-scale · Σ log_softmax[y]`` over the mask from
+    full logits, in value and in every gradient, for an upstream gradient of 1 and of 2.5; one product fewer than
+    ``head_logprobs``' forward + backward (no recomputation)."""
+    hidden, head, bias, ids, mask, leaves, g = problem(7, tied, with_bias, v=40)
+    for upstream in (1.0, 2.5):
+        ref_lp = grads_of(lambda: plain(hidden(), head, ids, 1.0, bias, mask), leaves, -0.3 * upstream, 0.0)
+        for p in leaves:
+            p.grad = None
+        h = hidden()
+        with CountProducts() as count:
+            loss = head_nll(h, head, ids, bias, mask, scale=0.3, chunk_size=chunk_size)
+            (loss * upstream).backward()
+        torch.testing.assert_close(loss.detach(), -0.3 * ref_lp[0].sum(), rtol=1e-5, atol=1e-5)
+        for a, b in zip([p.grad for p in leaves], ref_lp[2]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        blocks = 1 if chunk_size is None else -(-int(mask.sum()) // chunk_size)
+        assert count.products == 3 * blocks + 2  # the head's 3 a block + the hidden path's 2
+    torch.testing.assert_close(  # the docstring's example
+        head_nll(torch.tensor([[[1.0]]]), torch.tensor([[0.0], [LN3]]), torch.tensor([[1]])), torch.tensor(0.28768),
+        atol=1e-5, rtol=0,
+    )
+
+
+def test_head_nll_without_grad_and_under_bf16_autocast():
+    hidden, head, _, ids, mask, leaves, g = problem(8, tied=True, with_bias=False, hid=16, v=50)
+    with torch.no_grad():
+        value = head_nll(hidden(), head, ids, mask=mask, chunk_size=3)
+    torch.testing.assert_close(value, -plain(hidden(), head, ids, 1.0, None, mask)[0].sum().detach(), rtol=1e-5,
+                               atol=1e-5)
+    for p in leaves:
+        p.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp, _ = head_logprobs(hidden(), head, ids, 1.0, mask=mask, chunk_size=3)
+    (-lp.sum()).backward()
+    want = [p.grad.clone() for p in leaves]
+    for p in leaves:
+        p.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = head_nll(hidden(), head, ids, mask=mask, chunk_size=3)
+    loss.backward()
+    torch.testing.assert_close(loss.detach(), -lp.sum().detach(), rtol=1e-4, atol=1e-4)  # the same bf16 products
+    for a, b in zip([p.grad for p in leaves], want):
+        assert (a - b).norm() <= 1e-2 * b.norm()

@@ -262,6 +262,22 @@ class _HeadLogprobs(torch.autograd.Function):
         return dh, dw, db, None, None, None, None, None, None
 
 
+def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: int | None):
+    """Check the head's shapes; return the products' dtype (autocast's low-precision one when enabled on
+    ``hidden``'s device, a low-precision model's own, else None) and the block size in positions."""
+    if hidden.dim() != 3 or hidden.shape[:-1] != token_ids.shape or weight.dim() != 2:
+        shapes = f"{tuple(hidden.shape)}, {tuple(weight.shape)} vs {tuple(token_ids.shape)}"
+        raise ValueError(f"hidden (N, T, H), weight (V, H) and token_ids (N, T) disagree: {shapes}")
+    if weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"hidden size {hidden.shape[-1]} and head weight {tuple(weight.shape)} disagree")
+    device = hidden.device.type
+    low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    low = low if low in (torch.bfloat16, torch.float16) else None
+    if low is None and hidden.dtype in (torch.bfloat16, torch.float16):
+        low = hidden.dtype  # a low-precision model without autocast: its products in its dtype
+    return low, max(1, chunk_size if chunk_size is not None else HEAD_BLOCK_ELEMENTS // max(1, weight.shape[0]))
+
+
 def head_logprobs(
     hidden: Tensor,
     weight: Tensor,
@@ -304,18 +320,9 @@ def head_logprobs(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for logprobs, got {temperature}")
-    if hidden.dim() != 3 or hidden.shape[:-1] != token_ids.shape or weight.dim() != 2:
-        shapes = f"{tuple(hidden.shape)}, {tuple(weight.shape)} vs {tuple(token_ids.shape)}"
-        raise ValueError(f"hidden (N, T, H), weight (V, H) and token_ids (N, T) disagree: {shapes}")
-    if weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(f"hidden size {hidden.shape[-1]} and head weight {tuple(weight.shape)} disagree")
+    low, chunk = _head_setup(hidden, weight, token_ids, chunk_size)
     n, t, _ = hidden.shape
     device = hidden.device.type
-    low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    low = low if low in (torch.bfloat16, torch.float16) else None
-    if low is None and hidden.dtype in (torch.bfloat16, torch.float16):
-        low = hidden.dtype  # a low-precision model without autocast: its products in its dtype
-    chunk = max(1, chunk_size if chunk_size is not None else HEAD_BLOCK_ELEMENTS // max(1, weight.shape[0]))
     ids = token_ids.long()
     if mask is None:
         h, y = hidden.reshape(n * t, -1), ids.reshape(-1)  # (M, H), (M,)
@@ -346,6 +353,99 @@ def head_logprobs(
     full_lp = logps.new_zeros((n, t)).masked_scatter(mask, logps)
     full_ent = ent.new_zeros((n, t)).masked_scatter(mask, ent)
     return full_lp, full_ent
+
+
+class _HeadNLL(torch.autograd.Function):
+    """(M, H) hidden states → ``-scale · Σ log_softmax(h W^T + b)[y]``, its gradients computed block by block in the
+    forward (the loss is linear in each logprob, so the backward only scales them by the upstream scalar)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, token_ids, scale, chunk, low):
+        m = hidden.shape[0]
+        dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        w = weight if low is None else weight.to(low)
+        dh = torch.empty_like(hidden) if need_h else None  # (M, H)
+        dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if need_w else None  # (V, H)
+        db = torch.zeros(bias.shape, dtype=dtype, device=bias.device) if need_b else None  # (V,)
+        total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+        for i in range(0, m, chunk):
+            h, y = hidden[i : i + chunk], token_ids[i : i + chunk, None]
+            z = _head_block(dtype, h, w, bias, low, 1.0)  # (c, V)
+            lse = torch.logsumexp(z, dim=-1, keepdim=True)
+            total -= (z.gather(-1, y) - lse).sum(dtype=torch.float64)
+            if not (need_h or need_w or need_b):
+                continue
+            # d(-logp_y)/dz = softmax(z) - 1[v = y], times the scale: written over the block's logits
+            dz = z.sub_(lse).exp_()
+            dz.scatter_add_(-1, y, torch.full_like(y, -1, dtype=dz.dtype))
+            dz.mul_(scale)
+            if low is not None:
+                dz = dz.to(low)
+            if need_h:
+                dh[i : i + chunk] = (dz @ w).to(dh.dtype)
+            if need_w and dz.dtype == dw.dtype:
+                dw.addmm_(dz.t(), h)
+            elif need_w:
+                dw += (dz.t() @ h.to(low)).to(dw.dtype)
+            if need_b:
+                db += dz.sum(0, dtype=db.dtype)
+        ctx.grads = (dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype))
+        return (total * scale).to(dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        grads, ctx.grads = ctx.grads, None
+        out = []
+        for t in grads:  # the upstream gradient is almost always 1: scale only when it is not
+            out.append(None if t is None else t if bool(g == 1) else t.mul_(g.to(t.dtype)))
+        return (*out, None, None, None, None)
+
+
+def head_nll(
+    hidden: Tensor,
+    weight: Tensor,
+    token_ids: Tensor,
+    bias: Tensor | None = None,
+    mask: Tensor | None = None,
+    scale: float = 1.0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """``-scale`` times the summed log-likelihood of ``token_ids`` under ``softmax(hidden @ weight.T + bias)``: the
+    cross-entropy loss of SFT and pretraining, through the output head a block of positions at a time like
+    :func:`head_logprobs`, with its gradients computed in the same pass.
+
+    Why: the loss is linear in each position's logprob, so each block's gradient is known as soon as its logits are:
+    the forward computes them there, and the backward only scales them by the upstream gradient. Three products of
+    the ``(V, H)`` head a block (logits, input gradient, weight gradient) instead of :func:`head_logprobs`' four
+    (whose backward recomputes the logits, as it must for a loss it does not know), and no ``(N, T, V)`` logits.
+    Plain equivalent (the reference in ``tests/algo/test_chunked_head.py``)::
+
+        -scale * (log_softmax(hidden @ weight.T + bias).gather(token_ids) * mask).sum()
+
+    Under autocast the products run in its dtype, the softmax in float32 (as :func:`head_logprobs`). The gradients
+    are held from the forward to the backward (the weight's is the one autograd hands to ``.grad``).
+
+    Args:
+        hidden: (N, T, H) final hidden states. weight: (V, H). token_ids: (N, T) targets. bias: (V,) or None.
+        mask: (N, T) bool, or None: the positions that count. scale: the loss's factor (``1 / targets`` for a mean).
+        chunk_size: positions per block; None: ``HEAD_BLOCK_ELEMENTS // V``.
+
+    Returns:
+        A scalar, float32 (float64 for float64 inputs without autocast).
+
+    Example: ``hidden = [[[1.0]]]``, ``weight = [[0], [ln 3]]``, ``token_ids = [[1]]`` → ``-log(3/4) = 0.2877``.
+    """
+    low, chunk = _head_setup(hidden, weight, token_ids, chunk_size)
+    device = hidden.device.type
+    ids = token_ids.long()
+    if mask is None:
+        h, y = hidden.reshape(-1, hidden.shape[-1]), ids.reshape(-1)
+    else:
+        h, y = hidden[mask.bool()], ids[mask.bool()]
+    with torch.autocast(device, enabled=False):
+        return _HeadNLL.apply(h, weight, bias, y, float(scale), int(chunk), low)
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:

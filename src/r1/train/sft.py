@@ -11,7 +11,8 @@ only the adapters train; checkpoints hold the adapter, ``r1.models.lora``).
 The train pass (``SFTTrainer.step``): for the models the lean forward covers (``r1.models.fast``: Llama, Qwen2/3,
 Mistral) each step's examples run through ``r1.models.sequence.sequence_hidden`` (fused norms, SwiGLU and RoPE with
 hand-written backwards) and the output head only at the positions that carry a loss, a block at a time
-(``r1.algo.logprobs.head_logprobs``: no ``(rows, tokens, vocabulary)`` logits). ``data.packing`` (default on there)
+(``r1.algo.logprobs.head_nll``: no ``(rows, tokens, vocabulary)`` logits, and each block's gradients computed with
+its logits, so the backward recomputes none). ``data.packing`` (default on there)
 lays the step's examples one after another with no padding, RoPE positions restarting at each and attention
 within each (``r1.models.sequence.PackPlan``): the loss and gradients are those of the unpacked batch up to float
 rounding. ``data.packing=false``: one right-padded row per example. Either is split into micro-batches of at most
@@ -34,7 +35,7 @@ from typing import Callable
 
 import torch
 
-from r1.algo.logprobs import head_logprobs
+from r1.algo.logprobs import head_nll
 from r1.algo.sft import sft_loss
 from r1.config import SFTConfig, save_config, validate
 from r1.data.readers import iter_records
@@ -368,8 +369,8 @@ class SFTTrainer:
         for mb in micro:
             with self.autocast():
                 hidden, w, b = sequence_hidden(self.lean, mb["ids"], mb["positions"], mb["plan"])
-                logps, _ = head_logprobs(hidden, w, mb["targets"], 1.0, b, mb["loss_mask"])  # (R, T), 0 off-target
-            loss = -logps.sum() / n.clamp(min=1)
+                # the head's gradients computed with its logits (head_nll): no recomputation in the backward
+                loss = head_nll(hidden, w, mb["targets"], b, mb["loss_mask"], scale=1.0 / max(1, int(n)))
             loss.backward()
             total += loss.detach()
         return total, n
