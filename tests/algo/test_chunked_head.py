@@ -245,8 +245,8 @@ def test_known_logprobs_in_one_block_or_without_grad_are_computed_as_usual():
 
 @pytest.mark.parametrize("tied,with_bias,chunk_size", [(True, False, 4), (False, True, 5), (True, True, None)])
 def test_head_nll_is_the_summed_cross_entropy_with_its_gradient(tied, with_bias, chunk_size):
-    """``head_nll`` (the SFT loss, gradients computed in its forward) = ``-scale · Σ log_softmax[y]`` over the mask from
-    full logits, in value and in every gradient, for an upstream gradient of 1 and of 2.5; one product fewer than
+    """``head_nll`` (the SFT loss, gradients computed in its forward) = ``-scale · Σ log_softmax[y]`` over the mask
+    from full logits, in value and in every gradient, for an upstream gradient of 1 and of 2.5; one product fewer than
     ``head_logprobs``' forward + backward (no recomputation)."""
     hidden, head, bias, ids, mask, leaves, g = problem(7, tied, with_bias, v=40)
     for upstream in (1.0, 2.5):

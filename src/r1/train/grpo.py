@@ -9,10 +9,11 @@ normalisation, DAPO clip-higher, token-mean aggregation, dynamic sampling and ov
 ratios. The math lives in ``r1.algo``; this file only moves data between phases.
 
 Old logprobs come from the rollout engine (the behaviour policy's log softmax(logits / temperature)), so μ = 1 costs
-no extra forward pass; and while no update has changed the policy since it sampled (native engine), they are also
-the values of the train pass's logprobs, whose output head then runs no forward product, only the backward's
-(``r1.algo.logprobs.KnownLogprobs``: a quarter of the head's work at a large vocabulary). The reference model is loaded only when β > 0; with LoRA adapters (``model.lora``,
-``r1.models.lora``) only the adapters train and the reference is the base: the policy with its adapters off.
+no extra forward pass; and while no update has changed the policy since it sampled (native engine, fp32), they are
+also the values of the train pass's logprobs, whose output head then runs no forward product, only the backward's
+(``r1.algo.logprobs.KnownLogprobs``: a quarter of the head's work at a large vocabulary). The reference model is
+loaded only when β > 0; with LoRA adapters (``model.lora``, ``r1.models.lora``) only the adapters train and the
+reference is the base: the policy with its adapters off.
 ``run.workers > 1`` trains data-parallel (``r1.train.dist``): each worker samples its share of the prompts, every
 worker sees the whole batch's rewards, and gradients are summed before each update. Left out on purpose: value
 functions (GRPO has none), vLLM.
