@@ -97,9 +97,9 @@ def test_guard_decides_on_the_flag_summed_over_workers():
 
 
 # ------------------------------------------------------------------------------------------------ SFT / pretrain
-# the SFT trainer's loss: the fast path's head_logprobs (one call a micro-batch: one a step here) or the reference
+# the SFT trainer's loss: the fast path's head_nll (one call a micro-batch: one a step here) or the reference
 # path's sft_loss (``use_lean = False``)
-SFT_LOSSES = pytest.mark.parametrize("lean, loss_fn", [(True, "head_logprobs"), (False, "sft_loss")],
+SFT_LOSSES = pytest.mark.parametrize("lean, loss_fn", [(True, "head_nll"), (False, "sft_loss")],
                                      ids=["lean", "reference"])
 
 

@@ -44,6 +44,10 @@ class Engine(Protocol):
     last_record: object | None
     """The forward record of the last ``generate(..., record=True)`` (an ``r1.models.replay.ForwardRecord``, row
     i·n + j for sample j of prompt i), or None: not asked for, or not possible with this engine or model."""
+    own_logprobs: bool
+    """Are the completions' logprobs ``log_softmax(logits / τ)`` of the very model the engine holds (``model``), in
+    its own forward, so that a trainer may take them as that model's values while its weights are unchanged? True for
+    the native engine; an engine with a copy or another forward says False (or leaves it out)."""
 
     def generate(
         self,

@@ -44,6 +44,7 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.last_record = None  # this engine keeps no forward record
+        self.own_logprobs = False  # its logprobs come from `generate`'s scores: not taken as the trainer's values
 
     def update_weights(self, model) -> None:
         """The trainer passes the very object it optimises: keep the reference, no copy."""

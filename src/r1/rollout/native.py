@@ -218,6 +218,7 @@ class NativeEngine:
         self.last_record = None  # the ForwardRecord of the last generate(..., record=True), when one was taken
         self._last_taken = None  # the newest record, whose memory the next one reuses (and so invalidates)
         self._pack_store: dict = {}  # the packed float32 weights' memory, reused by the next rollout's packing
+        self.own_logprobs = True  # its logprobs: log_softmax(logits / τ) of ``self.model``'s own forward (Engine)
         self.update_weights(model)
 
     def _release_packing(self, weights) -> None:

@@ -49,7 +49,6 @@ from r1.models.lora import load_policy, set_base_path
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
-from r1.rollout.native import NativeEngine
 from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -378,8 +377,8 @@ class GRPOTrainer:
         with timer("rollout"), self.autocast():
             self.model.eval()
             outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
-        exact = isinstance(self.engine, NativeEngine) and self.engine.model is self.model  # its logprobs: the policy's
-        version = self.updates if exact else None
+        own = getattr(self.engine, "own_logprobs", False) and getattr(self.engine, "model", None) is self.model
+        version = self.updates if own else None  # the sampler's logprobs are the policy's own (Engine.own_logprobs)
         groups = [Group(i, p, comps, sampling_round, k, policy_version=version)
                   for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
         return groups, (self.engine.last_record if record else None)
