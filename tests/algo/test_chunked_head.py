@@ -288,3 +288,30 @@ def test_head_nll_without_grad_and_under_bf16_autocast():
     torch.testing.assert_close(loss.detach(), -lp.sum().detach(), rtol=1e-4, atol=1e-4)  # the same bf16 products
     for a, b in zip([p.grad for p in leaves], want):
         assert (a - b).norm() <= 1e-2 * b.norm()
+
+
+@pytest.mark.parametrize("with_bias,temperature,chunk_size", [(False, 1.0, 4), (True, 0.7, 5), (True, 1.6, 2)])
+def test_without_autograd_the_vocabulary_is_chunked_with_the_same_values(with_bias, temperature, chunk_size):
+    """A values-only pass (the reference's: no autograd) with more positions than a block runs every position
+    against a chunk of the vocabulary at a time (online logsumexp and entropy): the same logprobs and entropies as
+    full logits, one product per vocabulary chunk, each over all the real positions."""
+    hidden, head, bias, ids, mask, leaves, g = problem(9, tied=False, with_bias=with_bias, v=40)
+    want_lp, want_ent = plain(hidden(), head, ids, temperature, bias, mask)
+    rows = []
+
+    class Rows(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm):
+                rows.append(args[-2].shape[0])
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad():
+        h = hidden()
+        with Rows():
+            lp, ent = head_logprobs(h, head, ids, temperature, bias, mask, chunk_size)
+    real = int(mask.sum())
+    chunk_rows = chunk_size * 40 // real
+    assert rows == [real] * -(-40 // chunk_rows)  # every real position at once, a vocabulary chunk per product
+    torch.testing.assert_close(lp, want_lp.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ent, want_ent.detach(), rtol=1e-5, atol=1e-5)
+    assert bool((lp[~mask] == 0).all()) and bool((ent[~mask] == 0).all())

@@ -262,6 +262,37 @@ class _HeadLogprobs(torch.autograd.Function):
         return dh, dw, db, None, None, None, None, None, None
 
 
+def _vocab_chunked_values(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, temperature: float,
+                          chunk: int) -> tuple[Tensor, Tensor]:
+    """(M,) logprobs of ``y`` and entropies of ``softmax((h W^T + b) / τ)`` with no autograd, the loop turned
+    around: every position against a chunk of the vocabulary at a time (as many rows as keep a chunk at
+    ``chunk × V`` values, the block size of the position loop), with an online logsumexp and an online
+    ``Σ p · z`` for the entropy (``H = lse - E_p[z]``).
+
+    Why: a block of ~110 positions against the whole vocabulary is a product of 110 rows, for which MKL re-packs the
+    (V, H) weight at every call; all positions against 4,096 vocabulary rows is a square-ish product that runs near
+    the matmul peak. Measured alone (one thread, 2,048 positions, vocabulary 151,936, hidden 896): 8.35 → 5.8 s."""
+    m_rows, v = h.shape[0], w.shape[0]
+    dtype = _compute_dtype(h.dtype)
+    vc = max(1, min(v, chunk * v // max(1, m_rows)))
+    run_max = h.new_full((m_rows,), -torch.inf, dtype=dtype)
+    run_sum = h.new_zeros((m_rows,), dtype=dtype)  # Σ exp(z - max)
+    run_dot = h.new_zeros((m_rows,), dtype=dtype)  # Σ exp(z - max) · z
+    z_y = h.new_empty((m_rows,), dtype=dtype)
+    for j in range(0, v, vc):
+        z = _head_block(dtype, h, w[j : j + vc], None if b is None else b[j : j + vc], None, temperature)  # (M, c)
+        here = ((y >= j) & (y < j + vc)).nonzero()[:, 0]
+        z_y[here] = z[here, y[here] - j]
+        new_max = torch.maximum(run_max, z.amax(-1))
+        rescale = (run_max - new_max).exp()
+        e = (z - new_max[:, None]).exp_()  # (M, c)
+        run_sum = run_sum * rescale + e.sum(-1)
+        run_dot = run_dot * rescale + (e * z).sum(-1)
+        run_max = new_max
+    lse = run_max + run_sum.log()
+    return z_y - lse, lse - run_dot / run_sum
+
+
 def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: int | None):
     """Check the head's shapes; return the products' dtype (autocast's low-precision one when enabled on
     ``hidden``'s device, a low-precision model's own, else None) and the block size in positions."""
@@ -343,8 +374,14 @@ def head_logprobs(
         known.entropy.view(-1)[pos] = torch.nan  # until the backward fills them
         known.recomputed.view(-1)[pos] = torch.nan
         out = (known.entropy.view(-1), known.recomputed.view(-1), pos)
+    no_grad = not torch.is_grad_enabled() or not any(
+        x is not None and x.requires_grad for x in (hidden, weight, bias)
+    )
     with torch.autocast(device, enabled=False):  # the products' dtype is chosen above, explicitly
-        logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low, given, out)
+        if no_grad and low is None and h.shape[0] > chunk and known is None:  # values only (a reference pass)
+            logps, ent = _vocab_chunked_values(h, weight, bias, y, float(temperature), int(chunk))
+        else:
+            logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low, given, out)
     if out is not None:
         lp = logps.view(n, t) if mask is None else logps.new_zeros((n, t)).masked_scatter(mask, logps)
         return lp, known.entropy
