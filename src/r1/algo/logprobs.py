@@ -179,6 +179,22 @@ def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, lo
     return z.to(z_dtype) / temperature
 
 
+def _add_block_grads(dz: Tensor, h: Tensor, w: Tensor, low: torch.dtype | None, rows: slice, dh: Tensor | None,
+                     dw: Tensor | None, db: Tensor | None) -> None:
+    """Given a block's logit gradient ``dz`` (c, V): write its hidden states' gradient into ``dh[rows]`` and add its
+    weight's and bias's into ``dw`` / ``db`` (each None when not wanted); products in ``low`` when given."""
+    if low is not None:
+        dz = dz.to(low)
+    if dh is not None:
+        dh[rows] = (dz @ w).to(dh.dtype)
+    if dw is not None and dz.dtype == dw.dtype:  # in place (MKL's beta = 1): no (V, H) temporary per block
+        dw.addmm_(dz.t(), h)
+    elif dw is not None:
+        dw += (dz.t() @ h.to(low)).to(dw.dtype)
+    if db is not None:
+        db += dz.sum(0, dtype=db.dtype)
+
+
 class _HeadLogprobs(torch.autograd.Function):
     """(M, H) hidden states → (M,) ``log_softmax(h W^T / τ)[y]`` and (M,) entropies, block by block of positions,
     the backward recomputing each block's logits."""
@@ -247,16 +263,7 @@ class _HeadLogprobs(torch.autograd.Function):
             if g_ent is not None:
                 dz.addcmul_(p, (logp + ent[s, None]) * g_ent[s, None].to(dtype), value=-1)
             dz /= temperature  # (c, V): gradient of the block's logits
-            if low is not None:
-                dz = dz.to(low)
-            if need_h:
-                dh[s] = (dz @ w).to(dh.dtype)
-            if need_w and dz.dtype == dw.dtype:  # in place (MKL's beta = 1): no (V, H) temporary per block
-                dw.addmm_(dz.t(), h)
-            elif need_w:
-                dw += (dz.t() @ h.to(low)).to(dw.dtype)
-            if need_b:
-                db += dz.sum(0, dtype=db.dtype)
+            _add_block_grads(dz, h, w, low, s, dh, dw, db)
         dw = None if dw is None else dw.to(weight.dtype)
         db = None if db is None else db.to(bias.dtype)
         return dh, dw, db, None, None, None, None, None, None
@@ -293,9 +300,10 @@ def _vocab_chunked_values(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, tem
     return z_y - lse, lse - run_dot / run_sum
 
 
-def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: int | None):
+def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: int | None, mask: Tensor | None):
     """Check the head's shapes; return the products' dtype (autocast's low-precision one when enabled on
-    ``hidden``'s device, a low-precision model's own, else None) and the block size in positions."""
+    ``hidden``'s device, a low-precision model's own, else None), the block size in positions, and the (M, H)
+    hidden states and (M,) ids of the positions in ``mask`` (every position when None; a differentiable gather)."""
     if hidden.dim() != 3 or hidden.shape[:-1] != token_ids.shape or weight.dim() != 2:
         shapes = f"{tuple(hidden.shape)}, {tuple(weight.shape)} vs {tuple(token_ids.shape)}"
         raise ValueError(f"hidden (N, T, H), weight (V, H) and token_ids (N, T) disagree: {shapes}")
@@ -306,7 +314,11 @@ def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: i
     low = low if low in (torch.bfloat16, torch.float16) else None
     if low is None and hidden.dtype in (torch.bfloat16, torch.float16):
         low = hidden.dtype  # a low-precision model without autocast: its products in its dtype
-    return low, max(1, chunk_size if chunk_size is not None else HEAD_BLOCK_ELEMENTS // max(1, weight.shape[0]))
+    chunk = max(1, chunk_size if chunk_size is not None else HEAD_BLOCK_ELEMENTS // max(1, weight.shape[0]))
+    ids = token_ids.long()
+    if mask is None:
+        return low, chunk, hidden.reshape(-1, hidden.shape[-1]), ids.reshape(-1)
+    return low, chunk, hidden[mask], ids[mask]
 
 
 def head_logprobs(
@@ -351,15 +363,10 @@ def head_logprobs(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for logprobs, got {temperature}")
-    low, chunk = _head_setup(hidden, weight, token_ids, chunk_size)
+    mask = None if mask is None else mask.bool()
+    low, chunk, h, y = _head_setup(hidden, weight, token_ids, chunk_size, mask)  # (M, H), (M,): the real positions
     n, t, _ = hidden.shape
     device = hidden.device.type
-    ids = token_ids.long()
-    if mask is None:
-        h, y = hidden.reshape(n * t, -1), ids.reshape(-1)  # (M, H), (M,)
-    else:
-        mask = mask.bool()
-        h, y = hidden[mask], ids[mask]  # only the real positions (a differentiable gather)
     given = out = None
     if known is not None:
         if known.logps.shape != token_ids.shape:
@@ -417,16 +424,7 @@ class _HeadNLL(torch.autograd.Function):
             dz = z.sub_(lse).exp_()
             dz.scatter_add_(-1, y, torch.full_like(y, -1, dtype=dz.dtype))
             dz.mul_(scale)
-            if low is not None:
-                dz = dz.to(low)
-            if need_h:
-                dh[i : i + chunk] = (dz @ w).to(dh.dtype)
-            if need_w and dz.dtype == dw.dtype:
-                dw.addmm_(dz.t(), h)
-            elif need_w:
-                dw += (dz.t() @ h.to(low)).to(dw.dtype)
-            if need_b:
-                db += dz.sum(0, dtype=db.dtype)
+            _add_block_grads(dz, h, w, low, slice(i, i + chunk), dh, dw, db)
         ctx.grads = (dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype))
         return (total * scale).to(dtype)
 
@@ -474,14 +472,8 @@ def head_nll(
 
     Example: ``hidden = [[[1.0]]]``, ``weight = [[0], [ln 3]]``, ``token_ids = [[1]]`` → ``-log(3/4) = 0.2877``.
     """
-    low, chunk = _head_setup(hidden, weight, token_ids, chunk_size)
-    device = hidden.device.type
-    ids = token_ids.long()
-    if mask is None:
-        h, y = hidden.reshape(-1, hidden.shape[-1]), ids.reshape(-1)
-    else:
-        h, y = hidden[mask.bool()], ids[mask.bool()]
-    with torch.autocast(device, enabled=False):
+    low, chunk, h, y = _head_setup(hidden, weight, token_ids, chunk_size, None if mask is None else mask.bool())
+    with torch.autocast(hidden.device.type, enabled=False):
         return _HeadNLL.apply(h, weight, bias, y, float(scale), int(chunk), low)
 
 

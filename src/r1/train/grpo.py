@@ -108,8 +108,6 @@ class Group:
     texts: list[str] = field(default_factory=list)  # (G,) decoded completions
     rewards: list[float] = field(default_factory=list)  # (G,) total rewards, overlong shaping included
     reward_parts: dict[str, list[float | None]] = field(default_factory=dict)  # name -> (G,)
-    # the trainer's update count when it was sampled, where its logprobs are the policy's own (native engine)
-    policy_version: int | None = None
 
 
 @dataclass
@@ -126,7 +124,7 @@ class Rollouts:
     reward_parts: dict[str, list[float | None]]
     record: object = None  # the rollout's ForwardRecord (r1.models.replay), when one was taken
     record_rows: list[int] | None = None  # (N,) each row's row in the record
-    policy_version: int | None = None  # every group's (Group.policy_version), when they agree
+    policy_version: int | None = None  # update count when sampled, if the logprobs are the policy's own
 
     @classmethod
     def from_groups(cls, groups: list[Group], group_size: int, record: object = None) -> Rollouts:
@@ -145,8 +143,6 @@ class Rollouts:
         )
         if record is not None and all(g.round == 1 for g in groups):
             r.record, r.record_rows = record, [g.row * G + j for g in groups for j in range(G)]
-        if groups and all(g.policy_version == groups[0].policy_version for g in groups):
-            r.policy_version = groups[0].policy_version
         return r
 
     @classmethod
@@ -365,7 +361,13 @@ class GRPOTrainer:
             kept += [g for g, z in zip(groups, zero_var) if not (c.grpo.dynamic_sampling and z)]
         stats = {"groups/seen": groups_seen, "groups/zero_variance": zero_var_seen, "groups/kept": len(kept),
                  "groups/sampling_rounds": rounds}
-        return (Rollouts.from_groups(kept, G, record) if kept else None), stats
+        if not kept:
+            return None, stats
+        r = Rollouts.from_groups(kept, G, record)
+        # every round of the step sampled from the same weights; the logprobs are the policy's own with such an engine
+        own = getattr(self.engine, "own_logprobs", False) and getattr(self.engine, "model", None) is self.model
+        r.policy_version = self.updates if own else None  # (Engine.own_logprobs)
+        return r, stats
 
     def sample_groups(self, idx: list[int], sampling_round: int, timer: PhaseTimer) -> tuple[list[Group], object]:
         """Sampling: G completions for each prompt ``idx`` from the current policy, on this worker's random stream.
@@ -377,10 +379,7 @@ class GRPOTrainer:
         with timer("rollout"), self.autocast():
             self.model.eval()
             outs = self.engine.generate(prompts, G, self.sampling, generator=self.gen, record=record)
-        own = getattr(self.engine, "own_logprobs", False) and getattr(self.engine, "model", None) is self.model
-        version = self.updates if own else None  # the sampler's logprobs are the policy's own (Engine.own_logprobs)
-        groups = [Group(i, p, comps, sampling_round, k, policy_version=version)
-                  for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
+        groups = [Group(i, p, comps, sampling_round, k) for k, (i, p, comps) in enumerate(zip(idx, prompts, outs))]
         return groups, (self.engine.last_record if record else None)
 
     def score_groups(self, groups: list[Group]) -> None:
