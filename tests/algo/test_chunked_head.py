@@ -197,8 +197,9 @@ class CountProducts(TorchDispatchMode):
 @pytest.mark.parametrize("tied,with_bias,temperature", [(True, False, 1.0), (False, True, 0.7)])
 def test_known_logprobs_give_the_same_gradient_with_no_forward_product(tied, with_bias, temperature):
     """At μ = 1 the sampler's logprobs are the forward's values: given them, the forward runs no product, the
-    gradients equal the usual pass's (they are the known values' gradient, recomputed), and the backward fills the
-    pass's own entropies and logprobs (NaN before it, 0 at padding)."""
+    gradients equal the usual pass's (they are the known values' gradient, recomputed, the backward a vocabulary chunk
+    at a time: three products a chunk), and the backward fills the pass's own entropies and logprobs (NaN before it,
+    0 at padding)."""
     hidden, head, bias, ids, mask, leaves, g = problem(5, tied, with_bias, v=40)
     g_lp = torch.randn(ids.shape, generator=g)
     ref_lp, ref_ent, ref_grads = grads_of(lambda: plain(hidden(), head, ids, temperature, bias, mask), leaves, g_lp,
@@ -214,11 +215,39 @@ def test_known_logprobs_give_the_same_gradient_with_no_forward_product(tied, wit
             (lp * g_lp).sum().backward()
         counts.append((forward.products, backward.products))
     assert counts[0][0] == 3 and counts[1][0] == 0  # 12 real positions in blocks of 4: no product with known values
-    assert counts[1][1] == counts[0][1]  # the backward recomputes each block either way
-    assert known.used and ent is known.entropy and bool((ent[~mask] == 0).all())
+    assert counts[0][1] == 3 * 3 + 2  # the usual backward: 3 products a block + the hidden path's 2
+    assert counts[1][1] == 3 * 4 + 2  # known: 12 positions × 40 tokens in vocabulary chunks of 13 (4·40/12): 4 chunks
+    assert known.used and not known.fallback and ent is known.entropy and bool((ent[~mask] == 0).all())
     torch.testing.assert_close(lp.detach(), known.logps * mask)
     for a, b in zip([p.grad for p in leaves], ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(known.entropy, ref_ent, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(known.recomputed, ref_lp, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("offset,fallback", [(3e-4, False), (0.05, True), (float("nan"), True)])
+def test_known_logprobs_off_from_the_pass_fall_back_to_its_own_normaliser(offset, fallback):
+    """The vocabulary-chunked backward takes each position's logsumexp from the known logprob. Known values a little
+    off (within ``KNOWN_LSE_TOLERANCE``) still give the hidden states' gradient exactly and the weight's within that
+    tolerance; further off at one position (or not finite) and the backward redoes the blocks with their own
+    logsumexp: the usual gradients, entropies and logprobs either way."""
+    hidden, head, bias, ids, mask, leaves, g = problem(8, tied=False, with_bias=True, v=40)
+    g_lp = torch.randn(ids.shape, generator=g)
+    ref_lp, ref_ent, ref_grads = grads_of(lambda: plain(hidden(), head, ids, 0.9, bias, mask), leaves, g_lp, 0.0)
+    given = ref_lp.clone()
+    given[mask.nonzero()[3].unbind()] += offset  # one real position off
+    known = KnownLogprobs(given)
+    for p in leaves:
+        p.grad = None
+    lp, ent = head_logprobs(hidden(), head, ids, 0.9, bias, mask, chunk_size=4, known=known)
+    (lp * g_lp).sum().backward()
+    assert known.used and known.fallback == fallback
+    grads = [p.grad for p in leaves]
+    for a, b in zip(grads[:2], ref_grads[:2]):  # through the hidden states: exact either way
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    tol = 1e-5 if fallback else 1e-3  # the head's weight and bias
+    for a, b in zip(grads[2:], ref_grads[2:]):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
     torch.testing.assert_close(known.entropy, ref_ent, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(known.recomputed, ref_lp, rtol=1e-5, atol=1e-5)
 

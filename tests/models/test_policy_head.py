@@ -188,6 +188,7 @@ def test_grpo_run_is_unchanged_by_reusing_the_sampler_logprobs(tmp_path, extra, 
         for k in ("loss", "kl", "entropy", "grad_norm", "logprob_diff_rollout_vs_train", "clip_fraction"):
             assert a[k] == pytest.approx(b[k], rel=2e-2 if bf16 else 1e-4, abs=1e-3 if bf16 else 1e-6), k
     # the loss's coefficients come from the sampler's values (rounding-level apart from the pass's own), and AdamW's
-    # normalisation shows such differences in gradient entries near 0: the updates within 1e-5
+    # normalisation shows such differences in gradient entries near 0: the updates within 3 % of the learning rate
+    # (1e-3; a wrong gradient moves entries by the order of the learning rate)
     for a, b in zip(p1, p0):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=3e-5)

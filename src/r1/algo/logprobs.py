@@ -166,6 +166,7 @@ class KnownLogprobs:
     entropy: Tensor | None = None  # (N, T) filled by the backward
     recomputed: Tensor | None = None  # (N, T) filled by the backward
     used: bool = False
+    fallback: bool = False  # the backward redid the head block by block (``KNOWN_LSE_TOLERANCE``)
 
 
 def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, low: torch.dtype | None,
@@ -238,9 +239,16 @@ class _HeadLogprobs(torch.autograd.Function):
         dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
         dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if need_w else None  # (V, H)
         db = torch.zeros(bias.shape, dtype=dtype, device=bias.device) if need_b else None  # (V,)
+        blocks = range(0, hidden.shape[0], chunk)
         if lse is None:  # known values: no forward ran, the entropy is not differentiable on this path
             g_ent = None
-        for i in range(0, hidden.shape[0], chunk):
+            if low is None and ctx.one_block is None and g_logps is not None:
+                if _known_vocab_chunked_backward(hidden, weight, bias, token_ids, out[3].to(dtype), g_logps.to(dtype),
+                                                 temperature, chunk, dh, dw, db, out):
+                    blocks = range(0)  # done
+                else:
+                    out[4].fallback = True  # the block loop below, with each block's own logsumexp
+        for i in blocks:
             s = slice(i, i + chunk)
             h = hidden[s]
             if ctx.one_block is not None:
@@ -298,6 +306,69 @@ def _vocab_chunked_values(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, tem
         run_max = new_max
     lse = run_max + run_sum.log()
     return z_y - lse, lse - run_dot / run_sum
+
+
+KNOWN_LSE_TOLERANCE = 1e-3
+"""How far (in log space, at any position) the train pass's own softmax normaliser may be from the one the known
+logprobs imply before :func:`_known_vocab_chunked_backward` gives up and the blocks are redone with their own."""
+
+
+def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, known: Tensor, g: Tensor,
+                                  temperature: float, chunk: int, dh: Tensor | None, dw: Tensor | None,
+                                  db: Tensor | None, out) -> bool:
+    """The known-values backward with the loop turned around (as :func:`_vocab_chunked_values`): every position
+    against a chunk of the vocabulary at a time, three products a chunk (logits, hidden states' gradient, the chunk's
+    weight gradient, each near the matmul peak), instead of 110-position blocks against the whole vocabulary.
+
+    The softmax needs each position's logsumexp before its first chunk. The known logprob gives it: ``lse = z_y -
+    logp_y``, with ``z_y`` the chosen token's logit (one dot product a position). So ``p̃ = exp(z - lse_known)`` is the
+    softmax of this pass's logits up to the factor ``c = 1 / Σ p̃`` (1 when the sampler and this pass agree, as they do
+    up to rounding at μ = 1). The pass sums ``Σ p̃`` and ``A = Σ p̃ w`` (the hidden states' gradient product, before
+    the upstream gradient scales it), which give this pass's own logsumexp, its logprobs, and its entropy
+    (``E_p[z] = c (h · A + Σ p̃ b) / τ``: no extra pass over the logits) for the metrics in ``out``. The hidden states'
+    gradient ``g (w_y - c A) / τ`` is exact; the weight's softmax part is off by ``c`` per position, so if
+    any ``|log c|`` exceeds :data:`KNOWN_LSE_TOLERANCE` (or anything is not finite) this returns False and the caller
+    redoes the gradients block by block with each block's own logsumexp. Writes ``dh``/``dw``/``db`` (zeros on entry)
+    and the metrics; True when done."""
+    m_rows, v = h.shape[0], w.shape[0]
+    vc = max(1, min(v, chunk * v // max(1, m_rows)))
+    w_y = w[y]  # (M, H) the chosen tokens' rows
+    z_y = (h * w_y).sum(-1) + (0 if b is None else b[y])
+    z_y = z_y / temperature  # (M,)
+    shift = z_y - known  # (M,) the known logsumexp
+    s0 = h.new_zeros((m_rows,), dtype=g.dtype)  # Σ p̃
+    s_b = h.new_zeros((m_rows,), dtype=g.dtype)  # Σ p̃ b
+    gs = g / temperature  # (M,) each position's upstream gradient, through the 1/τ
+    a = torch.zeros_like(h)  # (M, H) Σ p̃ w
+    for j in range(0, v, vc):
+        wj, bj = w[j : j + vc], None if b is None else b[j : j + vc]
+        e = _head_block(g.dtype, h, wj, bj, None, temperature).sub_(shift[:, None]).exp_()  # (M, c) p̃
+        s0 += e.sum(-1)
+        a.addmm_(e, wj)
+        if bj is not None:
+            s_b.addmv_(e, bj)
+        dz = e.mul_(-gs[:, None])  # (M, c) the softmax part of the logits' gradient: -g p̃ / τ
+        if dw is not None:
+            torch.mm(dz.t(), h, out=dw[j : j + vc])
+        if db is not None:
+            db[j : j + vc] = dz.sum(0)
+    lse = shift + s0.log()  # this pass's own logsumexp
+    if not (bool(lse.isfinite().all()) and float(s0.log().abs().max()) <= KNOWN_LSE_TOLERANCE):
+        for t in (dh, dw, db):
+            if t is not None:
+                t.zero_()
+        return False
+    at = out[2]
+    expect_z = ((h * a).sum(-1) + s_b) / (s0 * temperature)  # E_p[z]
+    out[0].index_copy_(0, at, lse - expect_z)  # entropy
+    out[1].index_copy_(0, at, z_y - lse)
+    if dh is not None:  # d logp_y / dz_v = 1[v = y] - p_v, p = c · p̃
+        dh.copy_(w_y.sub_(a / s0[:, None]).mul_(gs[:, None]))
+    if dw is not None:
+        dw.index_add_(0, y, h * gs[:, None])
+    if db is not None:
+        db.index_add_(0, y, gs)
+    return True
 
 
 def _head_setup(hidden: Tensor, weight: Tensor, token_ids: Tensor, chunk_size: int | None, mask: Tensor | None):
@@ -380,7 +451,8 @@ def head_logprobs(
         known.entropy, known.recomputed = (hidden.new_zeros((n, t), dtype=dtype) for _ in range(2))
         known.entropy.view(-1)[pos] = torch.nan  # until the backward fills them
         known.recomputed.view(-1)[pos] = torch.nan
-        out = (known.entropy.view(-1), known.recomputed.view(-1), pos)
+        known.fallback = False
+        out = (known.entropy.view(-1), known.recomputed.view(-1), pos, given, known)
     no_grad = not torch.is_grad_enabled() or not any(
         x is not None and x.requires_grad for x in (hidden, weight, bias)
     )
