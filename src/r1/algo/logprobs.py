@@ -20,9 +20,11 @@ functions above are its slow, obvious reference (``tests/algo/test_chunked_head.
 
 At μ = 1 the policy's forward values are known before the train pass: the sampler computed each token's logprob
 from the same weights. :class:`KnownLogprobs` hands them to :func:`head_logprobs`, whose forward then runs no head
-product (the values are the sampler's) and whose backward, which recomputes each block's logits anyway, takes that
-block's ``logsumexp`` and entropy itself and records the recomputed logprobs and entropies for the metrics: three
-products of the ``(V, H)`` head a block instead of four.
+product (the values are the sampler's) and whose backward, which recomputes the logits anyway, runs a vocabulary
+chunk at a time against every position (the logsumexp each position needs up front is the known logprob's:
+``z_y - logp_y``), records the recomputed logprobs and entropies for the metrics, and falls back to blocks of
+positions with their own logsumexp if the two disagree: three products of the ``(V, H)`` head instead of four, each
+a large square-ish one.
 
 Left out: double backward (the custom backwards are once-differentiable), top-k/top-p renormalisation, and fused or
 compiled kernels (the blocks are plain PyTorch products and reductions).
