@@ -156,7 +156,11 @@ class KnownLogprobs:
     computed from the very weights the train pass differentiates.
 
     Given to :func:`head_logprobs`, the forward returns ``logps`` as its logprobs (differentiable: the backward
-    recomputes each block's logits from the hidden states, so the gradient is the usual one) and runs no head product.
+    recomputes the logits from the hidden states) and runs no head product. In float32 without autocast the backward
+    runs a vocabulary chunk at a time and takes each position's normaliser from its known logprob
+    (:func:`_known_vocab_chunked_backward`): the hidden states' gradient is the usual one, the head weight's and bias's
+    within :data:`KNOWN_LSE_TOLERANCE` of it (equal when the known values are the pass's own up to rounding), and it
+    falls back to the usual blocks beyond that (``fallback``). In low precision it runs the usual blocks.
     The backward fills ``entropy`` and ``recomputed`` ((N, T) each, 0 at padding, NaN until it runs): the entropies
     and logprobs of the pass's own logits, for the metrics (so the rollout-vs-train logprob gap is still measured).
     The entropy :func:`head_logprobs` returns is ``entropy`` itself, filled in place by the backward, and is not
@@ -328,10 +332,11 @@ def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Ten
     up to rounding at μ = 1). The pass sums ``Σ p̃`` and ``A = Σ p̃ w`` (the hidden states' gradient product, before
     the upstream gradient scales it), which give this pass's own logsumexp, its logprobs, and its entropy
     (``E_p[z] = c (h · A + Σ p̃ b) / τ``: no extra pass over the logits) for the metrics in ``out``. The hidden states'
-    gradient ``g (w_y - c A) / τ`` is exact; the weight's softmax part is off by ``c`` per position, so if
-    any ``|log c|`` exceeds :data:`KNOWN_LSE_TOLERANCE` (or anything is not finite) this returns False and the caller
+    gradient ``g (w_y - c A) / τ`` is exact; the weight's and bias's softmax parts use ``p̃ = p / c``, off by the factor
+    ``1 / c`` per position, so if any ``|log c|`` exceeds :data:`KNOWN_LSE_TOLERANCE` (or anything is not finite) this returns False and the caller
     redoes the gradients block by block with each block's own logsumexp. Writes ``dh``/``dw``/``db`` (zeros on entry)
-    and the metrics; True when done."""
+    and the metrics; True when done. (The entropy as ``lse - E_p[z]`` is as precise as the online one of
+    :func:`_vocab_chunked_values`: a few 1e-5 absolute at large logits, a logged metric only.)"""
     m_rows, v = h.shape[0], w.shape[0]
     vc = max(1, min(v, chunk * v // max(1, m_rows)))
     w_y = w[y]  # (M, H) the chosen tokens' rows
