@@ -33,7 +33,7 @@ compiled kernels (the blocks are plain PyTorch products and reductions).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -175,6 +175,23 @@ class KnownLogprobs:
     fallback: bool = False  # the backward redid the head block by block (``KNOWN_LSE_TOLERANCE``)
 
 
+class _KnownOut(NamedTuple):
+    """What the known-values backward reads and fills: the (M,)-flat views of ``KnownLogprobs.entropy`` and
+    ``.recomputed``, each real position's place in them, the known values at the real positions, and the holder."""
+
+    entropy: Tensor
+    recomputed: Tensor
+    pos: Tensor
+    values: Tensor
+    known: KnownLogprobs
+
+
+def _vocab_chunk_rows(positions: int, v: int, chunk: int) -> int:
+    """Vocabulary rows a chunk of the turned-around loops takes: as many as keep ``positions × rows`` at the
+    position loop's ``chunk × V`` values."""
+    return max(1, min(v, chunk * v // max(1, positions)))
+
+
 def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, low: torch.dtype | None,
                 temperature: float) -> Tensor:
     """``(h @ w.T + b) / τ`` for one block of positions, in ``z_dtype``; the product in ``low`` when given (as
@@ -249,11 +266,11 @@ class _HeadLogprobs(torch.autograd.Function):
         if lse is None:  # known values: no forward ran, the entropy is not differentiable on this path
             g_ent = None
             if low is None and ctx.one_block is None and g_logps is not None:
-                if _known_vocab_chunked_backward(hidden, weight, bias, token_ids, out[3].to(dtype), g_logps.to(dtype),
-                                                 temperature, chunk, dh, dw, db, out):
+                if _known_vocab_chunked_backward(hidden, weight, bias, token_ids, g_logps.to(dtype), temperature,
+                                                 chunk, dh, dw, db, out):
                     blocks = range(0)  # done
                 else:
-                    out[4].fallback = True  # the block loop below, with each block's own logsumexp
+                    out.known.fallback = True  # the block loop below, with each block's own logsumexp
         for i in blocks:
             s = slice(i, i + chunk)
             h = hidden[s]
@@ -262,9 +279,9 @@ class _HeadLogprobs(torch.autograd.Function):
             elif lse is None:  # this pass's own logsumexp; its entropies and logprobs go to ``out`` for the metrics
                 z = _head_block(dtype, h, w, bias, low, temperature)  # (c, V)
                 logp = z - torch.logsumexp(z, dim=-1, keepdim=True)
-                at = out[2][s]  # these positions' places in the (N, T) buffers
-                out[0].index_copy_(0, at, -(logp.exp() * logp).sum(-1))
-                out[1].index_copy_(0, at, logp.gather(-1, token_ids[s, None]).squeeze(-1))
+                at = out.pos[s]  # these positions' places in the (N, T) buffers
+                out.entropy.index_copy_(0, at, -(logp.exp() * logp).sum(-1))
+                out.recomputed.index_copy_(0, at, logp.gather(-1, token_ids[s, None]).squeeze(-1))
             else:
                 logp = _head_block(dtype, h, w, bias, low, temperature) - lse[s, None]  # (c, V), recomputed
             p = logp.exp()
@@ -295,7 +312,7 @@ def _vocab_chunked_values(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, tem
     the matmul peak. Measured alone (one thread, 2,048 positions, vocabulary 151,936, hidden 896): 8.35 → 5.8 s."""
     m_rows, v = h.shape[0], w.shape[0]
     dtype = _compute_dtype(h.dtype)
-    vc = max(1, min(v, chunk * v // max(1, m_rows)))
+    vc = _vocab_chunk_rows(m_rows, v, chunk)
     run_max = h.new_full((m_rows,), -torch.inf, dtype=dtype)
     run_sum = h.new_zeros((m_rows,), dtype=dtype)  # Σ exp(z - max)
     run_dot = h.new_zeros((m_rows,), dtype=dtype)  # Σ exp(z - max) · z
@@ -319,9 +336,9 @@ KNOWN_LSE_TOLERANCE = 1e-3
 logprobs imply before :func:`_known_vocab_chunked_backward` gives up and the blocks are redone with their own."""
 
 
-def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, known: Tensor, g: Tensor,
+def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, g: Tensor,
                                   temperature: float, chunk: int, dh: Tensor | None, dw: Tensor | None,
-                                  db: Tensor | None, out) -> bool:
+                                  db: Tensor | None, out: _KnownOut) -> bool:
     """The known-values backward with the loop turned around (as :func:`_vocab_chunked_values`): every position
     against a chunk of the vocabulary at a time, three products a chunk (logits, hidden states' gradient, the chunk's
     weight gradient, each near the matmul peak), instead of 110-position blocks against the whole vocabulary.
@@ -338,11 +355,11 @@ def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Ten
     and the metrics; True when done. (The entropy as ``lse - E_p[z]`` is as precise as the online one of
     :func:`_vocab_chunked_values`: a few 1e-5 absolute at large logits, a logged metric only.)"""
     m_rows, v = h.shape[0], w.shape[0]
-    vc = max(1, min(v, chunk * v // max(1, m_rows)))
+    vc = _vocab_chunk_rows(m_rows, v, chunk)
     w_y = w[y]  # (M, H) the chosen tokens' rows
     z_y = (h * w_y).sum(-1) + (0 if b is None else b[y])
     z_y = z_y / temperature  # (M,)
-    shift = z_y - known  # (M,) the known logsumexp
+    shift = z_y - out.values.to(g.dtype)  # (M,) the known logsumexp
     s0 = h.new_zeros((m_rows,), dtype=g.dtype)  # Σ p̃
     s_b = h.new_zeros((m_rows,), dtype=g.dtype)  # Σ p̃ b
     gs = g / temperature  # (M,) each position's upstream gradient, through the 1/τ
@@ -365,10 +382,10 @@ def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Ten
             if t is not None:
                 t.zero_()
         return False
-    at = out[2]
+    at = out.pos
     expect_z = ((h * a).sum(-1) + s_b) / (s0 * temperature)  # E_p[z]
-    out[0].index_copy_(0, at, lse - expect_z)  # entropy
-    out[1].index_copy_(0, at, z_y - lse)
+    out.entropy.index_copy_(0, at, lse - expect_z)
+    out.recomputed.index_copy_(0, at, z_y - lse)
     if dh is not None:  # d logp_y / dz_v = 1[v = y] - p_v, p = c · p̃
         dh.copy_(w_y.sub_(a / s0[:, None]).mul_(gs[:, None]))
     if dw is not None:
@@ -459,7 +476,7 @@ def head_logprobs(
         known.entropy.view(-1)[pos] = torch.nan  # until the backward fills them
         known.recomputed.view(-1)[pos] = torch.nan
         known.fallback = False
-        out = (known.entropy.view(-1), known.recomputed.view(-1), pos, given, known)
+        out = _KnownOut(known.entropy.view(-1), known.recomputed.view(-1), pos, given, known)
     no_grad = not torch.is_grad_enabled() or not any(
         x is not None and x.requires_grad for x in (hidden, weight, bias)
     )
