@@ -602,3 +602,13 @@ def test_engine_releases_the_packing_after_a_rollout(mkl, monkeypatch):
         assert w.head_packed is None and all(layer.packed is None for layer in w)
         assert bool(engine._pack_store) == (keep > 0)
     assert outs[0] == outs[1]
+
+
+def test_two_checkouts_of_the_same_source_build_under_two_names(monkeypatch, tmp_path):
+    # torch's build files name the source's path: one shared name made each checkout rebuild after the other
+    name = kernels.build_name()
+    copy = tmp_path / "kernels.cpp"
+    copy.write_bytes(kernels.SOURCE.read_bytes())
+    monkeypatch.setattr(kernels, "SOURCE", copy)
+    assert kernels.build_name() != name
+    assert kernels.build_name() == kernels.build_name()

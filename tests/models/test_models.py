@@ -78,3 +78,36 @@ def test_run_directory_stands_for_its_latest_checkpoint(tmp_path):
     (tmp_path / "run" / "checkpoints" / "latest").write_text("step_000007\n")
     m2, _ = load(str(tmp_path / "run"))
     assert torch.equal(next(m2.parameters()), next(model.parameters()))
+
+
+def _word_level_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", "<pad>", "<eos>", "a", "b", "carry", "the", "1", "+", "="])}
+    t = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=t, pad_token="<pad>", eos_token="<eos>")
+
+
+@pytest.mark.parametrize("kind", ["byte", "word_level"])
+def test_token_ids_equal_the_tokenizer_call(kind, monkeypatch):
+    from r1.models.tokenizer import token_ids
+
+    tok = build_preset("tiny-qwen2")[1] if kind == "byte" else _word_level_tokenizer()
+    texts = ["", "1 + 1 = <answer>2</answer>", "<think>wait, carry</think><eos>", "héllo ✓ 日本 <|eos|>", "a b zzz",
+             "  spaces  \n"]
+    want = tok(texts, add_special_tokens=False).input_ids
+    calls = []
+    call = type(tok).__call__
+    monkeypatch.setattr(type(tok), "__call__", lambda self, *a, **k: calls.append(1) or call(self, *a, **k))
+    assert token_ids(tok, texts) == want and not calls  # the backend's batch encoder, not the call
+    # where the transformers call would change the backend's state first, it is the call that runs (same ids)
+    tok.backend_tokenizer.enable_padding(pad_id=tok.pad_token_id, pad_token=tok.pad_token)
+    assert token_ids(tok, texts) == want and len(calls) == 1
+    tok.backend_tokenizer.no_padding()
+    tok.split_special_tokens = True
+    split = token_ids(tok, texts)
+    assert len(calls) == 2
+    assert split == token_ids(tok, texts) == tok(texts, add_special_tokens=False).input_ids
+    assert split != want  # the end-of-sequence token spelled out, not one id

@@ -56,9 +56,12 @@ def _cpu_fingerprint() -> str:
 
 
 def build_name() -> str:
-    """The extension's name: one build per source, flags, CPU and torch version."""
+    """The extension's name: one build per source (its text and where it is), flags, CPU and torch version.
+
+    Where it is: torch's build files name the source's path, so two checkouts of the same source sharing one name
+    rebuilt it (~10 s) each time the other one had loaded it last."""
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS), _cpu_fingerprint(), torch.__version__):
+    for part in (SOURCE.read_bytes(), str(SOURCE.resolve()), " ".join(FLAGS), _cpu_fingerprint(), torch.__version__):
         h.update(part if isinstance(part, bytes) else part.encode())
     return f"r1_kernels_{h.hexdigest()[:12]}"
 

@@ -50,7 +50,9 @@ def rm_text(prompt: str, response: str, separator: str = DEFAULT_SEPARATOR) -> s
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     """Token ids of each text, keeping the last ``max_length`` (the score is read at the last token); an empty text
     becomes one EOS token (the model needs a position to read)."""
-    ids = tokenizer(texts, add_special_tokens=False).input_ids
+    from r1.models.tokenizer import token_ids
+
+    ids = token_ids(tokenizer, texts)
     fallback = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id]
     return [(row[-max_length:] if row else fallback) for row in ids]
 

@@ -45,6 +45,7 @@ from r1.models.fast import unsupported_reason
 from r1.models.lora import load_policy, lora_reason, set_base_path
 from r1.models.policy import lean_forward
 from r1.models.sequence import PackPlan, sequence_hidden
+from r1.models.tokenizer import token_ids
 from r1.runs import console, make_progress, prepare_run_dir
 from r1.tasks import build_task
 from r1.train.checkpoint import (
@@ -130,8 +131,8 @@ def _source_records(cfg: SFTConfig, tokenizer) -> list[dict]:
 def tokenize_records(records: list[dict], tokenizer, cfg: SFTConfig) -> list[tuple[list[int], list[bool]]]:
     """Token ids and a loss mask per example (mask True = the token is a training target)."""
     d = cfg.data
-    prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=False).input_ids
-    comps = tokenizer([r["completion"] for r in records], add_special_tokens=False).input_ids
+    prompts = token_ids(tokenizer, [r["prompt"] for r in records])
+    comps = token_ids(tokenizer, [r["completion"] for r in records])
     eos = [tokenizer.eos_token_id] if d.add_eos else []
     out = []
     for p, c in zip(prompts, comps):
