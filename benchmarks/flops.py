@@ -75,8 +75,7 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     ``rows`` completions of ``gen_len`` tokens each. Rollout: one prefill of the prompts (LM head on their last
     token), then ``gen_len - 1`` decode steps of ``rows`` rows. Reference and train passes (``train_logits``): the
     prompts once, then ``gen_len - 1`` completion tokens per row, LM head on every predicting position; train adds
-    the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight; the gate and up projections' as two products each, as
-    the SwiGLU's autograd node runs them). With ``replay`` (``grpo.replay_rollout``, the
+    the backward (``dX = dY W`` and ``dW = dYᵀ X`` per weight). With ``replay`` (``grpo.replay_rollout``, the
     default) the train pass is that backward alone, over the prompt and completion tokens as one matrix (the gate and
     up projections as two products), and the LM head's forward and backward on the ``rows * gen_len`` predicting
     positions. Attention scores, norms and activations are left out, so the time these products take is
@@ -88,17 +87,13 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     H = config.num_attention_heads
     KV = getattr(config, "num_key_value_heads", None) or H
     D = getattr(config, "head_dim", None) or E // H
-    I = config.intermediate_size
-    weights = [(E, (H + 2 * KV) * D), (H * D, E), (E, 2 * I), (I, E)]
+    weights = [(E, (H + 2 * KV) * D), (H * D, E), (E, 2 * config.intermediate_size), (config.intermediate_size, E)]
 
     def forward(out: Counter, m: int, head_rows: int, backward: bool = False) -> None:
         for k, n in weights + [(E, V)]:
             times, mm = (1, head_rows) if n == V else (L, m)
             out[(mm, k, n)] += times
-            if backward and n == 2 * I:  # the SwiGLU MLP's node (r1.models.sequence._MLP): gate and up apart
-                out[(mm, I, k)] += 2 * times  # dX
-                out[(I, mm, k)] += 2 * times  # dW
-            elif backward:
+            if backward:
                 out[(mm, n, k)] += times  # dX
                 out[(n, mm, k)] += times  # dW
 
@@ -110,6 +105,7 @@ def step_gemms(config, prompts: int, rows: int, prompt_len: int, gen_len: int, r
     for phase, backward in (("ref", False), ("train", True)):
         if phase == "train" and replay:
             m = prompts * prompt_len + c
+            I = config.intermediate_size
             for k, n in [w for w in weights if w[1] != 2 * I] + [(E, I), (E, I)]:  # gate and up apart
                 phases[phase][(m, n, k)] += L  # dX
                 phases[phase][(n, m, k)] += L  # dW

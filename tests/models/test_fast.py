@@ -6,7 +6,6 @@ Run: ``python -m pytest tests/models/test_fast.py -q``.
 import pytest
 import torch
 
-from r1.models import kernels
 from r1.models.fast import FastLM, unsupported_reason
 
 VOCAB = 50
@@ -56,19 +55,6 @@ def hf_logits(model, seqs: list[list[int]]) -> list[torch.Tensor]:
     """Per sequence, the (len, V) logits of an unpadded HF forward: the reference."""
     with torch.no_grad():
         return [model(torch.tensor([s])).logits[0] for s in seqs]
-
-
-def _graph_nodes(t: torch.Tensor) -> set[str]:
-    """The names of the autograd nodes behind ``t``."""
-    seen, todo, names = set(), [t.grad_fn], set()
-    while todo:
-        f = todo.pop()
-        if f is None or f in seen:
-            continue
-        seen.add(f)
-        names.add(type(f).__name__)
-        todo += [n for n, _ in f.next_functions]
-    return names
 
 
 def _decode(fast, prompts, new, weights):
@@ -131,8 +117,6 @@ def test_train_logits_and_gradients_match_transformers(arch, extra):
     model.zero_grad()
     out = fast.train_logits(prompts, group, completions, pad_id=0)
     assert out.shape == (len(group), 5, VOCAB)
-    if arch != "qwen3" and kernels.ops() is not None:  # the layers as r1 sft's fused autograd nodes (fast._fused_autograd)
-        assert {"_RMSNormBackward", "_QKVBackward", "_MLPBackward"} <= _graph_nodes(out)
     rows = [out[i, : len(c)] for i, c in enumerate(completions)]
     for a, b in zip(rows, ref_rows):
         torch.testing.assert_close(a, b.detach(), rtol=1e-4, atol=1e-5)

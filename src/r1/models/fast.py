@@ -152,26 +152,6 @@ def linear(
     return F.linear(x, w, b)
 
 
-def _fused_autograd(x: torch.Tensor, w: "LayerWeights") -> bool:
-    """Does a layer's train pass (autograd on) take ``r1.models.sequence``'s fused nodes (the RMSNorm, q/k/v + RoPE
-    and the SwiGLU MLP each one autograd node, forward and backward r1's one-pass kernels), as ``r1 sft`` does?
-    float32 without autocast on a CPU with the kernels built, no q/k norms (Qwen3's take the PyTorch code).
-
-    Why: under autograd the PyTorch code runs RoPE as five elementwise passes and the RMSNorm and SwiGLU as several
-    more, each with a backward of as many; on the GRPO train pass without the rollout's record (checkpointed layers,
-    completions longer than the record allows) those passes were ~1/5 of the layers' time at Qwen2.5-0.5B's shape.
-    ``tests/models/test_fast.py`` checks the pass's logits and gradients against ``transformers`` either way."""
-    return (
-        torch.is_grad_enabled()
-        and w.q_norm is None
-        and w.packed is None
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and not torch.is_autocast_enabled("cpu")
-        and fused_kernels(x.detach()) is not None
-    )
-
-
 def _residual_linear(x: torch.Tensor, h: torch.Tensor, w: "torch.Tensor | MKLPacked", b: torch.Tensor | None):
     """x + linear(h, w, b). Without autograd, float32 on a CPU whose float32 products take MKL (``ONEDNN_FP32``
     False), a plain matrix, no bias, contiguous x: the product accumulates into x in place (``addmm_``, MKL's
@@ -557,11 +537,6 @@ class FastLM:
     # ------------------------------------------------------------------------------------------------ blocks
     def _qkv(self, w: LayerWeights, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
         """(R, T, E) hidden → q (R, H, T, D), k and v (R, KV, T, D), RoPE applied."""
-        if _fused_autograd(x, w):  # the train pass: the RMSNorm and q/k/v + RoPE as one autograd node each
-            from r1.models.sequence import norm, qkv_heads
-
-            qkv = linear(norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv)
-            return tuple(t.transpose(1, 2) for t in qkv_heads(qkv, cos, sin, self.num_heads, self.num_kv_heads))
         return self._split_qkv(w, linear(rms_norm(x, w.n1, w.eps1), w.mat("qkv"), w.bqkv), cos, sin)
 
     def _split_qkv(self, w: LayerWeights, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
@@ -656,11 +631,6 @@ class FastLM:
     def _finish_layer(self, w: LayerWeights, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
         """The rest of a layer after attention: ``x`` (not to be used after: without autograd it may be updated in
         place) + o-projection, then + the SwiGLU MLP."""
-        if _fused_autograd(x, w):  # the train pass: the RMSNorm and the SwiGLU MLP as one autograd node each
-            from r1.models.sequence import mlp, norm
-
-            x = x + linear(attn_out, w.mat("o"), w.bo)
-            return x + mlp(norm(x, w.n2, w.eps2), w.wgu, w.bgu, w.wd, w.bd)
         x = _residual_linear(x, attn_out, w.mat("o"), w.bo)
         gu = linear(rms_norm(x, w.n2, w.eps2), w.mat("gu"), w.bgu)
         return _residual_linear(x, silu_mul(gu), w.mat("d"), w.bd)
