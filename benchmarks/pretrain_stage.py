@@ -35,13 +35,11 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def stage_config(folder: Path, threads: int, steps: int | None) -> Path:
-    """The demo's ``pretrain`` section as an ``r1 pretrain`` config file (written by this checkout's r1)."""
-    sys.path.insert(0, str(SRC))
+    """The demo's ``pretrain`` section (this checkout's) as an ``r1 pretrain`` config file. The YAML as written, not
+    a dump of r1's parsed config: that would spell out every default, keys an older checkout may not know."""
     import yaml
 
-    from r1.pipeline import __file__ as pipeline_init
-
-    demo = yaml.safe_load((Path(pipeline_init).parent / "demo.yaml").read_text())
+    demo = yaml.safe_load((SRC / "r1" / "pipeline" / "demo.yaml").read_text())
     cfg = demo["pretrain"]
     cfg["run"] = {**cfg.get("run", {}), "threads": threads, "progress": False, "log_every": 0, "save_every": 0,
                   "out_dir": str(folder / "runs"), "overwrite": True, "seed": demo.get("run", {}).get("seed", 0)}
@@ -54,9 +52,10 @@ def stage_config(folder: Path, threads: int, steps: int | None) -> Path:
 
 def worker(a) -> None:
     """Run one side's command as a child; print its wall time and peak RSS (this process's only child)."""
-    env = {**os.environ, "PYTHONPATH": a.src, "OMP_NUM_THREADS": str(a.threads) if a.threads else ""}
-    if not a.threads:
-        env.pop("OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # 0 threads: torch's own default
+    env["PYTHONPATH"] = a.src
+    if a.threads:
+        env["OMP_NUM_THREADS"] = str(a.threads)
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "r1", "pretrain", "-c", a.config, f"run.name={a.name}"],
                        env=env, capture_output=True, text=True)
