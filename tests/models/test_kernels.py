@@ -612,3 +612,66 @@ def test_two_checkouts_of_the_same_source_build_under_two_names(monkeypatch, tmp
     monkeypatch.setattr(kernels, "SOURCE", copy)
     assert kernels.build_name() != name
     assert kernels.build_name() == kernels.build_name()
+
+
+def reference_packed_attention(q, k, v, lengths, scale):
+    """Each example alone, plain softmax attention in float64: q (M, H, D), k / v (M, KV, D) → (M, H·D)."""
+    H, KV = q.shape[1], k.shape[1]
+    outs, s0 = [], 0
+    for n in lengths:
+        qe, ke, ve = (t[s0 : s0 + n].double().transpose(0, 1) for t in (q, k, v))  # (heads, n, D)
+        ke, ve = ke.repeat_interleave(H // KV, 0), ve.repeat_interleave(H // KV, 0)
+        s = (qe @ ke.transpose(1, 2)) * scale
+        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        outs.append((s.softmax(-1) @ ve).transpose(0, 1).reshape(n, -1))
+        s0 += n
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("H,KV,D", [(4, 2, 32), (3, 3, 16), (14, 2, 64), (2, 1, 128)])
+@pytest.mark.parametrize("lengths", [[1], [5, 1, 17, 33, 16], [40, 3, 64]], ids=["one", "odd", "tiles"])
+def test_packed_attention_and_backward_match_float64(K, H, KV, D, lengths):
+    torch.manual_seed(H * D + len(lengths))
+    M = sum(lengths)
+    q, k, v = (torch.randn(M, h, D, dtype=torch.float64, requires_grad=True) for h in (H, KV, KV))
+    scale = 0.7 / D**0.5
+    want = reference_packed_attention(q, k, v, lengths, scale)
+    do = torch.randn_like(want)
+    dq_ref, dk_ref, dv_ref = torch.autograd.grad(want, (q, k, v), do)
+    starts = torch.tensor([0] + lengths[:-1]).cumsum(0)
+    ln = torch.tensor(lengths)
+    args = [t.detach().float().reshape(M, -1) for t in (q, k, v)]
+    o, lse = K.packed_attention(*args, starts, ln, H, KV, scale)
+    close(o, want.detach().float(), tol=2e-6)
+    # the logsumexp the backward reads: of each row's scaled causal scores
+    s0, rows = 0, []
+    for n in lengths:
+        qe = q[s0 : s0 + n].detach().transpose(0, 1)
+        ke = k[s0 : s0 + n].detach().transpose(0, 1).repeat_interleave(H // KV, 0)
+        s = (qe @ ke.transpose(1, 2) * scale).masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        rows.append(s.logsumexp(-1).transpose(0, 1))
+        s0 += n
+    close(lse, torch.cat(rows).float(), tol=2e-6)
+    dq, dk, dv = K.packed_attention_backward(do.float(), *args, o, lse, starts, ln, H, KV, scale)
+    for got, ref in ((dq, dq_ref), (dk, dk_ref), (dv, dv_ref)):
+        close(got, ref.reshape(M, -1).float(), tol=1e-5)
+
+
+def test_packed_attention_rejects_bad_input(K):
+    q, k = torch.zeros(6, 4 * 32), torch.zeros(6, 2 * 32)
+    st, ln = torch.tensor([0, 3]), torch.tensor([3, 3])
+    o, lse = K.packed_attention(q, k, k, st, ln, 4, 2, 1.0)  # well-formed: runs
+    with pytest.raises(RuntimeError, match="cover 5 rows of 6"):
+        K.packed_attention(q, k, k, st, torch.tensor([3, 2]), 4, 2, 1.0)
+    with pytest.raises(RuntimeError, match="follow one another"):
+        K.packed_attention(q, k, k, torch.tensor([0, 2]), ln, 4, 2, 1.0)
+    with pytest.raises(RuntimeError, match="query heads"):
+        K.packed_attention(q, k, k, st, ln, 4, 3, 1.0)
+    with pytest.raises(RuntimeError, match="head dim 24"):
+        K.packed_attention(torch.zeros(6, 4 * 24), torch.zeros(6, 2 * 24), torch.zeros(6, 2 * 24), st, ln, 4, 2, 1.0)
+    with pytest.raises(RuntimeError, match=r"\(M, KV·D\)"):
+        K.packed_attention(q, k[:5], k, st, ln, 4, 2, 1.0)
+    with pytest.raises(RuntimeError, match="int64"):
+        K.packed_attention(q, k, k, st.int(), ln, 4, 2, 1.0)
+    with pytest.raises(RuntimeError, match="shaped as q"):
+        K.packed_attention_backward(q[:5], q, k, k, o, lse, st, ln, 4, 2, 1.0)

@@ -92,3 +92,38 @@ def test_packed_example_does_not_see_its_neighbours():
     torch.testing.assert_close(packed[0, 4:], alone[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(changed[0, 4:], packed[0, 4:])
     assert VOCAB > max(a + b)
+
+
+@pytest.mark.parametrize("H,KV,D", [(4, 2, 16), (6, 3, 32)])
+def test_packed_attention_kernel_is_the_groups_attention(monkeypatch, H, KV, D):
+    """``PackPlan.attention`` through r1's packed kernel (one autograd node) = through PyTorch's attention per group
+    of padded examples, its reference: outputs and the gradients of q, k and v; and the groups are what runs when an
+    example is longer than ``PACKED_KERNEL_MAX_LENGTH`` or the kernels are off."""
+    import r1.models.sequence as seq
+
+    if kernels.ops() is None:
+        pytest.skip(f"the fused kernels did not build: {kernels.error()}")
+    torch.manual_seed(D)
+    lengths = [7, 1, 30, 12, 13, 29, 2]
+    M = sum(lengths)
+    plan = PackPlan(lengths)
+    calls = []
+    real_apply = seq._PackedAttention.apply
+    monkeypatch.setattr(seq._PackedAttention, "apply", lambda *a: calls.append(1) or real_apply(*a))
+
+    def run(limit, use):
+        monkeypatch.setattr(seq, "PACKED_KERNEL_MAX_LENGTH", limit)
+        monkeypatch.setattr(kernels, "USE_KERNELS", use)
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(M, h, D, requires_grad=True) for h in (H, KV, KV))
+        out = plan.attention(q, k, v, 0.3)
+        out.backward(torch.randn_like(out))
+        return out.detach(), q.grad, k.grad, v.grad
+
+    fast = run(512, True)
+    assert len(calls) == 1
+    for limit, use in ((29, True), (512, False)):  # an example of 30 > limit; the kernels off
+        ref = run(limit, use)
+        assert len(calls) == 1
+        for got, want in zip(fast, ref):
+            torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
