@@ -59,6 +59,9 @@ def test_swiglu_backward_matches_autograd(K, M, I):
     close(h, h_ref.detach())
     close(dgate, dgu_ref[:, :I])
     close(dup, dgu_ref[:, I:])
+    h2, dgu = K.swiglu_backward_cat(gu.detach(), dh)  # the gradients side by side, as autograd's
+    close(h2, h_ref.detach())
+    close(dgu, dgu_ref)
 
 
 @pytest.mark.parametrize("shape", [(1, 8), (5, 3, 33), (200, 64)])

@@ -71,26 +71,18 @@ at::Tensor silu_mul(const at::Tensor& gu) {
 }
 
 // The SwiGLU's forward output and backward in one pass: gu (M, 2I), dh (M, I) the gradient of h = silu(gate)*up →
-// (h, dgate, dup), each (M, I).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& gu, const at::Tensor& dh) {
-  check_f32(gu, "gu");
-  check_f32(dh, "dh");
+// h (M, I) and the gate and up gradients, written at dgate[r * ld + j] and dup[r * ld + j].
+void swiglu_backward_rows(const at::Tensor& gu, const at::Tensor& dh, float* ph, float* pg, float* pu, int64_t ld) {
   const int64_t I = gu.size(-1) / 2;
   const int64_t M = I ? gu.numel() / (2 * I) : 0;
-  TORCH_CHECK(dh.numel() == M * I, "r1 kernels: swiglu_backward: dh holds ", dh.numel(), " values, expected ",
-              M * I);
-  auto h = at::empty({M, I}, gu.options());
-  auto dgate = at::empty({M, I}, gu.options());
-  auto dup = at::empty({M, I}, gu.options());
   const float* src = gu.data_ptr<float>();
   const float* dsrc = dh.data_ptr<float>();
-  float *ph = h.data_ptr<float>(), *pg = dgate.data_ptr<float>(), *pu = dup.data_ptr<float>();
   at::parallel_for(0, M, std::max<int64_t>(1, 8192 / std::max<int64_t>(I, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float* g = src + r * 2 * I;
       const float* u = g + I;
       const float* d = dsrc + r * I;
-      float *yh = ph + r * I, *yg = pg + r * I, *yu = pu + r * I;
+      float *yh = ph + r * I, *yg = pg + r * ld, *yu = pu + r * ld;
 #pragma omp simd
       for (int64_t j = 0; j < I; ++j) {
         float s = 1.0f / (1.0f + exp_approx(-g[j]));
@@ -101,7 +93,37 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> swiglu_backward(const at::Tensor&
       }
     }
   });
+}
+
+int64_t swiglu_check(const at::Tensor& gu, const at::Tensor& dh) {
+  check_f32(gu, "gu");
+  check_f32(dh, "dh");
+  const int64_t I = gu.size(-1) / 2;
+  const int64_t M = I ? gu.numel() / (2 * I) : 0;
+  TORCH_CHECK(dh.numel() == M * I, "r1 kernels: swiglu_backward: dh holds ", dh.numel(), " values, expected ",
+              M * I);
+  return M;
+}
+
+// → (h, dgate, dup), each (M, I).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& gu, const at::Tensor& dh) {
+  const int64_t M = swiglu_check(gu, dh), I = gu.size(-1) / 2;
+  auto h = at::empty({M, I}, gu.options());
+  auto dgate = at::empty({M, I}, gu.options());
+  auto dup = at::empty({M, I}, gu.options());
+  swiglu_backward_rows(gu, dh, h.data_ptr<float>(), dgate.data_ptr<float>(), dup.data_ptr<float>(), I);
   return {h, dgate, dup};
+}
+
+// → (h (M, I), dgu (M, 2I) = [dgate | dup]): the gradient of the fused gate/up product's output as one matrix, so its
+// input and weight gradients are one product each.
+std::tuple<at::Tensor, at::Tensor> swiglu_backward_cat(const at::Tensor& gu, const at::Tensor& dh) {
+  const int64_t M = swiglu_check(gu, dh), I = gu.size(-1) / 2;
+  auto h = at::empty({M, I}, gu.options());
+  auto dgu = at::empty({M, 2 * I}, gu.options());
+  float* pg = dgu.data_ptr<float>();
+  swiglu_backward_rows(gu, dh, h.data_ptr<float>(), pg, pg + I, 2 * I);
+  return {h, dgu};
 }
 
 // ------------------------------------------------------------------------------------------------- RMSNorm
@@ -777,20 +799,30 @@ void fwd_task(const float* q, const float* k, const float* v, float* o, float* l
     tri_products<D>(qh, H * D, kt, ld, L, scale, S);
     for (int64_t i = 0; i < L; ++i) {
       float* s = S + i * ld;
-      const int64_t n = i + 1;
+      const int64_t nb = (i + CB) / CB * CB;  // the 16-column blocks row i reaches
       float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+      for (int64_t j0 = 0; j0 < nb; j0 += CB) {
+#pragma omp simd reduction(max : mx)
+        for (int64_t c = 0; c < CB; ++c) {
+          const float x = j0 + c <= i ? s[j0 + c] : -std::numeric_limits<float>::infinity();
+          mx = x > mx ? x : mx;
+        }
+      }
       float sum = 0.0f;
+      for (int64_t j0 = 0; j0 < nb; j0 += CB) {
 #pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) {
-        const float e = exp_approx(s[j] - mx);
-        s[j] = e;
-        sum += e;
+        for (int64_t c = 0; c < CB; ++c) {
+          const float e = j0 + c <= i ? exp_approx(s[j0 + c] - mx) : 0.0f;
+          s[j0 + c] = e;
+          sum += e;
+        }
       }
       const float inv = 1.0f / sum;
+      for (int64_t j0 = 0; j0 < nb; j0 += CB) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) s[j] *= inv;
-      for (int64_t j = n; j < ld; ++j) s[j] = 0.0f;
+        for (int64_t c = 0; c < CB; ++c) s[j0 + c] *= inv;
+      }
+      for (int64_t j = nb; j < ld; ++j) s[j] = 0.0f;
       lse[(s0 + i) * H + h] = mx + std::log(sum);
     }
     rows_times<D>(S, ld, v + (s0 * KV + g) * D, KV * D, L, o + (s0 * H + h) * D, H * D);
@@ -831,14 +863,16 @@ void bwd_task(const float* q, const float* k, const float* v, const float* o, co
 #pragma omp simd reduction(+ : delta)
       for (int64_t c = 0; c < D; ++c) delta += doi[c] * oi[c];
       const float m = lse[base + i * H];
-      const int64_t n = i + 1;
+      const int64_t nb = (i + CB) / CB * CB;
+      for (int64_t j0 = 0; j0 < nb; j0 += CB) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        const float e = exp_approx(p[j] - m);
-        p[j] = e;
-        ds[j] = e * (ds[j] - delta) * scale;
+        for (int64_t c = 0; c < CB; ++c) {
+          const float e = j0 + c <= i ? exp_approx(p[j0 + c] - m) : 0.0f;
+          p[j0 + c] = e;
+          ds[j0 + c] = e * (ds[j0 + c] - delta) * scale;
+        }
       }
-      for (int64_t j = n; j < ld; ++j) p[j] = ds[j] = 0.0f;
+      for (int64_t j = nb; j < ld; ++j) p[j] = ds[j] = 0.0f;
     }
     rows_times<D>(dS, ld, kg, KV * D, L, dq + base * D, H * D);
     trans_times<D>(dS, ld, qh, H * D, L, dK);
@@ -941,6 +975,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> packed_attention_backward(
 TORCH_LIBRARY(r1, m) {
   m.def("silu_mul(Tensor gu) -> Tensor");
   m.def("swiglu_backward(Tensor gu, Tensor dh) -> (Tensor, Tensor, Tensor)");
+  m.def("swiglu_backward_cat(Tensor gu, Tensor dh) -> (Tensor, Tensor)");
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
   m.def("rms_norm_backward(Tensor dy, Tensor x, Tensor weight, float eps, Tensor(a!)? residual=None) -> (Tensor, Tensor)");
   m.def(
@@ -970,6 +1005,7 @@ TORCH_LIBRARY(r1, m) {
 TORCH_LIBRARY_IMPL(r1, CPU, m) {
   m.impl("silu_mul", silu_mul);
   m.impl("swiglu_backward", swiglu_backward);
+  m.impl("swiglu_backward_cat", swiglu_backward_cat);
   m.impl("rms_norm", rms_norm);
   m.impl("rms_norm_backward", rms_norm_backward);
   m.impl("decode_attention", decode_attention);

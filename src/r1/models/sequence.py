@@ -52,8 +52,9 @@ class _RMSNorm(torch.autograd.Function):
 
 class _MLP(torch.autograd.Function):
     """The SwiGLU MLP ``down(silu(gate) · up)`` of (M, E) rows: gate/up in one product, the SwiGLU in one pass, and
-    the backward as the replayed train pass runs it (``swiglu_backward`` gives silu(gate) · up back with the
-    gradients, so the (M, I) activation is not kept; the gate and up gradients are never concatenated)."""
+    the backward in one pass too (``swiglu_backward_cat`` gives silu(gate) · up back with the gradients, so the
+    (M, I) activation is not kept, and writes the gate and up gradients side by side: one (M, 2I) matrix, so the
+    input and weight gradients of the fused gate/up product are one product each)."""
 
     @staticmethod
     def forward(ctx, h: Tensor, wgu: Tensor, bgu: Tensor | None, wd: Tensor, bd: Tensor | None) -> Tensor:
@@ -65,17 +66,12 @@ class _MLP(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy: Tensor):
         h, wgu, wd, gu = ctx.saved_tensors
-        I = wd.shape[1]
         dy = dy.contiguous()
-        mid, dgate, dup = _kernels(gu).swiglu_backward(gu, dy @ wd)  # (M, I) each
+        mid, dgu = _kernels(gu).swiglu_backward_cat(gu, dy @ wd)  # (M, I), (M, 2I)
         need = ctx.needs_input_grad
-        dwgu = None
-        if need[1]:
-            dwgu = torch.empty_like(wgu)
-            torch.mm(dgate.t(), h, out=dwgu[:I])
-            torch.mm(dup.t(), h, out=dwgu[I:])
-        dh = torch.addmm(dgate @ wgu[:I], dup, wgu[I:]) if need[0] else None  # (M, E)
-        dbgu = torch.cat([dgate.sum(0), dup.sum(0)]) if need[2] else None
+        dwgu = dgu.t() @ h if need[1] else None
+        dh = dgu @ wgu if need[0] else None  # (M, E)
+        dbgu = dgu.sum(0) if need[2] else None
         return dh, dwgu, dbgu, dy.t() @ mid if need[3] else None, dy.sum(0) if need[4] else None
 
 
@@ -297,7 +293,8 @@ def sequence_hidden(
             q = rope(norm(qkv[..., : H * D].reshape(R, T, H, D), w.q_norm, w.eps_qk), cos, sin)
             k = rope(norm(qkv[..., H * D : (H + KV) * D].reshape(R, T, KV, D), w.k_norm, w.eps_qk), cos, sin)
         if plan is not None:
-            o = plan.attention(q[0], k[0], v[0], fast.scale)[None]  # (1, M, H D)
+            # views, not q[0]: a select's backward would zero-fill and copy each gradient
+            o = plan.attention(q.view(T, H, D), k.view(T, KV, D), v.view(T, KV, D), fast.scale)[None]  # (1, M, H D)
         else:
             o = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=fast.scale,
