@@ -21,6 +21,8 @@ kernels are off or do not apply: not float32, not a CPU, ``R1_KERNELS=0``).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -137,6 +139,9 @@ PACKED_KERNEL_MAX_LENGTH = 512
 ones go through PyTorch's attention in groups. Measured one thread, fwd + bwd against the groups' SDPA: 1.4x at 128
 tokens (3.3x on the demo's 15-79), 1.03-1.10x at 512, 0.6x at 1024 (its (L, L) tiles leave the cache)."""
 
+PACKED_KERNEL_HEAD_DIMS = (16, 32, 64, 128)
+"""The head dims the kernel is compiled for (``kernels.cpp`` ``R1_BY_HEAD_DIM``); others take PyTorch's groups."""
+
 BUCKET_RATIO = 1.25
 """Packed attention groups the examples by length: each group's padded width is at most this factor over its
 shortest member's (fewer groups: fewer calls; narrower: less padding in the attention only)."""
@@ -144,10 +149,11 @@ shortest member's (fewer groups: fewer calls; narrower: less padding in the atte
 
 class PackPlan:
     """How a packed row's examples meet in attention: ``PackPlan(lengths)`` for examples of these lengths laid one
-    after another. Examples of similar length are gathered into right-padded groups (``BUCKET_RATIO``), each
-    group's causal attention runs as one call, and the outputs go back to the packed order; so no position attends
-    to another example, and no attention is computed across examples (a block-diagonal mask would compute it and
-    throw it away: ~2x the work at these lengths)."""
+    after another. r1's packed attention kernel attends within each example on the packed rows as they are; where
+    it does not apply, examples of similar length are gathered into right-padded groups (``BUCKET_RATIO``), each
+    group's causal attention runs as one call, and the outputs go back to the packed order. Either way no position
+    attends to another example, and no attention is computed across examples (a block-diagonal mask would compute
+    it and throw it away: ~2x the work at these lengths)."""
 
     def __init__(self, lengths: list[int], device: torch.device | str = "cpu"):
         if not lengths or min(lengths) < 1:
@@ -157,11 +163,20 @@ class PackPlan:
             starts.append(total)
             total += n
         self.total = total
+        self._device = device
+        self.positions = torch.cat([torch.arange(n) for n in lengths]).to(device)  # (M,) RoPE positions
+        self.starts = torch.tensor(starts, dtype=torch.long)  # on the CPU: the kernel's arguments
+        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.max_length = max(lengths)
+
+    @functools.cached_property
+    def groups(self) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Per group: index (G, L) of its positions in the packed row (padding: clamped, never attended to by a real
+        position: it comes after), which of the G·L are real (a mask, and their indices), and those real positions
+        in the packed row. Made on first use: the packed kernel does not need them."""
+        lengths, starts, total = self.lengths.tolist(), self.starts.tolist(), self.total
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        # per group: index (G, L) of its positions in the packed row (padding: clamped, never attended to by a real
-        # position: it comes after), which of the G·L are real (a mask, and their indices), and those real
-        # positions in the packed row
-        self.groups: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        groups = []
         i = 0
         while i < len(order):
             j = i
@@ -173,21 +188,18 @@ class PackPlan:
             valid = torch.stack([ar < lengths[e] for e in order[i:j]]).reshape(-1)  # (G·width,)
             real = idx.reshape(-1)[valid]
             keep = valid.nonzero()[:, 0]
-            self.groups.append(tuple(t.to(device) for t in (idx.clamp(max=total - 1), valid, keep, real)))
+            groups.append(tuple(t.to(self._device) for t in (idx.clamp(max=total - 1), valid, keep, real)))
             i = j
-        self.positions = torch.cat([torch.arange(n) for n in lengths]).to(device)  # (M,) RoPE positions
-        self.starts = torch.tensor(starts, dtype=torch.long)  # on the CPU: the kernel's arguments
-        self.lengths = torch.tensor(lengths, dtype=torch.long)
-        self.max_length = max(lengths)
+        return groups
 
     def attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
         """q (M, H, D), k and v (M, KV, D) of the packed positions → (M, H·D), causal within each example: one
-        ``_PackedAttention`` node where the kernel applies (float32 on a CPU, head dim 16/32/64/128, examples up to
-        ``PACKED_KERNEL_MAX_LENGTH``), else PyTorch's attention per group (the kernel's reference)."""
+        ``_PackedAttention`` node where the kernel applies (float32 on a CPU, ``PACKED_KERNEL_HEAD_DIMS``, examples
+        up to ``PACKED_KERNEL_MAX_LENGTH``), else PyTorch's attention per group (the kernel's reference)."""
         H, KV = q.shape[1], k.shape[1]
         if (
             self.max_length <= PACKED_KERNEL_MAX_LENGTH
-            and q.shape[2] in (16, 32, 64, 128)
+            and q.shape[2] in PACKED_KERNEL_HEAD_DIMS
             and _kernels(q, k, v) is not None
             and not torch.is_autocast_enabled(q.device.type)
         ):
