@@ -359,6 +359,11 @@ class GRPOAlgoConfig:
     """Importance ratio: token (GRPO) | sequence (GSPO, arXiv:2507.18071: length-normalised sequence ratio)."""
     kl_coef: float = checked(0.0, ge=0)
     """β: KL penalty coefficient; the reference model is loaded only when > 0."""
+    reference_offload: bool = False
+    """β > 0: keep the reference model's weights in a file in the run directory (``reference.safetensors``, removed
+    when training ends) and map them in for each step's reference pass only (``r1.models.offload``): the same
+    logprobs, and the step's peak memory less about the model's size (its train pass no longer holds a second copy
+    of the weights), for a read of the file per step. Not with ``model.lora`` (its reference is the policy's base)."""
     kl_estimator: str = checked("k3", registry="r1.algo.kl:KL_ESTIMATORS")
     """KL estimator: k1 (log ratio) | k3 (Schulman's unbiased, non-negative; GRPO)."""
     dynamic_sampling: bool = False
@@ -414,6 +419,11 @@ class GRPOConfig:
             )
         if not self.rewards:
             yield "rewards", [], "list at least one reward, e.g. rewards=[{name: accuracy}]"
+        if g.reference_offload and self.model.lora_on() is not None:
+            yield "grpo.reference_offload", True, (
+                "not with model.lora: the reference is the policy's own base weights (adapters off), no second copy "
+                "to offload"
+            )
         labels = [r.label or r.name for r in self.rewards]
         sources = _mixture_sources(self.task)
         for i, r in enumerate(self.rewards):

@@ -89,16 +89,20 @@ def test_fused_head_gives_the_plain_logprobs_entropy_and_gradient(arch, extra, p
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def tied_pass(pass_name):
+    """A tied-head model's sampled batch and its forward through ``pass_name``, every row: (model, forward, batch
+    as the pass reads it, the sampled batch, rows, longest completion, token ids)."""
+    model, tok, full = sampled("qwen2", {"tie_word_embeddings": True})
+    rows = list(range(len(full.completion_ids)))
+    tc = max(map(len, full.completion_ids))
+    return model, forward_for(model, tok, pass_name), batch_for(full, pass_name), full, rows, tc, ids_of(full, rows, tc)
+
+
 @pytest.mark.parametrize("pass_name", PASSES)
 def test_no_pass_makes_the_full_logits(pass_name):
     """Forward + backward of the train pass and the reference pass: no tensor of (rows, tokens, vocabulary) size
     (the plain path's logits are one: the check sees them)."""
-    model, tok, full = sampled("qwen2", {"tie_word_embeddings": True})
-    pf = forward_for(model, tok, pass_name)
-    batch = batch_for(full, pass_name)
-    rows = list(range(len(full.completion_ids)))
-    tc = max(map(len, full.completion_ids))
-    ids = ids_of(full, rows, tc)
+    model, pf, batch, full, rows, tc, ids = tied_pass(pass_name)
     full_size = len(rows) * tc * VOCAB
     for fused in (True, False):
         pf.fused_head = fused

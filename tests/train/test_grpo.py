@@ -303,3 +303,32 @@ def test_bad_input_leaves_no_run_directory(tmp_path):
         with pytest.raises(R1Error):
             GRPOTrainer(tiny_cfg(tmp_path, f"bad{i}", bad))
         assert not (tmp_path / f"bad{i}").exists()
+
+
+def test_reference_offload_gives_the_same_run_and_holds_no_reference_between_passes(tmp_path):
+    """``grpo.reference_offload``: the same metrics and weights as the reference held in memory; between steps the
+    reference's parameters are empty and its weights are in the run directory's file, which training removes."""
+    from safetensors.torch import load_file
+
+    extra = ["grpo.kl_coef=0.05", "rollout.temperature=1.5", "run.steps=2"]
+    kept = train_grpo(tiny_cfg(tmp_path, "kept", *extra))
+    trainer = GRPOTrainer(tiny_cfg(tmp_path, "offload", *extra, "grpo.reference_offload=true"))
+    seen = []
+
+    def look(step, metrics):
+        file = trainer.run_dir / "reference.safetensors"
+        seen.append((file.is_file(), max(p.numel() for p in trainer.ref_model.parameters()), metrics["kl"]))
+
+    run = trainer.train(on_step_end=look)
+    assert [s[:2] for s in seen] == [(True, 0), (True, 0)]
+    assert seen[1][2] > 0  # the KL term saw a reference that differs from the updated policy
+    assert not (run / "reference.safetensors").exists()
+    assert _comparable(read_metrics(kept)) == _comparable(read_metrics(run))
+    wa = load_file(kept / "checkpoints" / "step_000002" / "model.safetensors")
+    wb = load_file(run / "checkpoints" / "step_000002" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_reference_offload_with_lora_is_refused(tmp_path):
+    with pytest.raises(R1Error, match=r"grpo.reference_offload=True: not with model.lora"):
+        tiny_cfg(tmp_path, "lora", "grpo.kl_coef=0.05", "grpo.reference_offload=true", "model.lora.r=4")

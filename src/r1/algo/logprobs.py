@@ -205,6 +205,29 @@ def _head_block(z_dtype: torch.dtype, h: Tensor, w: Tensor, b: Tensor | None, lo
     return z if temperature == 1 else z.div_(temperature)
 
 
+def param_grad(param: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """``param.grad`` to add a gradient into in place (made as zeros when there is none), or None where it cannot
+    take one (``param`` not a leaf that requires grad, or its ``.grad`` not a plain dense tensor of ``dtype``).
+
+    Why: with ``into_grad`` (a trainer's ``.backward()``, gradients summed over micro-batches in ``.grad``) the output
+    head's weight gradient is summed straight into ``.grad`` rather than returned to autograd, which would hold it
+    beside ``.grad`` until it adds them: at a 151,936 × 896 head, 0.51 GiB less at the backward's peak, and as much
+    again for a tied embedding's lookups (``r1.models.fast.embed_into_grad``), which autograd would sum with the
+    head's into a third (vocabulary, hidden) tensor first. ``torch.autograd.grad`` does not read ``.grad``: leave
+    ``into_grad`` off there (the default)."""
+    if param is None or not param.is_leaf or not param.requires_grad:
+        return None
+    g = param.grad
+    if g is None:
+        if param.dtype != dtype:
+            return None
+        param.grad = g = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        return g
+    if g.layout != torch.strided or g.dtype != dtype or not g.is_contiguous() or g.requires_grad:
+        return None
+    return g
+
+
 def _add_block_grads(dz: Tensor, h: Tensor, w: Tensor, low: torch.dtype | None, rows: slice, dh: Tensor | None,
                      dw: Tensor | None, db: Tensor | None) -> None:
     """Given a block's logit gradient ``dz`` (c, V): write its hidden states' gradient into ``dh[rows]`` and add its
@@ -226,11 +249,12 @@ class _HeadLogprobs(torch.autograd.Function):
     the backward recomputing each block's logits."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, token_ids, temperature, chunk, low, known, out):
+    def forward(ctx, hidden, weight, bias, token_ids, temperature, chunk, low, known, out, into_grad):
         m = hidden.shape[0]
         dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
         ctx.mark_non_differentiable(token_ids)
         ctx.temperature, ctx.chunk, ctx.low, ctx.out = temperature, chunk, low, out
+        ctx.param = weight if into_grad else None  # the Parameter itself: its ``.grad`` takes the weight's gradient
         if known is not None:  # no product: the values are known; the backward computes the rest (KnownLogprobs)
             ctx.one_block = None
             ctx.save_for_backward(hidden, weight, bias, token_ids, None, None)
@@ -262,14 +286,20 @@ class _HeadLogprobs(torch.autograd.Function):
         dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
         w = weight if low is None else weight.to(low)
         dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
-        dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if need_w else None  # (V, H)
+        # into_grad: the weight's gradient summed straight into its ``.grad`` (``param_grad``), none returned
+        made = need_w and ctx.param is not None and ctx.param.grad is None
+        into = param_grad(ctx.param, dtype) if need_w else None
+        fresh = into is None or made  # zeros: the known path may write over them
+        dw = into  # (V, H)
+        if into is None and need_w:
+            dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
         db = torch.zeros(bias.shape, dtype=dtype, device=bias.device) if need_b else None  # (V,)
         blocks = range(0, hidden.shape[0], chunk)
         if lse is None:  # known values: no forward ran, the entropy is not differentiable on this path
             g_ent = None
             if low is None and ctx.one_block is None and g_logps is not None:
                 if _known_vocab_chunked_backward(hidden, weight, bias, token_ids, g_logps.to(dtype), temperature,
-                                                 chunk, dh, dw, db, out):
+                                                 chunk, dh, dw, db, out, accumulate=not fresh):
                     blocks = range(0)  # done
                 else:
                     out.known.fallback = True  # the block loop below, with each block's own logsumexp
@@ -297,9 +327,9 @@ class _HeadLogprobs(torch.autograd.Function):
                 dz.addcmul_(p, (logp + ent[s, None]) * g_ent[s, None].to(dtype), value=-1)
             dz /= temperature  # (c, V): gradient of the block's logits
             _add_block_grads(dz, h, w, low, s, dh, dw, db)
-        dw = None if dw is None else dw.to(weight.dtype)
+        dw = None if dw is None or into is not None else dw.to(weight.dtype)
         db = None if db is None else db.to(bias.dtype)
-        return dh, dw, db, None, None, None, None, None, None
+        return dh, dw, db, None, None, None, None, None, None, None
 
 
 def _vocab_chunked_values(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, temperature: float,
@@ -340,7 +370,7 @@ logprobs imply before :func:`_known_vocab_chunked_backward` gives up and the blo
 
 def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Tensor, g: Tensor,
                                   temperature: float, chunk: int, dh: Tensor | None, dw: Tensor | None,
-                                  db: Tensor | None, out: _KnownOut) -> bool:
+                                  db: Tensor | None, out: _KnownOut, accumulate: bool = False) -> bool:
     """The known-values backward with the loop turned around (as :func:`_vocab_chunked_values`): every position
     against a chunk of the vocabulary at a time, three products a chunk (logits, hidden states' gradient, the chunk's
     weight gradient, each near the matmul peak), instead of 110-position blocks against the whole vocabulary.
@@ -353,7 +383,8 @@ def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Ten
     (``E_p[z] = c (h · A + Σ p̃ b) / τ``: no extra pass over the logits) for the metrics in ``out``. The hidden states'
     gradient ``g (w_y - c A) / τ`` is exact; the weight's and bias's softmax parts use ``p̃ = p / c``, off by the factor
     ``1 / c`` per position, so if any ``|log c|`` exceeds :data:`KNOWN_LSE_TOLERANCE` (or anything is not finite) this returns False and the caller
-    redoes the gradients block by block with each block's own logsumexp. Writes ``dh``/``dw``/``db`` (zeros on entry)
+    redoes the gradients block by block with each block's own logsumexp. Writes ``dh``/``dw``/``db`` (zeros on entry;
+    ``accumulate``: adds into ``dw``, a gradient summed so far, and takes back what it added when it gives up)
     and the metrics; True when done. (The entropy as ``lse - E_p[z]`` is as precise as the online one of
     :func:`_vocab_chunked_values`: a few 1e-5 absolute at large logits, a logged metric only.)"""
     m_rows, v = h.shape[0], w.shape[0]
@@ -374,15 +405,22 @@ def _known_vocab_chunked_backward(h: Tensor, w: Tensor, b: Tensor | None, y: Ten
         if bj is not None:
             s_b.addmv_(e, bj)
         dz = e.mul_(-gs[:, None])  # (M, c) the softmax part of the logits' gradient: -g p̃ / τ
-        if dw is not None:
+        if dw is not None and accumulate:
+            dw[j : j + vc].addmm_(dz.t(), h)
+        elif dw is not None:
             torch.mm(dz.t(), h, out=dw[j : j + vc])
         if db is not None:
             db[j : j + vc] = dz.sum(0)
     lse = shift + s0.log()  # this pass's own logsumexp
     if not (bool(lse.isfinite().all()) and float(s0.log().abs().max()) <= KNOWN_LSE_TOLERANCE):
-        for t in (dh, dw, db):
+        for t in (dh, db) if accumulate else (dh, dw, db):
             if t is not None:
                 t.zero_()
+        if dw is not None and accumulate:  # take back the same products (to a rounding of the sum)
+            for j in range(0, v, vc):
+                wj, bj = w[j : j + vc], None if b is None else b[j : j + vc]
+                e = _head_block(g.dtype, h, wj, bj, None, temperature).sub_(shift[:, None]).exp_()
+                dw[j : j + vc].addmm_(e.mul_(-gs[:, None]).t(), h, alpha=-1)
         return False
     at = out.pos
     expect_z = ((h * a).sum(-1) + s_b) / (s0 * temperature)  # E_p[z]
@@ -427,6 +465,7 @@ def head_logprobs(
     mask: Tensor | None = None,
     chunk_size: int | None = None,
     known: KnownLogprobs | None = None,
+    into_grad: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Log-prob of each ``token_ids`` entry and the entropy under ``softmax((hidden @ weight.T + bias) / τ)``,
     without ever holding the ``(N, T, V)`` logits; differentiable w.r.t. ``hidden``, ``weight`` and ``bias``.
@@ -451,6 +490,9 @@ def head_logprobs(
             ``chunk_size × V`` float32 blocks.
         known: the logprobs' values, known already (:class:`KnownLogprobs`): no product in the forward, and the
             entropy returned is ``known.entropy``, filled by the backward.
+        into_grad: the backward sums the weight's gradient straight into ``weight.grad`` (:func:`param_grad`), as
+            ``.backward()`` would, instead of returning it: one (V, H) tensor less at its peak. Not for
+            ``torch.autograd.grad``, which would not see that gradient.
 
     Returns:
         (logps, entropy): (N, T) each, float32 (fp64 for fp64 inputs without autocast).
@@ -486,7 +528,9 @@ def head_logprobs(
         if no_grad and low is None and h.shape[0] > chunk and known is None:  # values only (a reference pass)
             logps, ent = _vocab_chunked_values(h, weight, bias, y, float(temperature), int(chunk))
         else:
-            logps, ent = _HeadLogprobs.apply(h, weight, bias, y, float(temperature), int(chunk), low, given, out)
+            logps, ent = _HeadLogprobs.apply(
+                h, weight, bias, y, float(temperature), int(chunk), low, given, out, into_grad
+            )
     if out is not None:
         lp = logps.view(n, t) if mask is None else logps.new_zeros((n, t)).masked_scatter(mask, logps)
         return lp, known.entropy

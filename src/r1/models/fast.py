@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from r1.algo.logprobs import param_grad
 from r1.data.batching import left_pad
 from r1.models import kernels
 from r1.models.kernels import fused_kernels
@@ -439,6 +440,40 @@ def _into(record, kind: str, layer: int, dtype: torch.dtype) -> torch.Tensor | N
     return d
 
 
+class _EmbedIntoGrad(torch.autograd.Function):
+    """``F.embedding`` whose backward adds the lookups' gradient into ``weight.grad`` (``embed_into_grad``)."""
+
+    @staticmethod
+    def forward(ctx, ids, weight, padding_idx):
+        ctx.save_for_backward(ids)
+        ctx.param, ctx.padding_idx = weight, padding_idx
+        return F.embedding(ids, weight, padding_idx=padding_idx)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (ids,) = ctx.saved_tensors
+        flat, g = ids.reshape(-1), g.reshape(-1, g.shape[-1])  # (R·T,), (R·T, E)
+        if ctx.padding_idx is not None:  # nn.Embedding's padding_idx: its row gets no gradient from lookups
+            g = g.masked_fill((flat == ctx.padding_idx)[:, None], 0)
+        into = param_grad(ctx.param, ctx.param.dtype)
+        if into is None:  # its .grad cannot take it (made sparse by someone else): autograd's way
+            return None, torch.zeros_like(ctx.param).index_add_(0, flat, g.to(ctx.param.dtype)), None
+        into.index_add_(0, flat, g.to(into.dtype))
+        return None, None, None
+
+
+def embed_into_grad(ids: torch.Tensor, weight: torch.Tensor, padding_idx: int | None) -> torch.Tensor:
+    """``F.embedding(ids, weight, padding_idx)``, its weight gradient added straight into ``weight.grad`` by the
+    backward (``r1.algo.logprobs.param_grad``: a trainer's ``.backward()``), not returned to autograd: the lookups of
+    a (vocabulary, hidden) table touch a few rows, and autograd would otherwise make a whole-table gradient of
+    them (sparse: then summed with a tied head's into a new dense table). Plain ``F.embedding`` for a weight that is
+    not a leaf requiring grad."""
+    if not (torch.is_grad_enabled() and weight.is_leaf and weight.requires_grad):
+        return F.embedding(ids, weight, padding_idx=padding_idx)
+    return _EmbedIntoGrad.apply(ids, weight, padding_idx)
+
+
 def _add_into(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """x + y, into ``out`` when given (same shape)."""
     return x + y if out is None else torch.add(x, y, out=out)
@@ -460,6 +495,10 @@ class FastLM:
         self.num_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.num_heads
         self.scale = float(getattr(attn, "scaling", self.head_dim**-0.5))
         self._cached: tuple | None = None  # (key, Weights) of the last no-grad ``weights()``
+        self.grads_into_params = False
+        """The train forward's embedding lookups add their gradient straight into the embedding's ``.grad``
+        (``embed_into_grad``), as the trainer's ``.backward()`` would: no (vocabulary, hidden) gradient beside it.
+        False: autograd's own (what ``torch.autograd.grad`` needs)."""
         self.checkpoint_layers = False
         """Activation checkpointing in the train forward (``train_hidden`` / ``train_logits`` under autograd): each
         decoder layer of the completion pass keeps only its input and is recomputed in the backward (one more
@@ -467,6 +506,10 @@ class FastLM:
         activations, not every layer's (``grpo.activation_checkpointing``). False: the plain pass, its reference."""
 
     # ------------------------------------------------------------------------------------------------ weights
+    def drop_cached(self) -> None:
+        """Forget the frozen model's cached weight copies (its parameters were emptied: ``r1.models.offload``)."""
+        self._cached = None
+
     def weights(self) -> "Weights":
         """Fused per-layer weights (and the output head). Under autograd the concatenations are differentiable
         (gradients reach the model's parameters); under ``no_grad`` they are plain copies of the current values, and
@@ -787,9 +830,16 @@ class FastLM:
         embed = self.model.model.embed_tokens.weight
         pad_row = self.model.model.embed_tokens.padding_idx  # no gradient through it, as nn.Embedding
         # Tied to the head: the lookups' gradient sparse (autograd sums it into the head's dense one), sparing a
-        # (vocabulary, hidden) temporary; untied, dense (the optimizer takes dense gradients).
+        # (vocabulary, hidden) temporary; untied, dense (the optimizer takes dense gradients). With
+        # grads_into_params neither: it goes straight into embed.grad.
         sparse = embed is self.model.get_output_embeddings().weight
-        xp = F.embedding(p_ids, embed, padding_idx=pad_row, sparse=sparse)  # (U, P, E)
+
+        def lookup(ids: torch.Tensor) -> torch.Tensor:
+            if self.grads_into_params:
+                return embed_into_grad(ids, embed, pad_row)
+            return F.embedding(ids, embed, padding_idx=pad_row, sparse=sparse)
+
+        xp = lookup(p_ids)  # (U, P, E)
         cos_p, sin_p = self.rope_table(p_pos, xp.dtype)
         prompt_kv = []
         for w in weights:
@@ -808,7 +858,7 @@ class FastLM:
         first = rms_norm(xp[:, -1], norm.weight, eps)  # (U, E): predicts each row's completion token 0
         if Tc == 1:
             return first, grp, None, *head
-        xc = F.embedding(c_ids, embed, padding_idx=pad_row, sparse=sparse)  # (N, Tc-1, E)
+        xc = lookup(c_ids)  # (N, Tc-1, E)
         cos_c, sin_c = self.rope_table(c_pos, xc.dtype)
         checkpoint = self.checkpoint_layers and torch.is_grad_enabled()
         for w, (pk, pv) in zip(weights, prompt_kv):

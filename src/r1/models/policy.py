@@ -77,6 +77,21 @@ class PolicyForward:
         self.lean_reference = lean_forward(reference)
         self.use_lean = True  # False: the transformers forward (or the replay), the lean forward's reference
         self.fused_head = True  # False: logprobs from the full logits (policy_logits), the fused head's reference
+        self._into = False
+
+    @property
+    def grads_into_params(self) -> bool:
+        """The policy's output head and embedding add their weight gradients straight into ``.grad`` in the
+        backward (``r1.algo.logprobs.param_grad``), as a trainer's ``.backward()`` would: at a large vocabulary one or
+        two (vocabulary, hidden) tensors less at the backward's peak. Off by default (``torch.autograd.grad``
+        needs the gradients returned); the trainers turn it on."""
+        return self._into
+
+    @grads_into_params.setter
+    def grads_into_params(self, on: bool) -> None:
+        self._into = bool(on)
+        if self.lean_policy is not None:
+            self.lean_policy.grads_into_params = self._into
 
     def policy_logits(self, batch, rows: list[int], comp_len: int) -> torch.Tensor:
         """(n, comp_len, V) logits of the policy for ``rows`` of ``batch``, differentiable with respect to its
@@ -104,7 +119,8 @@ class PolicyForward:
             return self._from_logits(self.policy_logits(batch, rows, comp_len), batch, rows, token_ids, temperature)
         record = batch.record
         if record is not None and record.usable(self.policy, comp_len):
-            hidden = replay_hidden(record, [batch.record_rows[i] for i in rows], comp_len)  # (n, comp_len, E)
+            rec_rows = [batch.record_rows[i] for i in rows]
+            hidden = replay_hidden(record, rec_rows, comp_len, self._into)  # (n, comp_len, E)
             head = self.policy.lm_head
             return self._head(hidden, head.weight, head.bias, batch, rows, token_ids, temperature, chunk_size, known)
         args = (batch, rows, comp_len, token_ids, temperature, chunk_size, known)
@@ -146,7 +162,8 @@ class PolicyForward:
 
     def _head(self, hidden, weight, bias, batch, rows, token_ids, temperature, chunk_size, known=None):
         mask = self._real(batch, rows, hidden.shape[1])
-        return head_logprobs(hidden, weight, token_ids, temperature, bias, mask, chunk_size, known)
+        into = self._into and weight.requires_grad  # the reference's frozen head has no gradient to take
+        return head_logprobs(hidden, weight, token_ids, temperature, bias, mask, chunk_size, known, into)
 
     def _from_logits(self, logits, batch, rows, token_ids, temperature) -> tuple[Tensor, Tensor]:
         """The plain path: logprobs and entropies from the full (n, comp_len, V) logits, 0 at padding."""

@@ -43,6 +43,7 @@ from r1.models.fast import (
     rope_kernel,
     shared_prompt_layout,
 )
+from r1.algo.logprobs import param_grad
 from r1.models.kernels import fused_kernels
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
@@ -183,17 +184,18 @@ class ForwardRecord:
         )
 
 
-def replay_hidden(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
+def replay_hidden(record: ForwardRecord, rows: list[int], comp_len: int, grads_into_params: bool = False) -> Tensor:
     """(n, comp_len, E) final-norm hidden states at the positions that predict the completion tokens of record rows
     ``rows`` (as ``FastLM.train_hidden`` returns them), differentiable with respect to the model's parameters through
     the recorded activations. The output head is the caller's (``r1.algo.logprobs.head_logprobs``: a block of
-    logits at a time)."""
+    logits at a time). ``grads_into_params``: the embedding's gradient goes straight into its ``.grad``
+    (``r1.algo.logprobs.param_grad``), not through autograd (``FastLM.grads_into_params``)."""
     model = record.fast.model
     if not record.usable(model, comp_len):
         raise ValueError("the record does not hold the model's current forward (parameters changed or too short)")
     params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))  # tied weights once
     rows_t = torch.as_tensor(rows, dtype=torch.long, device=record.comp_ids.device)
-    return _Replay.apply(record, rows_t, comp_len, *params)
+    return _Replay.apply(record, rows_t, comp_len, grads_into_params, *params)
 
 
 def replay_logits(record: ForwardRecord, rows: list[int], comp_len: int) -> Tensor:
@@ -205,8 +207,8 @@ def replay_logits(record: ForwardRecord, rows: list[int], comp_len: int) -> Tens
 
 class _Replay(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, record: ForwardRecord, rows: Tensor, comp_len: int, *params: Tensor) -> Tensor:
-        ctx.record, ctx.rows, ctx.params = record, rows, params
+    def forward(ctx, record: ForwardRecord, rows: Tensor, comp_len: int, into: bool, *params: Tensor) -> Tensor:
+        ctx.record, ctx.rows, ctx.params, ctx.into = record, rows, params, into
         norm = record.fast.model.model.norm
         U, P, N, UP = record.U, record.P, record.N, record.U * record.P
         xL = record.buffers["x"][len(record.weights)]  # (M, E): the last layer's output
@@ -218,8 +220,8 @@ class _Replay(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        grads = backward(ctx.record, ctx.rows, grad)
-        return (None, None, None, *[grads.get(id(p)) for p in ctx.params])
+        grads = backward(ctx.record, ctx.rows, grad, ctx.into)
+        return (None, None, None, None, *[grads.get(id(p)) for p in ctx.params])
 
 
 # ---------------------------------------------------------------------------------------------- the backward
@@ -273,11 +275,11 @@ def _attention_backward(q, k, v, do, mask, scale: float):
     return dq, dk, dv
 
 
-def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Tensor]:
+def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = False) -> dict[int, Tensor]:
     """Gradients of ``sum(grad · hidden)`` with respect to the model's parameters, keyed by ``id(param)``.
 
     ``grad`` (n, Tc, E) is the gradient of the loss with respect to ``replay_hidden``'s output for ``rows`` (the
-    output head's own gradient is its caller's)."""
+    output head's own gradient is its caller's). ``into``: the embedding's is added into its ``.grad`` instead."""
     fast, model, weights = record.fast, record.fast.model, record.weights
     H, KV, D = fast.num_heads, fast.num_kv_heads, fast.head_dim
     U, P, N, T1 = record.U, record.P, record.N, record.T1
@@ -441,7 +443,10 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor) -> dict[int, Ten
         pad_row = model.model.embed_tokens.padding_idx
         if pad_row is not None:  # nn.Embedding's padding_idx: its row gets no gradient from lookups (a sampled pad)
             dx = dx.masked_fill((ids == pad_row)[:, None], 0)
-        if emb is model.get_output_embeddings().weight and id(emb) not in grads:
+        target = param_grad(emb, dtype) if into else None
+        if target is not None:  # straight into .grad: no (vocabulary, hidden) gradient for autograd to add up
+            target.index_add_(0, ids, dx.to(target.dtype))
+        elif emb is model.get_output_embeddings().weight and id(emb) not in grads:
             # Tied to the head: autograd sums this into the head's dense gradient, so a sparse one spares a
             # (vocabulary, hidden) temporary (0.5 GiB at a 151,936-token vocabulary).
             grads[id(emb)] = torch.sparse_coo_tensor(ids[None], dx, emb.shape, check_invariants=False)

@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -46,6 +47,7 @@ from r1.errors import R1Error
 from r1.generate import sampling_params, tokenize_prompt
 from r1.models import load as load_model
 from r1.models.lora import load_policy, set_base_path
+from r1.models.offload import OffloadedWeights
 from r1.models.policy import PolicyForward
 from r1.rewards import CompositeReward
 from r1.rollout import ENGINES, Completion, build_engine
@@ -65,6 +67,8 @@ from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, cli
 
 # Metrics that measure the machine, not the run; they differ between two identical runs.
 TIMING_PREFIXES = ("time/", "throughput/")
+REFERENCE_FILE = "reference.safetensors"
+"""``grpo.reference_offload``: the reference's weights in the run directory while training runs."""
 
 
 class PromptSampler:
@@ -228,21 +232,31 @@ class GRPOTrainer:
         if self.peft is not None:  # the adapter names its base (a preset base is saved in the run directory)
             set_base_path(self.peft, self.tok, c.model.path, self.run_dir, save=self.rank == 0)
         self.ref_model = None
+        self.ref_offload: OffloadedWeights | None = None  # grpo.reference_offload: its weights in a file between passes
         if c.grpo.kl_coef > 0 and self.peft is not None:  # LoRA: the base is the policy with its adapters off
             self.ref_model = self.model
         elif c.grpo.kl_coef > 0:  # the reference is the initial policy, also when resuming
             self.ref_model, _ = load_model(c.model.path, device=self.device, seed=c.run.seed)
             self.ref_model.eval().requires_grad_(False)
             dist.broadcast_params_(self.ref_model)
+            if c.grpo.reference_offload:  # rank 0 writes the file, every worker maps it in at its reference pass
+                path = self.run_dir / REFERENCE_FILE
+                self.ref_offload = OffloadedWeights(self.ref_model, path, write=self.rank == 0)
+                dist.barrier()
         dist.broadcast_params_(self.model)  # workers start from rank 0's weights, whatever their loaders did
         self.optimizer = build_optimizer(self.model, c.optim)
         # The policy's and the reference's logits for the losses; which forward computes them is its business.
+        reference_context = self.peft.disable_adapter if self.peft is not None else None
+        if self.ref_offload is not None:
+            reference_context = self.ref_offload.loaded
         self.policy_forward = PolicyForward(
-            self.model, self.ref_model, self.tok.pad_token_id, self.device,
-            reference_context=self.peft.disable_adapter if self.peft is not None else None,
+            self.model, self.ref_model, self.tok.pad_token_id, self.device, reference_context=reference_context
         )
+        if self.ref_offload is not None and self.policy_forward.lean_reference is not None:
+            self.ref_offload.on_release.append(self.policy_forward.lean_reference.drop_cached)  # its copies go too
         if self.policy_forward.lean_policy is not None:
             self.policy_forward.lean_policy.checkpoint_layers = c.grpo.activation_checkpointing
+        self.policy_forward.grads_into_params = True  # .backward() only: the head's gradients straight into .grad
         self.opt_steps_per_step = c.grpo.mu * c.grpo.num_minibatches
         self.scheduler = build_scheduler(self.optimizer, c.run.steps * self.opt_steps_per_step, c.optim)
         self.guard = NonFiniteGuard(c.run.max_nonfinite_steps)
@@ -463,8 +477,10 @@ class GRPOTrainer:
         )
 
     def ref_logprobs(self, b: TrainBatch) -> torch.Tensor:
-        """The reference model's logprobs of the sampled tokens, (N, Tc) float32, micro-batch by micro-batch."""
-        with torch.no_grad(), self.autocast():
+        """The reference model's logprobs of the sampled tokens, (N, Tc) float32, micro-batch by micro-batch (with
+        ``grpo.reference_offload`` its weights mapped in once for all of them)."""
+        offload = self.ref_offload.loaded() if self.ref_offload is not None else nullcontext()
+        with torch.no_grad(), self.autocast(), offload:
             ref_logps = torch.zeros_like(b.old_logps)
             for mb in micro_batches(b.lengths, list(range(len(b.lengths))), self.cfg.optim.tokens_per_micro_batch):
                 tc = max(b.completion_lengths[i] for i in mb)
@@ -717,6 +733,8 @@ class GRPOTrainer:
         finally:
             if self.logger is not None:
                 self.logger.close()
+            if self.ref_offload is not None and self.rank == 0:  # a resumed run writes it again from model.path
+                self.ref_offload.path.unlink(missing_ok=True)
         return self.run_dir
 
 
