@@ -52,21 +52,34 @@ def reference(model, prompts, comps, rows, weights):
     return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("arch,extra,products", [(*a, "default") for a in ARCHS[:5]] + [(*ARCHS[1], "plain")])
+@pytest.mark.parametrize(
+    "arch,extra,products",
+    [(*a, "default") for a in ARCHS[:5]] + [(*ARCHS[1], "plain"), (*ARCHS[0], "no gu"), (*ARCHS[1], "plain, no gu")],
+)
 def test_replay_matches_autograd_through_train_logits(arch, extra, products, monkeypatch):
     """``products="plain"``: the rollout's float32 products without MKL's packing, through oneDNN (as on AMD
-    CPUs), so the record's blocks are filled by copies rather than computed into."""
-    if products == "plain":
-        from r1.models import fast
+    CPUs), so the record's blocks are filled by copies rather than computed into. ``no gu``: the record keeps no
+    gate/up projections (``RECORD_GU_MAX_BYTES``, a real shape's), the backward recomputes them, and runs the MLP's
+    backward 7 rows at a time (``MLP_BLOCK_ELEMENTS``, as a real shape's thousands of rows are split) and the
+    attention's a few completions at a time (``ATTN_BLOCK_ELEMENTS``)."""
+    from r1.models import fast, replay
 
+    if "plain" in products:
         monkeypatch.setattr(fast, "USE_MKL_PACKED", False)
         monkeypatch.setattr(fast, "ONEDNN_FP32", fast.USE_ONEDNN)
+    if "no gu" in products:
+        monkeypatch.setattr(replay, "RECORD_GU_MAX_BYTES", 0)
+        monkeypatch.setattr(replay, "MLP_BLOCK_ELEMENTS", 7 * 2 * tiny(arch, **extra).config.intermediate_size)
+        monkeypatch.setattr(replay, "ATTN_BLOCK_ELEMENTS", 5 * 4 * (MAX_NEW - 1) * 16)  # blocks of ~5 rows
     model, tok, prompts, comps, rec = sample(arch, extra)
+    assert rec.keep_gu == ("no gu" not in products)
+    assert all(w.wqkv is None and w.wgu is None for w in rec.weights)  # the decode's fused copies are gone
+    assert rec.buffers["gu"].shape[1] == (rec.buffers["x"].shape[1] if rec.keep_gu else 0)
     lengths = [len(c) for c in comps]
     assert min(lengths) < max(lengths) == MAX_NEW, lengths  # rows finished at different steps
     for r, n in enumerate(lengths):  # a row left the batch when it finished: its later positions hold zeros
-        assert bool((rec.buffers["gu"][:, rec.U * rec.P :].view(
-            -1, rec.T1, rec.N, rec.buffers["gu"].shape[-1])[:, n - 1 :, r] == 0).all())
+        assert bool((rec.buffers["x2"][:, rec.U * rec.P :].view(
+            -1, rec.T1, rec.N, rec.buffers["x2"].shape[-1])[:, n - 1 :, r] == 0).all())
     rows = list(range(len(comps)))
     tc = max(lengths)
     weights = torch.randn(len(rows), tc, generator=torch.Generator().manual_seed(1))
@@ -155,11 +168,18 @@ def test_replay_of_one_token_completions_and_unpadded_prompts(texts, max_new):
 
 
 
-@pytest.mark.parametrize("arch,extra", [ARCHS[0], ARCHS[1], ARCHS[3]])
-def test_replay_of_a_bf16_autocast_rollout(arch, extra):
+@pytest.mark.parametrize("arch,extra,keep_gu", [(*ARCHS[0], True), (*ARCHS[1], True), (*ARCHS[3], True),
+                                                (*ARCHS[0], False)])
+def test_replay_of_a_bf16_autocast_rollout(arch, extra, keep_gu, monkeypatch):
     """Mixed precision (``model.dtype=bf16``): the rollout's forward ran its products in bfloat16; the replay's
     backward runs its products in bfloat16 too (float32 elementwise work). Its gradient is as close to the float32
-    gradient as autograd's under the same autocast is, over all parameters and parameter by parameter."""
+    gradient as autograd's under the same autocast is, over all parameters and parameter by parameter. (Also with
+    the gate/up projections recomputed in bfloat16 rather than recorded.)"""
+    from r1.models import replay
+
+    if not keep_gu:
+        monkeypatch.setattr(replay, "RECORD_GU_MAX_BYTES", 0)
+        monkeypatch.setattr(replay, "MLP_BLOCK_ELEMENTS", 5 * 2 * tiny(arch, **extra).config.intermediate_size)
     tok = build_byte_tokenizer()
     model = tiny(arch, vocab_size=len(tok), **extra)
     model.generation_config.eos_token_id = [tok.eos_token_id, *range(60, 100)]
@@ -169,7 +189,8 @@ def test_replay_of_a_bf16_autocast_rollout(arch, extra):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = engine.generate(prompts, 3, sampling, torch.Generator().manual_seed(0), record=True)
     rec = engine.last_record
-    assert rec is not None and rec.weights[0].wqkv.dtype == torch.bfloat16
+    assert rec is not None and rec.mat_dtype == torch.bfloat16
+    assert rec.weights[0].wqkv is None and rec.fused(0)[0].dtype == torch.bfloat16  # dropped, remade
     comps = [c.token_ids for group in out for c in group]
     assert min(map(len, comps)) < max(map(len, comps))  # rows left the batch at different steps
     rows, tc = list(range(len(comps))), max(map(len, comps))

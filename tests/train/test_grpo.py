@@ -221,7 +221,7 @@ def test_replayed_train_pass_gives_the_same_update(tmp_path, preset, micro, dtyp
     assert len(calls) == n and stats_replay["kl"] > 0
     assert stats_replay["logprob_diff_rollout_vs_train"] < 1e-6  # the very forward that sampled
     if dtype == "bf16":
-        assert r.record.weights[0].wqkv.dtype == torch.bfloat16
+        assert r.record.mat_dtype == torch.bfloat16
         assert 0 < stats_plain["logprob_diff_rollout_vs_train"] < 0.05
         for k in ("loss", "kl", "entropy", "grad_norm"):
             assert stats_replay[k] == pytest.approx(stats_plain[k], rel=0.05, abs=1e-3), k

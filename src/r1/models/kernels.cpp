@@ -641,18 +641,20 @@ at::Tensor decode_layers(const at::Tensor& x, at::TensorList norms, at::ArrayRef
   }
   for (const auto& b : record) {
     check_f32(b, "record buffer");
-    TORCH_CHECK(lo >= 0 && hi < b.size(0), "r1 kernels: decode_layers: record rows ", lo, "..", hi,
-                " outside a buffer of ", b.size(0));
+    TORCH_CHECK(b.size(0) == 0 || (lo >= 0 && hi < b.size(0)), "r1 kernels: decode_layers: record rows ", lo, "..",
+                hi, " outside a buffer of ", b.size(0));
   }
   const bool direct = !record.empty() && !slots;  // computed straight into the record's rows
+  // A buffer of 0 rows is an activation the record does not keep (the backward recomputes it).
+  auto kept = [&](int64_t k) { return !record.empty() && record[k].size(0) > 0; };
   // Where activation k (record order) of this step is computed: the record's rows, else a new (R, F) tensor.
   auto target = [&](int64_t k, int64_t F) {
-    return direct ? record[k].narrow(0, row0, R) : at::empty({R, F}, x.options());
+    return direct && kept(k) ? record[k].narrow(0, row0, R) : at::empty({R, F}, x.options());
   };
   // A value computed elsewhere, copied into the record's rows (scattered by slot_rows).
   auto keep = [&](int64_t k, const at::Tensor& v) {
     const int64_t F = v.size(-1);
-    float* dst = record.empty() ? nullptr : record[k].data_ptr<float>();
+    float* dst = kept(k) ? record[k].data_ptr<float>() : nullptr;
     if (!dst || (direct && v.data_ptr<float>() == dst + row0 * F)) return;  // none, or computed there
     const float* src = v.data_ptr<float>();
     for (int64_t r = 0; r < R; ++r)

@@ -50,6 +50,23 @@ KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
 attention ``x2``, the gate/up projections; ``x`` has one more entry: the last layer's output (the final norm's input)."""
 
+RECORD_GU_MAX_BYTES = 256 << 20
+"""The gate/up projections are recorded while they take at most this much memory; above it (a real shape: 4 layers
+× 4,112 rows × 9,728 float32 values = 0.6 GiB, 72 % of the record) the record keeps 0 rows of them and the backward
+recomputes them from ``x2`` (one product a layer, ~7 % of a 151,936-token head's train pass; on a tiny preset, where
+it would be ~30 % of a train pass with a negligible head, the record stays small and keeps them)."""
+
+
+MLP_BLOCK_ELEMENTS = 1 << 23
+"""The MLP's backward runs over blocks of rows of at most this many (rows × 2 I) gate/up values (32 MiB of float32,
+862 rows at Qwen2.5-0.5B's 9,728): its (rows, I)-wide temporaries then hold ~0.1 GiB, not ~0.6 GiB for a real
+shape's 4,112 rows, while each product keeps hundreds of rows (a tiny preset's rollout is one block)."""
+
+
+def _row_blocks(rows: int, width: int) -> list[slice]:
+    step = max(1, MLP_BLOCK_ELEMENTS // max(1, width))
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
+
 
 def _versions(model) -> tuple[int, ...]:
     return tuple(p._version for p in model.parameters())
@@ -79,10 +96,13 @@ class ForwardRecord:
         E, L = emb.shape[1], len(weights)
         widths = {"x": E, "qkv": (H + 2 * KV) * D, "o": H * D, "x2": E, "gu": weights[0].wgu.shape[0]}
         M = self.U * self.P + self.T1 * self.N
-        shapes = {k: (L + (k == "x"), M, f) for k, f in widths.items()}  # kind -> (L (+1), M, F)
         # Under mixed precision the products' outputs (q/k/v, attention output as the o-projection takes it,
         # gate/up) are kept in their low dtype, exactly; the residual stream in float32.
         low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else emb.dtype
+        self.mat_dtype = weights[0].wqkv.dtype  # the products' dtype in the recorded forward
+        self.keep_gu = L * M * widths["gu"] * low.itemsize <= RECORD_GU_MAX_BYTES
+        rows = {k: M if k != "gu" or self.keep_gu else 0 for k in widths}  # 0 rows: recomputed by the backward
+        shapes = {k: (L + (k == "x"), rows[k], f) for k, f in widths.items()}  # kind -> (L (+1), M or 0, F)
         dtypes = {k: low if k in ("qkv", "o", "gu") else emb.dtype for k in shapes}
         old = reuse.storage if reuse is not None else {}
         if all(k in old and old[k].shape == shape and old[k].dtype == dtypes[k] for k, shape in shapes.items()):
@@ -119,6 +139,8 @@ class ForwardRecord:
         are then scattered by ``put``)."""
         buf = self.buffers[kind][layer]  # (M, F)
         UP = self.U * self.P
+        if buf.shape[0] == 0:  # not kept
+            return None
         if self._t == 0:
             return buf[:UP].view(self.U, self.P, -1)
         if self._slot_rows is not None:
@@ -144,6 +166,8 @@ class ForwardRecord:
         that computed it into ``dest``'s block has nothing to put)."""
         buf = self.buffers[kind][layer]  # (M, F)
         UP = self.U * self.P
+        if buf.shape[0] == 0:  # not kept
+            return
         value = value.to(buf.dtype)  # a no-op but for a product's input recorded in the low dtype
         if self._t == 0:
             buf[:UP].copy_(value.reshape(UP, -1))
@@ -164,16 +188,34 @@ class ForwardRecord:
         """``tokens`` (N, ≥ T1): the sampled ids (the decode inputs). Unwritten positions become zeros, so every
         value the backward multiplies by a zero gradient is finite."""
         self.comp_ids.copy_(tokens[:, : self.T1].to(self.comp_ids.device))
+        cached = self.fast._cached
+        if cached is None or cached[1] is not self.weights:  # (a frozen model's copies are FastLM's, kept for reuse)
+            # The fused q/k/v and gate/up copies served the decode; the backward remakes one layer's at a time
+            # (``fused``): 4 layers × 37 MiB at Qwen2.5-0.5B's shape held from here to the backward, 0.9 GiB at 24.
+            for w in self.weights:
+                w.wqkv = w.wgu = None
         UP = self.U * self.P
         for rows, t in self._dropped:
             if t >= self.steps:
                 continue
             rows = rows.to(self.comp_ids.device)
-            for bufs in self.buffers.values():
+            for bufs in (b for b in self.buffers.values() if b.shape[1] > 0):
                 bufs[:, UP:].view(bufs.shape[0], self.T1, self.N, -1)[:, t : self.steps, rows] = 0
         self._dropped = []
 
     # ------------------------------------------------------------------------------------------ use
+    def fused(self, layer: int) -> tuple[Tensor, Tensor]:
+        """Layer ``layer``'s fused q/k/v ((H + 2 KV) D, E) and gate/up (2 I, E) matrices in the recorded forward's
+        dtype: the decode's copies while the record has them, else made again from the parameters (unchanged since,
+        as ``usable`` checks; the cast and concatenation of ``FastLM.weights``, so the same values)."""
+        w = self.weights[layer]
+        if w.wqkv is not None and w.wgu is not None:
+            return w.wqkv, w.wgu
+        a, m = self.fast.model.model.layers[layer].self_attn, self.fast.model.model.layers[layer].mlp
+        cast = [p.detach().to(self.mat_dtype) for p in (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight)]
+        return torch.cat(cast), torch.cat([m.gate_proj.weight.detach().to(self.mat_dtype),
+                                           m.up_proj.weight.detach().to(self.mat_dtype)])
+
     def usable(self, model, comp_len: int) -> bool:
         """Does this record hold ``model``'s forward, as its parameters are now, for ``comp_len`` tokens?"""
         return (
@@ -275,6 +317,26 @@ def _attention_backward(q, k, v, do, mask, scale: float):
     return dq, dk, dv
 
 
+ATTN_BLOCK_ELEMENTS = 1 << 22
+"""The attention's backward runs over blocks of rows whose (rows, heads, queries, keys) probabilities hold at most
+this many values (16 MiB of float32; a real shape's 16 rows × 14 heads × 255 × 271 are 4 blocks): its four tensors
+of that size then exist for one block at a time (~60 MiB, not ~250 MiB)."""
+
+
+def _attention_backward_blocks(q, k, v, do, mask, scale: float):
+    """:func:`_attention_backward` over blocks of the batch axis (``ATTN_BLOCK_ELEMENTS``); the same result."""
+    B, H, T, _ = q.shape
+    step = max(1, ATTN_BLOCK_ELEMENTS // max(1, H * T * k.shape[2]))
+    if step >= B:
+        return _attention_backward(q, k, v, do, mask, scale)
+    parts = [
+        _attention_backward(q[i : i + step], k[i : i + step], v[i : i + step], do[i : i + step],
+                            mask if mask.shape[0] == 1 else mask[i : i + step], scale)
+        for i in range(0, B, step)
+    ]
+    return tuple(torch.cat(xs) for xs in zip(*parts))
+
+
 def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = False) -> dict[int, Tensor]:
     """Gradients of ``sum(grad · hidden)`` with respect to the model's parameters, keyed by ``id(param)``.
 
@@ -313,7 +375,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = Fal
     # Mixed precision (a rollout under bf16 autocast: its matrices were cast once, ``FastLM.weights``): every product
     # takes its operands in that dtype, as autocast's backward would, and gives float32 back; the SwiGLU backward
     # runs in it too (gate/up are recorded in it), norms, RoPE and the attention backward in float32.
-    low = weights[0].wqkv.dtype if weights[0].wqkv.dtype in LOW_PRECISION else None
+    low = record.mat_dtype if record.mat_dtype in LOW_PRECISION else None
 
     def lo(t: Tensor) -> Tensor:
         """An operand of a product: in the low dtype under mixed precision (a no-op for one already in it)."""
@@ -340,36 +402,47 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = Fal
     add(norm.weight, dnorm)
 
     layers = model.model.layers
-    I = weights[0].wgu.shape[0] // 2
+    I = weights[0].wd.shape[1]
     for i in range(len(weights) - 1, -1, -1):
         w, layer = weights[i], layers[i]
+        wqkv, wgu = record.fused(i)  # made for this layer alone once the rollout has dropped its copies
         a, m = layer.self_attn, layer.mlp
         x, qkv, o, x2, gu = (tokens(record.buffers[k][i]) for k in KINDS)
         # MLP: x3 = x2 + down(silu(gate) * up), gate/up = gu(norm2(x2))
         # Under mixed precision the SwiGLU and its backward run in the low dtype, as autocast's forward and
         # backward do (gate/up are recorded in it): half the memory traffic of float32, no casts before products.
-        dx_lo = lo(dx)
-        dmid = dx_lo @ w.wd  # (Mt, I)
-        k = fused_kernels(gu, dmid)
-        if k is not None:  # float32 on a CPU: r1's one-pass SwiGLU forward + backward (the code below: reference)
-            h, dgate, dup = k.swiglu_backward(gu, dmid)
-        else:
-            gate, up = gu[:, :I], gu[:, I:]
-            silu = F.silu(gate)
-            h = silu * up
-            # Gate and up apart (contiguous, no (Mt, 2I) matrix written column-half by column-half).
-            dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (Mt, I)
-            dup = dmid * silu
-        add(m.down_proj.weight, mm(dx_lo.t(), h))
-        if w.bd is not None:
-            add(m.down_proj.bias, dx.sum(0))
-        h2 = lo(rms_norm(x2, w.n2, w.eps2))
-        add(m.gate_proj.weight, mm(dgate.t(), h2))
-        add(m.up_proj.weight, mm(dup.t(), h2))
-        if w.bgu is not None:
-            add(m.gate_proj.bias, dgate.sum(0, dtype=dtype))
-            add(m.up_proj.bias, dup.sum(0, dtype=dtype))
-        dh2 = torch.addmm(dgate @ w.wgu[:I], dup, w.wgu[I:]).to(dtype)  # (Mt, E)
+        h2_all = lo(rms_norm(x2, w.n2, w.eps2))
+        dx_all = lo(dx)
+        dh2 = torch.empty_like(dx)  # (Mt, E)
+        # A block of rows at a time: the (rows, I)-wide tensors of the SwiGLU's backward exist for one block only.
+        for r in _row_blocks(dx.shape[0], 2 * I):
+            h2, dx_lo = h2_all[r], dx_all[r]
+            if record.keep_gu:
+                g_u = gu[r]
+            else:  # not recorded (RECORD_GU_MAX_BYTES): the forward's product again, in the dtype it ran in
+                g_u = F.linear(h2, wgu, w.bgu)  # (rows, 2 I)
+            dmid = dx_lo @ w.wd  # (rows, I)
+            k = fused_kernels(g_u, dmid)
+            if k is not None:  # float32 on a CPU: r1's one-pass SwiGLU forward + backward (below: its reference)
+                h, dgate, dup = k.swiglu_backward(g_u, dmid)
+            else:
+                gate, up = g_u[:, :I], g_u[:, I:]
+                silu = F.silu(gate)
+                h = silu * up
+                # Gate and up apart (contiguous, no (rows, 2I) matrix written column-half by column-half).
+                dgate = torch.ops.aten.silu_backward(dmid * up, gate)  # (rows, I)
+                dup = dmid * silu
+                del gate, up, silu
+            add(m.down_proj.weight, mm(dx_lo.t(), h))
+            if w.bd is not None:
+                add(m.down_proj.bias, dx[r].sum(0))
+            add(m.gate_proj.weight, mm(dgate.t(), h2))
+            add(m.up_proj.weight, mm(dup.t(), h2))
+            if w.bgu is not None:
+                add(m.gate_proj.bias, dgate.sum(0, dtype=dtype))
+                add(m.up_proj.bias, dup.sum(0, dtype=dtype))
+            dh2[r] = torch.addmm(dgate @ wgu[:I], dup, wgu[I:])  # (rows, E)
+            del g_u, dmid, h, dgate, dup  # before the next block's are made
         dx2, dn2 = _rms_backward(dh2, x2, w.n2, w.eps2, residual=dx)  # dx + the norm's input gradient
         add(layer.post_attention_layernorm.weight, dn2)
         # Attention output projection: x2 = x + o_proj(o)
@@ -397,10 +470,10 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = Fal
 
         qp, kp, vp, dop = heads(q[:UP], U, P), heads(k[:UP], U, P), heads(v[:UP], U, P), heads(do[:UP], U, P)
         qc, kc, vc, doc = (comp_heads(t[UP:]) for t in (q, k, v, do))
-        dqc, dkc_all, dvc_all = _attention_backward(
+        dqc, dkc_all, dvc_all = _attention_backward_blocks(
             qc, torch.cat([kp[src], kc], dim=2), torch.cat([vp[src], vc], dim=2), doc, c_attn, fast.scale
         )
-        dqp, dkp, dvp = _attention_backward(qp, kp, vp, dop, p_attn, fast.scale)
+        dqp, dkp, dvp = _attention_backward_blocks(qp, kp, vp, dop, p_attn, fast.scale)
         dkp = dkp.index_add(0, src, dkc_all[:, :, :P])  # the completions' gradients reach their prompt's keys
         dvp = dvp.index_add(0, src, dvc_all[:, :, :P])
 
@@ -434,7 +507,7 @@ def backward(record: ForwardRecord, rows: Tensor, grad: Tensor, into: bool = Fal
             add(a.q_proj.bias, db[: H * D])
             add(a.k_proj.bias, db[H * D : (H + KV) * D])
             add(a.v_proj.bias, db[(H + KV) * D :])
-        dx, dn1 = _rms_backward(mm(dqkv_lo, w.wqkv), x, w.n1, w.eps1, residual=dx2)  # dx2 + the norm's
+        dx, dn1 = _rms_backward(mm(dqkv_lo, wqkv), x, w.n1, w.eps1, residual=dx2)  # dx2 + the norm's
         add(layer.input_layernorm.weight, dn1)
 
     emb = model.model.embed_tokens.weight

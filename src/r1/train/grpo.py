@@ -69,6 +69,10 @@ from r1.train.optim import NonFiniteGuard, build_optimizer, build_scheduler, cli
 TIMING_PREFIXES = ("time/", "throughput/")
 REFERENCE_FILE = "reference.safetensors"
 """``grpo.reference_offload``: the reference's weights in the run directory while training runs."""
+OFFLOADED_REFERENCE_TOKENS = 2048
+"""``grpo.reference_offload``: the reference pass's micro-batches hold at most this many tokens (or
+``optim.tokens_per_micro_batch`` if fewer): its activations (~0.2 GiB at Qwen2.5-0.5B's MLP width, not ~0.4 at
+the default 8,192) come on top of the weights it maps in, and that phase is then the step's peak."""
 
 
 class PromptSampler:
@@ -480,9 +484,12 @@ class GRPOTrainer:
         """The reference model's logprobs of the sampled tokens, (N, Tc) float32, micro-batch by micro-batch (with
         ``grpo.reference_offload`` its weights mapped in once for all of them)."""
         offload = self.ref_offload.loaded() if self.ref_offload is not None else nullcontext()
+        budget = self.cfg.optim.tokens_per_micro_batch
+        if self.ref_offload is not None:  # the memory-lean setting: smaller passes beside the mapped-in weights
+            budget = min(budget, OFFLOADED_REFERENCE_TOKENS)
         with torch.no_grad(), self.autocast(), offload:
             ref_logps = torch.zeros_like(b.old_logps)
-            for mb in micro_batches(b.lengths, list(range(len(b.lengths))), self.cfg.optim.tokens_per_micro_batch):
+            for mb in micro_batches(b.lengths, list(range(len(b.lengths))), budget):
                 tc = max(b.completion_lengths[i] for i in mb)
                 ids = b.completion_ids[mb, :tc]  # (n, tc)
                 ref_logps[mb, :tc] = self.policy_forward.reference_logprobs(b.rollouts, mb, tc, ids, b.temperature)
