@@ -287,9 +287,9 @@ class _HeadLogprobs(torch.autograd.Function):
         w = weight if low is None else weight.to(low)
         dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
         # into_grad: the weight's gradient summed straight into its ``.grad`` (``param_grad``), none returned
-        made = need_w and ctx.param is not None and ctx.param.grad is None
+        fresh = not need_w or ctx.param is None or ctx.param.grad is None  # zeros: the known path may write over them
         into = param_grad(ctx.param, dtype) if need_w else None
-        fresh = into is None or made  # zeros: the known path may write over them
+        fresh = fresh or into is None
         dw = into  # (V, H)
         if into is None and need_w:
             dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device)

@@ -211,10 +211,13 @@ class ForwardRecord:
         w = self.weights[layer]
         if w.wqkv is not None and w.wgu is not None:
             return w.wqkv, w.wgu
-        a, m = self.fast.model.model.layers[layer].self_attn, self.fast.model.model.layers[layer].mlp
-        cast = [p.detach().to(self.mat_dtype) for p in (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight)]
-        return torch.cat(cast), torch.cat([m.gate_proj.weight.detach().to(self.mat_dtype),
-                                           m.up_proj.weight.detach().to(self.mat_dtype)])
+        layer_ = self.fast.model.model.layers[layer]
+        a, m = layer_.self_attn, layer_.mlp
+
+        def fuse(*ps: Tensor) -> Tensor:
+            return torch.cat([p.detach().to(self.mat_dtype) for p in ps])
+
+        return fuse(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight), fuse(m.gate_proj.weight, m.up_proj.weight)
 
     def usable(self, model, comp_len: int) -> bool:
         """Does this record hold ``model``'s forward, as its parameters are now, for ``comp_len`` tokens?"""
