@@ -14,6 +14,7 @@ from r1.algo.logprobs import KnownLogprobs, head_logprobs, param_grad
 from r1.models.fast import embed_into_grad
 from tests.algo.test_chunked_head import plain, problem
 from tests.models.test_policy_head import PASSES, VOCAB, batch_for, forward_for, ids_of, sampled, tied_pass
+from tests.tolerance import assert_grad_close
 
 
 class NewTablesMade(TorchDispatchMode):
@@ -59,7 +60,7 @@ def test_head_into_grad_sums_the_returned_gradient_into_grad(tied, known):
                 assert kn.used and kn.fallback == (known == "fallback")
         results.append([p.grad.clone() for p in leaves])
     for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert_grad_close(a, b, rtol=1e-5)
 
 
 def test_param_grad_takes_only_a_plain_grad_of_a_leaf():
@@ -114,7 +115,7 @@ def test_policy_forward_into_grad_gives_autograds_gradients(arch, extra, pass_na
             (logps * w).sum().backward()
         results.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for n in results[0]:
-        torch.testing.assert_close(results[1][n], results[0][n], rtol=1e-4, atol=1e-6, msg=n)
+        assert_grad_close(results[1][n], results[0][n], msg=n)
 
 
 @pytest.mark.parametrize("pass_name", ["replay", "lean"])
