@@ -286,10 +286,11 @@ class _HeadLogprobs(torch.autograd.Function):
         dtype = _compute_dtype(hidden.dtype if low is None else torch.float32)
         w = weight if low is None else weight.to(low)
         dh = torch.zeros_like(hidden) if need_h else None  # (M, H)
-        # into_grad: the weight's gradient summed straight into its ``.grad`` (``param_grad``), none returned
-        fresh = not need_w or ctx.param is None or ctx.param.grad is None  # zeros: the known path may write over them
+        # into_grad: the weight's gradient summed straight into its ``.grad`` (``param_grad``), none returned; a
+        # ``.grad`` that held a gradient already is added to (a fresh one is zeros: the known path may write over it)
+        had_grad = ctx.param is not None and ctx.param.grad is not None
         into = param_grad(ctx.param, dtype) if need_w else None
-        fresh = fresh or into is None
+        accumulate = into is not None and had_grad
         dw = into  # (V, H)
         if into is None and need_w:
             dw = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
@@ -299,7 +300,7 @@ class _HeadLogprobs(torch.autograd.Function):
             g_ent = None
             if low is None and ctx.one_block is None and g_logps is not None:
                 if _known_vocab_chunked_backward(hidden, weight, bias, token_ids, g_logps.to(dtype), temperature,
-                                                 chunk, dh, dw, db, out, accumulate=not fresh):
+                                                 chunk, dh, dw, db, out, accumulate=accumulate):
                     blocks = range(0)  # done
                 else:
                     out.known.fallback = True  # the block loop below, with each block's own logsumexp

@@ -45,6 +45,7 @@ from r1.models.fast import (
 )
 from r1.algo.logprobs import param_grad
 from r1.models.kernels import fused_kernels
+from r1.models.lora import linear_weight
 
 KINDS = ("x", "qkv", "o", "x2", "gu")
 """Per layer: its input ``x``, the q/k/v projections (before RoPE), the attention output, the residual after
@@ -207,17 +208,17 @@ class ForwardRecord:
     def fused(self, layer: int) -> tuple[Tensor, Tensor]:
         """Layer ``layer``'s fused q/k/v ((H + 2 KV) D, E) and gate/up (2 I, E) matrices in the recorded forward's
         dtype: the decode's copies while the record has them, else made again from the parameters (unchanged since,
-        as ``usable`` checks; the cast and concatenation of ``FastLM.weights``, so the same values)."""
+        as ``usable`` checks; the weights, cast and concatenation of ``FastLM.weights``, so the same values)."""
         w = self.weights[layer]
         if w.wqkv is not None and w.wgu is not None:
             return w.wqkv, w.wgu
         layer_ = self.fast.model.model.layers[layer]
         a, m = layer_.self_attn, layer_.mlp
 
-        def fuse(*ps: Tensor) -> Tensor:
-            return torch.cat([p.detach().to(self.mat_dtype) for p in ps])
+        def fuse(*mods) -> Tensor:
+            return torch.cat([linear_weight(x)[0].detach().to(self.mat_dtype) for x in mods])
 
-        return fuse(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight), fuse(m.gate_proj.weight, m.up_proj.weight)
+        return fuse(a.q_proj, a.k_proj, a.v_proj), fuse(m.gate_proj, m.up_proj)
 
     def usable(self, model, comp_len: int) -> bool:
         """Does this record hold ``model``'s forward, as its parameters are now, for ``comp_len`` tokens?"""
